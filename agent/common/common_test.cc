@@ -1,0 +1,59 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/common/fd.h"
+#include "agent/common/status.h"
+#include "gtest/gtest.h"
+
+namespace seccomp_agent {
+namespace {
+
+TEST(UniqueFd, ClosesOnDestruction) {
+  int raw;
+  {
+    UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    raw = fd.get();
+  }
+  EXPECT_EQ(fcntl(raw, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+}
+
+TEST(UniqueFd, ReleaseKeepsFdOpen) {
+  UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  int raw = fd.release();
+  EXPECT_FALSE(fd.valid());
+  EXPECT_NE(fcntl(raw, F_GETFD), -1);
+  ::close(raw);
+}
+
+TEST(UniqueFd, MoveTransfersOwnership) {
+  UniqueFd a(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  int raw = a.get();
+  UniqueFd b(std::move(a));
+  EXPECT_FALSE(a.valid());
+  EXPECT_EQ(b.get(), raw);
+}
+
+TEST(Status, ErrnoRoundTrip) {
+  absl::Status s = ErrnoStatus(EACCES, "open /x");
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ErrnoOf(s), EACCES);
+  EXPECT_NE(s.message().find("open /x"), absl::string_view::npos);
+  EXPECT_NE(s.message().find("EACCES"), absl::string_view::npos);
+  EXPECT_EQ(ErrnoOf(absl::InternalError("x")), 0);
+}
+
+TEST(Status, ErrnoNames) {
+  EXPECT_EQ(ErrnoName(EPERM), "EPERM");
+  EXPECT_EQ(ErrnoFromString("EPERM"), EPERM);
+  EXPECT_EQ(ErrnoFromString("13"), 13);
+  EXPECT_EQ(ErrnoFromString("ENOPE"), -1);
+  EXPECT_EQ(ErrnoFromString("0"), -1);
+  EXPECT_EQ(ErrnoFromString("4096"), -1);
+}
+
+}  // namespace
+}  // namespace seccomp_agent

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package seccomp-agent needs to build, run and test.
+# Idempotent and quiet: packages already present are not fetched again.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  bazel-bootstrap build-essential pkg-config git
+  # libraries
+  libseccomp-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+  protobuf-compiler libabsl-dev libgtest-dev libgmock-dev nlohmann-json3-dev
+  libyaml-cpp-dev libspdlog-dev libcpp-httplib-dev libsystemd-dev
+  # fuzzing / sanitizers
+  clang-14 libclang-rt-14-dev
+  # runtimes and test rootfs
+  runc crun busybox-static umoci util-linux iproute2 procps
+  # kernel build and VM
+  linux-source-6.1 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
+  xz-utils kmod rsync
+  # example python plugin, benchmark plots
+  python3-grpcio gnuplot-nox
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
