@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,8 +26,9 @@ class TrappedChild {
   static absl::StatusOr<TrappedChild> Spawn(const std::vector<std::string>& syscalls,
                                             std::function<int()> body);
 
-  TrappedChild(TrappedChild&&) = default;
-  TrappedChild& operator=(TrappedChild&&) = default;
+  TrappedChild(TrappedChild&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), listener_(std::move(o.listener_)), go_(std::move(o.go_)) {}
+  TrappedChild& operator=(TrappedChild&&) = delete;
   // Kills (SIGKILL) and reaps the child if still running.
   ~TrappedChild();
 

@@ -1,0 +1,374 @@
+#include "agent/engine/engine.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/log.h"
+#include "agent/common/status.h"
+#include "agent/engine/decoder.h"
+#include "agent/seccomp/syscall_names.h"
+
+namespace seccomp_agent {
+namespace {
+
+// epoll tokens: key << 1 | kind.
+constexpr uint64_t kKindListener = 0;
+constexpr uint64_t kKindPidfd = 1;
+constexpr uint64_t kStopToken = ~0ULL;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// Names the runtimes give their own process between installing the filter
+// and exec'ing the workload.
+bool IsRuntimeComm(const char* comm) {
+  return strcmp(comm, "runc:[2:INIT]") == 0 || strcmp(comm, "crun") == 0;
+}
+
+}  // namespace
+
+struct Engine::Entry {
+  uint64_t key = 0;
+  ContainerInfo info;
+  UniqueFd listener;
+  UniqueFd pidfd;
+  // Cleared (for good) the first time the init pid traps with a name that is
+  // not the runtime's: from then on the workload runs.
+  std::atomic<bool> runtime_phase{true};
+  std::atomic<bool> removed{false};
+  ContainerStats stats;
+  int64_t registered_unix_ns = 0;
+};
+
+Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
+               std::shared_ptr<const CompiledPolicy> policy, DecisionLog* decision_log)
+    : opts_(opts), unotify_(unotify), decision_log_(decision_log), policy_(std::move(policy)) {}
+
+Engine::~Engine() { Stop(); }
+
+absl::Status Engine::Start() {
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) return ErrnoStatus(errno, "epoll_create1");
+  stop_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_event_) return ErrnoStatus(errno, "eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: wakes every worker once set
+  ev.data.u64 = kStopToken;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_event_.get(), &ev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl add stop eventfd");
+  }
+  int n = opts_.workers > 0 ? opts_.workers : 4;
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Worker(); });
+  return absl::OkStatus();
+}
+
+void Engine::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (stop_event_) {
+    uint64_t one = 1;  // level-triggered: every leader in turn sees it
+    (void)!write(stop_event_.get(), &one, sizeof(one));
+  }
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.clear();  // closes every listener and pidfd
+}
+
+void Engine::SetPolicy(std::shared_ptr<const CompiledPolicy> policy) {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  policy_ = std::move(policy);
+}
+
+std::shared_ptr<const CompiledPolicy> Engine::policy() const {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  return policy_;
+}
+
+absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
+  auto e = std::make_shared<Entry>();
+  e->info = std::move(info);
+  e->listener = std::move(listener);
+  e->registered_unix_ns = absl::ToUnixNanos(absl::Now());
+  // SYNC_WAKE_UP (6.6+) wakes the supervisor on the task's CPU and back:
+  // fewer cross-CPU wake-ups per round trip. Older kernels: EINVAL/ENOTTY.
+  if (sync_wakeup_supported_) {
+    absl::Status s = unotify_.SetFlags(e->listener.get(), SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+    if (!s.ok()) {
+      sync_wakeup_supported_ = false;
+      spdlog::info("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable, continuing without it: {}",
+                   std::string(s.message()));
+    }
+  }
+  // On 6.1 the listener hangs up only after the tasks are reaped; the init's
+  // pidfd tells us at exit.
+  e->pidfd.reset(PidfdOpen(e->info.init_pid));
+  if (!e->pidfd) {
+    spdlog::warn("container {}: pidfd_open({}) failed: {}; relying on listener hang-up", e->info.id,
+                 e->info.init_pid, strerror(errno));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::FailedPreconditionError("engine stopped");
+    e->key = next_key_++;
+    entries_[e->key] = e;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: see the class comment
+  ev.data.u64 = (e->key << 1) | kKindListener;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, e->listener.get(), &ev) != 0) {
+    absl::Status s = ErrnoStatus(errno, "epoll_ctl add listener");
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.erase(e->key);
+    return s;
+  }
+  if (e->pidfd) {
+    epoll_event pev{};
+    pev.events = EPOLLIN;
+    pev.data.u64 = (e->key << 1) | kKindPidfd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, e->pidfd.get(), &pev) != 0) {
+      spdlog::warn("container {}: cannot watch init pidfd: {}", e->info.id, strerror(errno));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Engine::Entry> Engine::Lookup(uint64_t key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(key);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) {
+  if (e->removed.exchange(true)) return;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e->listener.get(), nullptr);
+  if (e->pidfd) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e->pidfd.get(), nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.erase(e->key);
+  }
+  // The fds close when the last worker holding `e` lets go.
+  spdlog::info("container {} removed: {}", e->info.id, reason);
+  if (on_removed_) on_removed_(e->info.id, reason);
+}
+
+void Engine::Worker() {
+  std::unique_lock<std::mutex> lead(lead_mu_, std::defer_lock);
+  epoll_event ev;
+  while (!stopping_) {
+    if (!lead.owns_lock()) lead.lock();  // wait as a follower
+    if (stopping_) return;
+    int n = epoll_wait(epoll_.get(), &ev, 1, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("epoll_wait: {}", strerror(errno));
+      return;
+    }
+    if (n == 0) continue;
+    if (ev.data.u64 == kStopToken) return;
+    std::shared_ptr<Entry> e = Lookup(ev.data.u64 >> 1);
+    if (!e) continue;
+    if ((ev.data.u64 & 1) == kKindPidfd) {
+      Remove(e, "init process exited");
+      continue;
+    }
+    if (ev.events & EPOLLIN) {
+      HandleListener(e, lead);
+    } else if (ev.events & (EPOLLHUP | EPOLLERR)) {
+      Remove(e, "listener hung up: no task left in the filter");
+    }
+  }
+}
+
+void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<std::mutex>& lead) {
+  seccomp_notif n;
+  absl::Status s = unotify_.Recv(e->listener.get(), &n);
+  if (!s.ok()) {
+    int err = ErrnoOf(s);
+    if (err == ENOENT || err == EINTR) {
+      // The task died between readiness and RECV. A filter whose tasks are
+      // all gone answers ENOENT forever: stop watching on hang-up instead of
+      // spinning.
+      pollfd p{e->listener.get(), POLLIN, 0};
+      if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
+        Remove(e, "listener hung up: no task left in the filter");
+      }
+      return;
+    }
+    e->stats.errors++;
+    spdlog::error("container {}: {}", e->info.id, std::string(s.message()));
+    Remove(e, absl::StrCat("NOTIF_RECV failed: ", s.message()));
+    return;
+  }
+  Decide(e, n, lead);
+}
+
+bool Engine::IsRuntimeTask(const Entry& e, pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char comm[32] = {};
+  ssize_t r = read(fd, comm, sizeof(comm) - 1);
+  ::close(fd);
+  if (r <= 0) return false;
+  if (comm[r - 1] == '\n') comm[r - 1] = '\0';
+  return IsRuntimeComm(comm);
+}
+
+void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
+                    std::unique_lock<std::mutex>& lead) {
+  const int64_t t0 = NowNs();
+  e->stats.notifications++;
+  std::shared_ptr<const CompiledPolicy> policy = this->policy();
+
+  SyscallEvent ev;
+  ev.container = &e->info;
+  ev.id = n.id;
+  ev.pid = static_cast<pid_t>(n.pid);
+  ev.arch = n.data.arch;
+  ev.nr = n.data.nr;
+  ev.syscall = SyscallName(n.data.arch, n.data.nr);
+  ev.instruction_pointer = n.data.instruction_pointer;
+  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+
+  // The runtime's own pre-exec calls (runc init) pass when no rule names
+  // them. Only the init pid qualifies, and only until the init first traps
+  // under another name.
+  if (e->runtime_phase.load(std::memory_order_relaxed) && ev.pid == e->info.init_pid) {
+    if (IsRuntimeTask(*e, ev.pid)) {
+      ev.runtime_phase = true;
+    } else {
+      e->runtime_phase.store(false, std::memory_order_relaxed);
+    }
+  }
+
+  uint32_t needs = policy->Needs(ev.syscall);
+  if (decision_log_ != nullptr) needs |= kNeedPath | kNeedSockaddr;
+  bool read_memory = false;
+  if (needs != kNeedNothing) read_memory = DecodeEvent(ev, needs, opts_.max_write_capture);
+
+  CompiledPolicy::Verdict v = policy->Evaluate(ev);
+  const v1::Action& action = *v.action;
+
+  DecisionRecord rec;
+  rec.event = &ev;
+  rec.rule = std::string(v.rule);
+  rec.action = ActionKindName(action);
+  bool force_log = false;
+
+  // What was read from the task is only trustworthy if the task was alive
+  // (and so its pid not recycled) across the read.
+  if (read_memory) {
+    absl::Status valid = unotify_.IdValid(e->listener.get(), n.id);
+    if (!valid.ok()) {
+      e->stats.task_gone++;
+      rec.result = "task-gone";
+      rec.latency_ns = NowNs() - t0;
+      if (decision_log_) decision_log_->Write(rec);
+      return;
+    }
+  }
+
+  seccomp_notif_resp resp{};
+  resp.id = n.id;
+  bool handled = false;
+  switch (action.kind_case()) {
+    case v1::Action::kAllow:
+      resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      rec.result = "continue";
+      e->stats.allowed++;
+      break;
+    case v1::Action::kLog:
+      resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+      rec.result = "continue";
+      force_log = true;
+      e->stats.allowed++;
+      break;
+    case v1::Action::kDeny:
+      resp.error = -action.deny().errno_code();
+      rec.result = ErrnoName(action.deny().errno_code());
+      e->stats.denied++;
+      break;
+    case v1::Action::kReturn:
+      resp.val = action.return_().value();
+      rec.result = absl::StrCat(action.return_().value());
+      e->stats.returned++;
+      break;
+    default: {
+      if (handler_ != nullptr) {
+        // May take long: let a follower lead meanwhile.
+        if (lead.owns_lock()) lead.unlock();
+        absl::StatusOr<ActionHandler::Outcome> out = handler_->Handle(e->listener.get(), n, ev, action);
+        if (out.ok()) {
+          rec.result = out->result;
+          rec.backend = out->backend;
+          e->stats.substituted++;
+          handled = true;
+          break;
+        }
+        spdlog::warn("container {}: {} for {} failed, answering {}: {}", e->info.id, rec.action,
+                     ev.syscall, ErrnoName(opts_.fallback_errno), std::string(out.status().message()));
+      } else {
+        spdlog::warn("container {}: action {} is not available in this build; answering {}",
+                     e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
+      }
+      resp.error = -opts_.fallback_errno;
+      rec.result = ErrnoName(opts_.fallback_errno);
+      e->stats.denied++;
+      break;
+    }
+  }
+  if (!handled) {
+    absl::Status sent = unotify_.Send(e->listener.get(), resp);
+    if (!sent.ok()) {
+      if (ErrnoOf(sent) == ENOENT) {
+        e->stats.task_gone++;  // killed or interrupted while we decided: normal
+        rec.result = "task-gone";
+      } else {
+        e->stats.errors++;
+        spdlog::error("container {}: {}", e->info.id, std::string(sent.message()));
+        rec.result = absl::StrCat("send-failed: ", ErrnoName(ErrnoOf(sent)));
+      }
+    }
+  }
+  rec.latency_ns = NowNs() - t0;
+  if (decision_log_ != nullptr) {
+    decision_log_->Write(rec);
+  } else if (force_log) {
+    spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
+                 ev.path.value_or(""), rec.rule);
+  }
+}
+
+std::vector<ContainerSnapshot> Engine::Containers() const {
+  std::vector<ContainerSnapshot> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, e] : entries_) {
+    const ContainerStats& s = e->stats;
+    out.push_back(ContainerSnapshot{e->info, s.notifications.load(), s.allowed.load(),
+                                    s.denied.load(), s.returned.load(), s.substituted.load(),
+                                    s.task_gone.load(), s.errors.load(), e->registered_unix_ns});
+  }
+  return out;
+}
+
+size_t Engine::container_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace seccomp_agent

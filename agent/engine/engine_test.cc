@@ -1,0 +1,269 @@
+// The engine against the real kernel: real listeners from TrappedChild, a
+// real policy, the real ioctls.
+#include "agent/engine/engine.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "agent/engine/decision_log.h"
+#include "agent/policy/policy.h"
+#include "agent/seccomp/unotify.h"
+#include "agent/testing/trapped_child.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace seccomp_agent {
+namespace {
+
+using testing::TrappedChild;
+
+constexpr char kPolicy[] = R"(
+version: 1
+default_action: {allow: {}}
+rules:
+  - name: no-mkdir-in-forbidden
+    match: {syscalls: [mkdir, mkdirat], args: {path: "/forbidden/**"}}
+    action: {deny: {errno: EACCES}}
+  - name: fake-success
+    match: {syscalls: [mkdir, mkdirat], args: {path: "/fake*"}}
+    action: {return: {value: 0}}
+  - name: spoof-ppid
+    match: {syscalls: [getppid]}
+    action: {return: {value: 4242}}
+  - name: slow
+    match: {syscalls: [getpgrp]}
+    action: {plugin: {name: slowpoke}}
+plugins:
+  - {name: slowpoke, address: "unix:///nonexistent.sock"}
+)";
+
+std::shared_ptr<const CompiledPolicy> TestPolicy() {
+  auto p = CompiledPolicy::LoadString(kPolicy, "engine_test.yaml");
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+template <typename F>
+bool WaitFor(F cond, int timeout_ms) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+ContainerInfo Info(const std::string& id, pid_t pid) {
+  ContainerInfo c;
+  c.id = id;
+  c.init_pid = pid;
+  c.runtime = "test";
+  return c;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/engine-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto dl = DecisionLog::Open(dir_ + "/decisions.jsonl");
+    ASSERT_TRUE(dl.ok()) << dl.status();
+    log_ = std::move(*dl);
+  }
+  void TearDown() override {
+    engine_.reset();
+    log_.reset();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  void StartEngine(ActionHandler* handler = nullptr) {
+    EngineOptions o;
+    o.workers = 4;
+    engine_ = std::make_unique<Engine>(o, DefaultUnotify(), TestPolicy(), log_.get());
+    if (handler) engine_->SetActionHandler(handler);
+    ASSERT_TRUE(engine_->Start().ok());
+  }
+  std::vector<nlohmann::json> Decisions() {
+    std::ifstream in(dir_ + "/decisions.jsonl");
+    std::vector<nlohmann::json> out;
+    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+  std::string dir_;
+  std::unique_ptr<DecisionLog> log_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, DenySpoofAndAllowByPolicy) {
+  StartEngine();
+  std::string allowed = dir_ + "/allowed";
+  auto child = TrappedChild::Spawn({"mkdir", "getppid"}, [allowed] {
+    if (mkdir("/forbidden/x", 0755) != -1 || errno != EACCES) return 1;
+    if (mkdir("/fake1", 0755) != 0) return 2;
+    struct stat st;
+    if (stat("/fake1", &st) == 0) return 3;  // spoofed: nothing was made
+    if (syscall(SYS_getppid) != 4242) return 4;
+    if (mkdir(allowed.c_str(), 0755) != 0) return 5;  // default allow: CONTINUE
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("c1", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  struct stat st;
+  EXPECT_EQ(stat(allowed.c_str(), &st), 0);
+
+  // The record is written right after the reply: wait for the last one.
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 4; }, 3000)) << Decisions().size();
+  auto d = Decisions();
+  EXPECT_EQ(d[0]["container"], "c1");
+  EXPECT_EQ(d[0]["syscall"], "mkdir");
+  EXPECT_EQ(d[0]["args"]["path"], "/forbidden/x");
+  EXPECT_EQ(d[0]["rule"], "no-mkdir-in-forbidden");
+  EXPECT_EQ(d[0]["action"], "deny");
+  EXPECT_EQ(d[0]["result"], "EACCES");
+  EXPECT_GT(d[0]["latency_ns"].get<int64_t>(), 0);
+  EXPECT_EQ(d[1]["rule"], "fake-success");
+  EXPECT_EQ(d[1]["result"], "0");
+  EXPECT_EQ(d[2]["syscall"], "getppid");
+  EXPECT_EQ(d[2]["result"], "4242");
+  EXPECT_EQ(d[3]["rule"], "default");
+  EXPECT_EQ(d[3]["action"], "allow");
+  EXPECT_EQ(d[3]["result"], "continue");
+}
+
+TEST_F(EngineTest, ExitRemovesContainer) {
+  StartEngine();
+  auto child = TrappedChild::Spawn({"mkdir"}, [] { return 0; });
+  ASSERT_TRUE(child.ok()) << child.status();
+  std::atomic<int> removed{0};
+  engine_->OnRemoved([&](const std::string& id, const std::string&) {
+    if (id == "gone") removed++;
+  });
+  ASSERT_TRUE(engine_->AddContainer(Info("gone", child->pid()), child->TakeListener()).ok());
+  EXPECT_EQ(engine_->container_count(), 1u);
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 3000));
+  EXPECT_EQ(removed.load(), 1);
+}
+
+// A handler that takes a long time, like a hung plugin.
+class SlowHandler : public ActionHandler {
+ public:
+  absl::StatusOr<Outcome> Handle(int listener, const seccomp_notif& n, const SyscallEvent&,
+                                 const v1::Action&) override {
+    started++;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    seccomp_notif_resp r{};
+    r.id = n.id;
+    r.val = 7;
+    absl::Status s = DefaultUnotify().Send(listener, r);
+    if (!s.ok()) return s;
+    return Outcome{"7", "slow"};
+  }
+  std::atomic<int> started{0};
+};
+
+TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
+  SlowHandler slow;
+  StartEngine(&slow);
+  auto a = TrappedChild::Spawn({"getpgrp"}, [] { return syscall(SYS_getpgrp) == 7 ? 0 : 1; });
+  auto b = TrappedChild::Spawn({"getppid"}, [] {
+    for (int i = 0; i < 100; ++i) {
+      if (syscall(SYS_getppid) != 4242) return 1;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("slow", a->pid()), a->TakeListener()).ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("fast", b->pid()), b->TakeListener()).ok());
+  a->Start();
+  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }, 3000));
+  auto t0 = std::chrono::steady_clock::now();
+  b->Start();
+  EXPECT_EQ(b->Wait(), 0);
+  auto fast_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count();
+  // 100 decisions of B complete while A's decision is still held (1.5 s).
+  EXPECT_LT(fast_ms, 1000) << "container B waited behind container A's slow decision";
+  EXPECT_EQ(a->Wait(), 0);
+}
+
+TEST_F(EngineTest, SubstitutionWithoutHandlerFailsClosed) {
+  StartEngine();
+  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
+    return (syscall(SYS_getpgrp) == -1 && errno == EPERM) ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("c", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000)) << Decisions().size();
+  auto d = Decisions();
+  EXPECT_EQ(d[0]["action"], "plugin");
+  EXPECT_EQ(d[0]["result"], "EPERM");
+}
+
+TEST_F(EngineTest, TaskKilledMidDecisionIsNormal) {
+  SlowHandler slow;
+  StartEngine(&slow);
+  auto a = TrappedChild::Spawn({"getpgrp"}, [] { return syscall(SYS_getpgrp) == 7 ? 0 : 1; });
+  auto b = TrappedChild::Spawn({"getppid"}, [] { return syscall(SYS_getppid) == 4242 ? 0 : 1; });
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("victim", a->pid()), a->TakeListener()).ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("other", b->pid()), b->TakeListener()).ok());
+  a->Start();
+  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }, 3000));
+  kill(a->pid(), SIGKILL);
+  EXPECT_EQ(a->Wait(), 128 + SIGKILL);
+  b->Start();
+  EXPECT_EQ(b->Wait(), 0);  // the engine keeps serving others
+  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() <= 1; }, 3000));
+}
+
+TEST_F(EngineTest, PolicySwapTakesEffect) {
+  StartEngine();
+  auto p2 = CompiledPolicy::LoadString(
+      "version: 1\ndefault_action: {deny: {errno: ENOSYS}}\n", "second.yaml");
+  ASSERT_TRUE(p2.ok()) << p2.status();
+  engine_->SetPolicy(*p2);
+  auto child = TrappedChild::Spawn({"getppid"}, [] {
+    return (syscall(SYS_getppid) == -1 && errno == ENOSYS) ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("c", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+}
+
+TEST(DecisionLogFormat, InvalidUtf8IsReplacedNotThrown) {
+  ContainerInfo c = Info("x", 1);
+  SyscallEvent ev;
+  ev.container = &c;
+  ev.syscall = "openat";
+  ev.path = std::string("/bad\xff\xfe", 6);
+  DecisionRecord r;
+  r.event = &ev;
+  r.rule = "default";
+  r.action = "allow";
+  r.result = "continue";
+  std::string line = DecisionLog::Format(r);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["syscall"], "openat");
+  EXPECT_NE(j["args"]["path"].get<std::string>().find("/bad"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace seccomp_agent

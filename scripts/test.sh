@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# README command 2: installs what is needed, then runs every test: unit and
+# integration tests (real runc and crun containers) under Bazel, the kernel
+# selftests and the injector conformance suite in the patched kernel's VM.
+# Last line: `N passed, N failed` summed over every test case.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "scripts/test.sh must run as root (containers, seccomp listeners, QEMU)" >&2
+  exit 2
+fi
+bash scripts/install-deps.sh
+
+OUT=${SECCOMP_AGENT_TEST_OUT:-$ROOT/out/test}
+rm -rf "$OUT" && mkdir -p "$OUT"
+BAZEL=(bazel)
+if [[ -n "${CI:-}" ]]; then
+  BAZEL=(bazel --output_user_root=/var/cache/seccomp-agent/bazel-ci)
+fi
+
+status=0
+echo "== bazel test //... (unit and integration)"
+"${BAZEL[@]}" test //... --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
+
+extra=()
+if [[ -x kernel/selftest.sh ]]; then
+  echo "== kernel selftests in the VM (debug kernel)"
+  bash kernel/selftest.sh >"$OUT/kernel-selftest.log" 2>&1 || status=1
+  tail -n 3 "$OUT/kernel-selftest.log"
+  extra+=("$OUT/kernel-selftest.log")
+fi
+if [[ -x integration/vm_conformance/run.sh ]]; then
+  echo "== injector conformance suite in the VM (kernel backend)"
+  bash integration/vm_conformance/run.sh >"$OUT/vm-conformance.log" 2>&1 || status=1
+  tail -n 3 "$OUT/vm-conformance.log"
+  extra+=("$OUT/vm-conformance.log")
+fi
+
+[[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
+echo "== summary"
+python3 scripts/count_tests.py "$TESTLOGS" "${extra[@]}" || status=1
+exit $status
