@@ -16,8 +16,10 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/log.h"
 #include "agent/engine/decision_log.h"
+#include "agent/engine/action_router.h"
 #include "agent/engine/engine.h"
 #include "agent/handoff/server.h"
+#include "agent/injector/injector.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/unotify.h"
 
@@ -88,7 +90,11 @@ int Run() {
 
   EngineOptions eopts;
   eopts.workers = absl::GetFlag(FLAGS_workers);
+  // Substitutions: the backend is probed on the first listener and logged.
+  injector::Injector inj(injector::OptionsFromProto(policy->proto().injection()), DefaultUnotify());
+  ActionRouter router(&inj);
   Engine engine(eopts, DefaultUnotify(), policy, decisions.get());
+  engine.SetActionHandler(&router);
   if (absl::Status s = engine.Start(); !s.ok()) {
     spdlog::critical("engine: {}", std::string(s.message()));
     return 1;

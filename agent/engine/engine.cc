@@ -1,6 +1,7 @@
 #include "agent/engine/engine.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -54,6 +55,17 @@ struct Engine::Entry {
   int64_t registered_unix_ns = 0;
 };
 
+// A decision handed to the ActionHandler: owns what the reply and the log
+// need until the handler is done.
+struct Engine::Pending {
+  std::shared_ptr<Entry> entry;  // keeps the listener open
+  std::shared_ptr<const CompiledPolicy> policy;  // keeps `action` alive
+  SyscallEvent ev;
+  DecisionRecord rec;
+  uint64_t id = 0;
+  int64_t t0 = 0;
+};
+
 Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
                std::shared_ptr<const CompiledPolicy> policy, DecisionLog* decision_log)
     : opts_(opts), unotify_(unotify), decision_log_(decision_log), policy_(std::move(policy)) {}
@@ -71,6 +83,7 @@ absl::Status Engine::Start() {
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_event_.get(), &ev) != 0) {
     return ErrnoStatus(errno, "epoll_ctl add stop eventfd");
   }
+  (void)SyscallName(AUDIT_ARCH_X86_64, 0);  // builds the name table off the hot path
   int n = opts_.workers > 0 ? opts_.workers : 4;
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Worker(); });
   return absl::OkStatus();
@@ -285,7 +298,6 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
 
   seccomp_notif_resp resp{};
   resp.id = n.id;
-  bool handled = false;
   switch (action.kind_case()) {
     case v1::Action::kAllow:
       resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
@@ -312,37 +324,37 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
       if (handler_ != nullptr) {
         // May take long: let a follower lead meanwhile.
         if (lead.owns_lock()) lead.unlock();
-        absl::StatusOr<ActionHandler::Outcome> out = handler_->Handle(e->listener.get(), n, ev, action);
-        if (out.ok()) {
-          rec.result = out->result;
-          rec.backend = out->backend;
-          e->stats.substituted++;
-          handled = true;
-          break;
-        }
-        spdlog::warn("container {}: {} for {} failed, answering {}: {}", e->info.id, rec.action,
-                     ev.syscall, ErrnoName(opts_.fallback_errno), std::string(out.status().message()));
-      } else {
-        spdlog::warn("container {}: action {} is not available in this build; answering {}",
-                     e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
+        auto p = std::make_shared<Pending>();
+        p->entry = e;
+        p->policy = policy;
+        p->ev = std::move(ev);
+        p->rec = std::move(rec);
+        p->rec.event = &p->ev;
+        p->id = n.id;
+        p->t0 = t0;
+        handler_->Handle(e->listener.get(), n, p->ev, action, v.rule_index,
+                         [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
+                           Finish(p, std::move(out));
+                         });
+        return;
       }
+      spdlog::warn("container {}: action {} is not available in this build; answering {}",
+                   e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
       resp.error = -opts_.fallback_errno;
       rec.result = ErrnoName(opts_.fallback_errno);
       e->stats.denied++;
       break;
     }
   }
-  if (!handled) {
-    absl::Status sent = unotify_.Send(e->listener.get(), resp);
-    if (!sent.ok()) {
-      if (ErrnoOf(sent) == ENOENT) {
-        e->stats.task_gone++;  // killed or interrupted while we decided: normal
-        rec.result = "task-gone";
-      } else {
-        e->stats.errors++;
-        spdlog::error("container {}: {}", e->info.id, std::string(sent.message()));
-        rec.result = absl::StrCat("send-failed: ", ErrnoName(ErrnoOf(sent)));
-      }
+  absl::Status sent = unotify_.Send(e->listener.get(), resp);
+  if (!sent.ok()) {
+    if (ErrnoOf(sent) == ENOENT) {
+      e->stats.task_gone++;  // killed or interrupted while we decided: normal
+      rec.result = "task-gone";
+    } else {
+      e->stats.errors++;
+      spdlog::error("container {}: {}", e->info.id, std::string(sent.message()));
+      rec.result = absl::StrCat("send-failed: ", ErrnoName(ErrnoOf(sent)));
     }
   }
   rec.latency_ns = NowNs() - t0;
@@ -352,6 +364,34 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
                  ev.path.value_or(""), rec.rule);
   }
+}
+
+void Engine::Finish(const std::shared_ptr<Pending>& p,
+                    absl::StatusOr<ActionHandler::Outcome> out) {
+  Entry& e = *p->entry;
+  DecisionRecord& rec = p->rec;
+  if (out.ok()) {
+    rec.result = out->result;
+    rec.backend = out->backend;
+    if (!out->rule.empty()) rec.rule = out->rule;
+    if (!out->action.empty()) rec.action = out->action;
+    if (out->task_gone) {
+      e.stats.task_gone++;
+    } else {
+      e.stats.substituted++;
+    }
+  } else {
+    spdlog::warn("container {}: {} for {} failed, answering {}: {}", e.info.id, rec.action,
+                 p->ev.syscall, ErrnoName(opts_.fallback_errno), std::string(out.status().message()));
+    seccomp_notif_resp resp{};
+    resp.id = p->id;
+    resp.error = -opts_.fallback_errno;
+    absl::Status sent = unotify_.Send(e.listener.get(), resp);
+    rec.result = sent.ok() ? ErrnoName(opts_.fallback_errno) : "task-gone";
+    (sent.ok() ? e.stats.denied : e.stats.task_gone)++;
+  }
+  rec.latency_ns = NowNs() - p->t0;
+  if (decision_log_ != nullptr) decision_log_->Write(rec);
 }
 
 std::vector<ContainerSnapshot> Engine::Containers() const {

@@ -39,18 +39,26 @@
 namespace seccomp_agent {
 
 // Answers actions the engine cannot answer itself: substitutions (the
-// injector) and plugin decisions. The handler must send the reply.
+// injector) and plugin decisions. Runs on a worker that is no longer the
+// leader, so it may take its time; it may also finish asynchronously.
 class ActionHandler {
  public:
   virtual ~ActionHandler() = default;
   struct Outcome {
     std::string result;   // for the decision log: "fd 5", "EPERM", "12", ...
     std::string backend;  // "kernel", "emulation", "plugin:NAME", ...
+    std::string rule;     // when set, replaces the rule name in the log
+    std::string action;   // when set, replaces the action name in the log
+    bool task_gone = false;
   };
-  // Returns an error when no reply was sent; the engine then answers with
-  // `fallback_errno` (fail closed).
-  virtual absl::StatusOr<Outcome> Handle(int listener, const seccomp_notif& notif,
-                                         const SyscallEvent& ev, const v1::Action& action) = 0;
+  using Done = std::function<void(absl::StatusOr<Outcome>)>;
+  // Carries out `action` for the pending notification `notif` and calls
+  // `done` exactly once, inline or later from any thread. OK: the handler
+  // sent the reply. An error: no reply was sent; the engine then answers
+  // with EngineOptions::fallback_errno (fail closed). `ev` and the listener
+  // stay valid until `done` runs.
+  virtual void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+                      const v1::Action& action, int rule_index, Done done) = 0;
 };
 
 struct EngineOptions {
@@ -114,6 +122,8 @@ class Engine {
   void Remove(const std::shared_ptr<Entry>& e, const std::string& reason);
   std::shared_ptr<Entry> Lookup(uint64_t key) const;
   bool IsRuntimeTask(const Entry& e, pid_t pid);
+  struct Pending;
+  void Finish(const std::shared_ptr<Pending>& p, absl::StatusOr<ActionHandler::Outcome> out);
 
   EngineOptions opts_;
   UnotifyInterface& unotify_;

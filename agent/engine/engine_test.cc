@@ -161,16 +161,19 @@ TEST_F(EngineTest, ExitRemovesContainer) {
 // A handler that takes a long time, like a hung plugin.
 class SlowHandler : public ActionHandler {
  public:
-  absl::StatusOr<Outcome> Handle(int listener, const seccomp_notif& n, const SyscallEvent&,
-                                 const v1::Action&) override {
+  void Handle(int listener, const seccomp_notif& n, const SyscallEvent&, const v1::Action&, int,
+              Done done) override {
     started++;
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     seccomp_notif_resp r{};
     r.id = n.id;
     r.val = 7;
     absl::Status s = DefaultUnotify().Send(listener, r);
-    if (!s.ok()) return s;
-    return Outcome{"7", "slow"};
+    if (!s.ok()) return done(s);
+    Outcome o;
+    o.result = "7";
+    o.backend = "slow";
+    done(o);
   }
   std::atomic<int> started{0};
 };
@@ -199,6 +202,73 @@ TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
   // 100 decisions of B complete while A's decision is still held (1.5 s).
   EXPECT_LT(fast_ms, 1000) << "container B waited behind container A's slow decision";
   EXPECT_EQ(a->Wait(), 0);
+}
+
+// Finishes later, from another thread, as a plugin call does.
+class AsyncHandler : public ActionHandler {
+ public:
+  void Handle(int listener, const seccomp_notif& n, const SyscallEvent& ev, const v1::Action&,
+              int rule_index, Done done) override {
+    seen_rule_index = rule_index;
+    seen_syscall = ev.syscall;
+    uint64_t id = n.id;
+    std::thread([listener, id, done] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      seccomp_notif_resp r{};
+      r.id = id;
+      r.val = 9;
+      absl::Status s = DefaultUnotify().Send(listener, r);
+      if (!s.ok()) return done(s);
+      Outcome o;
+      o.result = "9";
+      o.backend = "async";
+      o.rule = "plugin:slowpoke";
+      done(o);
+    }).detach();
+  }
+  std::atomic<int> seen_rule_index{-100};
+  std::string seen_syscall;
+};
+
+TEST_F(EngineTest, AsyncHandlerCompletesLater) {
+  AsyncHandler h;
+  StartEngine(&h);
+  auto child = TrappedChild::Spawn({"getpgrp"}, [] { return syscall(SYS_getpgrp) == 9 ? 0 : 1; });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("async", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  EXPECT_EQ(h.seen_rule_index.load(), 3);  // the "slow" rule of kPolicy
+  EXPECT_EQ(h.seen_syscall, "getpgrp");
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  auto d = Decisions();
+  EXPECT_EQ(d[0]["rule"], "plugin:slowpoke");
+  EXPECT_EQ(d[0]["backend"], "async");
+  EXPECT_EQ(d[0]["result"], "9");
+  EXPECT_GE(d[0]["latency_ns"].get<int64_t>(), 50 * 1000 * 1000);
+}
+
+// Fails without replying: the engine must answer with the fallback errno.
+class FailingHandler : public ActionHandler {
+ public:
+  void Handle(int, const seccomp_notif&, const SyscallEvent&, const v1::Action&, int,
+              Done done) override {
+    done(absl::UnavailableError("plugin down"));
+  }
+};
+
+TEST_F(EngineTest, HandlerErrorFailsClosed) {
+  FailingHandler h;
+  StartEngine(&h);
+  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
+    return (syscall(SYS_getpgrp) == -1 && errno == EPERM) ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("fails", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  EXPECT_EQ(Decisions()[0]["result"], "EPERM");
 }
 
 TEST_F(EngineTest, SubstitutionWithoutHandlerFailsClosed) {
