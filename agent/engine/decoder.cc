@@ -5,11 +5,17 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/policy/syscall_args.h"
 #include "agent/seccomp/syscall_names.h"
 #include "agent/seccomp/task_memory.h"
@@ -24,6 +30,53 @@ uint64_t Arg(const SyscallEvent& ev, int i) {
 
 // fds are C ints: Go passes AT_FDCWD as 0xffffffffffffff9c, C as 0xffffff9c.
 int64_t FdArg(const SyscallEvent& ev, int i) { return static_cast<int32_t>(ev.args[i]); }
+
+// Lexically joins and normalizes ("." and ".." and "//"); ".." at the root
+// stays at the root, as the kernel does.
+std::string JoinNormalize(const std::string& base, const std::string& rel) {
+  std::vector<std::string> parts;
+  auto push = [&parts](absl::string_view p) {
+    for (absl::string_view c : absl::StrSplit(p, '/', absl::SkipEmpty())) {
+      if (c == ".") continue;
+      if (c == "..") {
+        if (!parts.empty()) parts.pop_back();
+        continue;
+      }
+      parts.emplace_back(c);
+    }
+  };
+  push(base);
+  push(rel);
+  std::string out;
+  for (const auto& p : parts) absl::StrAppend(&out, "/", p);
+  return out.empty() ? "/" : out;
+}
+
+// The task's view of its cwd (dirfd == AT_FDCWD) or of an open dirfd.
+std::optional<std::string> TaskDir(pid_t pid, int64_t dirfd) {
+  char link[64];
+  if (dirfd == AT_FDCWD) {
+    snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+  } else {
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, static_cast<int>(dirfd));
+  }
+  char buf[PATH_MAX];
+  ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+  if (n <= 0 || buf[0] != '/') return std::nullopt;  // gone, or not a path (a socket, ...)
+  return std::string(buf, n);
+}
+
+// Resolves a relative path against the task's cwd/dirfd. The links under
+// /proc/PID read relative to the task's own root (checked: a runc
+// container's cwd reads "/forbidden/sub"), so the result is in the task's
+// view, like the policy's globs.
+std::optional<std::string> Absolute(const SyscallEvent& ev, const std::string& path,
+                                    std::optional<int64_t> dirfd) {
+  if (path.empty() || path[0] == '/') return std::nullopt;
+  std::optional<std::string> dir = TaskDir(ev.pid, dirfd.value_or(AT_FDCWD));
+  if (!dir) return std::nullopt;
+  return JoinNormalize(*dir, path);
+}
 
 void NoteError(SyscallEvent& ev, const char* what, const absl::Status& s) {
   if (!ev.decode_error.empty()) ev.decode_error += "; ";
@@ -79,6 +132,12 @@ bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
     auto p = ReadTaskString(ev.pid, Arg(ev, l->path), PATH_MAX);
     if (p.ok()) {
       ev.path = std::move(*p);
+      std::optional<int64_t> d1;
+      if (l->dirfd >= 0) d1 = FdArg(ev, l->dirfd);
+      ev.abs_path = Absolute(ev, *ev.path, d1);
+      if (!ev.abs_path && !ev.path->empty() && (*ev.path)[0] != '/') {
+        ev.decode_error = "relative path could not be resolved";
+      }
     } else {
       NoteError(ev, "path", p.status());
     }
@@ -86,6 +145,9 @@ bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
       auto p2 = ReadTaskString(ev.pid, Arg(ev, l->path2), PATH_MAX);
       if (p2.ok()) {
         ev.path2 = std::move(*p2);
+        std::optional<int64_t> d2;
+        if (l->dirfd2 >= 0) d2 = FdArg(ev, l->dirfd2);
+        ev.abs_path2 = Absolute(ev, *ev.path2, d2);
       } else {
         NoteError(ev, "path2", p2.status());
       }

@@ -55,6 +55,38 @@ TEST(Decoder, UnreadablePathIsAnErrorNotACrash) {
   EXPECT_NE(ev.decode_error.find("path"), std::string::npos);
 }
 
+TEST(Decoder, RelativePathResolvedAgainstCwdAndDirfd) {
+  char dir[] = "/tmp/decoder-rel-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  char old_cwd[4096];
+  ASSERT_NE(getcwd(old_cwd, sizeof(old_cwd)), nullptr);
+  ASSERT_EQ(chdir(dir), 0);
+  const char* rel = "./sub/../x";
+  SyscallEvent ev = Ev("mkdir");
+  ev.args[0] = reinterpret_cast<uint64_t>(rel);
+  DecodeEvent(ev, kNeedPath, 4096);
+  EXPECT_EQ(ev.path, "./sub/../x");
+  EXPECT_EQ(ev.abs_path, std::string(dir) + "/x");
+  ASSERT_EQ(chdir(old_cwd), 0);
+
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dfd, 0);
+  const char* rel2 = "y/z";
+  SyscallEvent at = Ev("mkdirat");
+  at.args[0] = dfd;
+  at.args[1] = reinterpret_cast<uint64_t>(rel2);
+  DecodeEvent(at, kNeedPath, 4096);
+  EXPECT_EQ(at.abs_path, std::string(dir) + "/y/z");
+  close(dfd);
+  rmdir(dir);
+
+  const char* abs = "/a/b";
+  SyscallEvent a = Ev("mkdir");
+  a.args[0] = reinterpret_cast<uint64_t>(abs);
+  DecodeEvent(a, kNeedPath, 4096);
+  EXPECT_FALSE(a.abs_path.has_value());  // already absolute
+}
+
 TEST(Decoder, RenamePaths) {
   const char* a = "/a";
   const char* b = "/b";

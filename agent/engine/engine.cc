@@ -148,6 +148,7 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
     entries_.erase(e->key);
     return s;
   }
+  for (DecisionObserver* o : observers_) o->OnContainerAdded(e->info);
   if (e->pidfd) {
     epoll_event pev{};
     pev.events = EPOLLIN;
@@ -175,6 +176,7 @@ void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) 
   }
   // The fds close when the last worker holding `e` lets go.
   spdlog::info("container {} removed: {}", e->info.id, reason);
+  for (DecisionObserver* o : observers_) o->OnContainerRemoved(e->info, reason);
   if (on_removed_) on_removed_(e->info.id, reason);
 }
 
@@ -270,7 +272,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   }
 
   uint32_t needs = policy->Needs(ev.syscall);
-  if (decision_log_ != nullptr) needs |= kNeedPath | kNeedSockaddr;
+  if (decision_log_ != nullptr || decode_for_observers_) needs |= kNeedPath | kNeedSockaddr;
   bool read_memory = false;
   if (needs != kNeedNothing) read_memory = DecodeEvent(ev, needs, opts_.max_write_capture);
 
@@ -291,7 +293,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
       e->stats.task_gone++;
       rec.result = "task-gone";
       rec.latency_ns = NowNs() - t0;
-      if (decision_log_) decision_log_->Write(rec);
+      Record(rec);
       return;
     }
   }
@@ -358,9 +360,8 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     }
   }
   rec.latency_ns = NowNs() - t0;
-  if (decision_log_ != nullptr) {
-    decision_log_->Write(rec);
-  } else if (force_log) {
+  Record(rec);
+  if (decision_log_ == nullptr && force_log) {
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
                  ev.path.value_or(""), rec.rule);
   }
@@ -391,7 +392,12 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
     (sent.ok() ? e.stats.denied : e.stats.task_gone)++;
   }
   rec.latency_ns = NowNs() - p->t0;
+  Record(rec);
+}
+
+void Engine::Record(const DecisionRecord& rec) {
   if (decision_log_ != nullptr) decision_log_->Write(rec);
+  for (DecisionObserver* o : observers_) o->OnDecision(rec);
 }
 
 std::vector<ContainerSnapshot> Engine::Containers() const {

@@ -61,6 +61,18 @@ class ActionHandler {
                       const v1::Action& action, int rule_index, Done done) = 0;
 };
 
+// Sees every decision after its reply was sent (metrics, the admin API's
+// live stream). Called on the deciding thread: must be cheap and must not
+// block; `r.event` is valid only during the call.
+class DecisionObserver {
+ public:
+  virtual ~DecisionObserver() = default;
+  virtual void OnDecision(const DecisionRecord& r) = 0;
+  // A container was registered / removed.
+  virtual void OnContainerAdded(const ContainerInfo& info) {}
+  virtual void OnContainerRemoved(const ContainerInfo& info, const std::string& reason) {}
+};
+
 struct EngineOptions {
   int workers = 4;
   // Bytes of a write() the decoder captures for policies and the log.
@@ -103,6 +115,11 @@ class Engine {
   void SetPolicy(std::shared_ptr<const CompiledPolicy> policy);
   std::shared_ptr<const CompiledPolicy> policy() const;
   void SetActionHandler(ActionHandler* handler) { handler_ = handler; }
+  // Set before Start(); not owned.
+  void AddObserver(DecisionObserver* o) { observers_.push_back(o); }
+  // Whether a decision log or an observer wants decoded arguments even when
+  // the policy does not need them.
+  void SetDecodeForObservers(bool on) { decode_for_observers_ = on; }
 
   std::vector<ContainerSnapshot> Containers() const;
   size_t container_count() const;
@@ -130,6 +147,9 @@ class Engine {
   DecisionLog* decision_log_;
   ActionHandler* handler_ = nullptr;
   std::function<void(const std::string&, const std::string&)> on_removed_;
+  std::vector<DecisionObserver*> observers_;
+  bool decode_for_observers_ = false;
+  void Record(const DecisionRecord& rec);
 
   mutable std::mutex policy_mu_;
   std::shared_ptr<const CompiledPolicy> policy_;

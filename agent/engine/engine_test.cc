@@ -40,6 +40,9 @@ rules:
   - name: spoof-ppid
     match: {syscalls: [getppid]}
     action: {return: {value: 4242}}
+  - name: no-mkdir-in-reltest
+    match: {syscalls: [mkdir, mkdirat], args: {path: "/tmp/engine-rel-test/**"}}
+    action: {deny: {errno: EROFS}}
   - name: slow
     match: {syscalls: [getpgrp]}
     action: {plugin: {name: slowpoke}}
@@ -142,6 +145,25 @@ TEST_F(EngineTest, DenySpoofAndAllowByPolicy) {
   EXPECT_EQ(d[3]["result"], "continue");
 }
 
+TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {
+  StartEngine();
+  ASSERT_TRUE(mkdir("/tmp/engine-rel-test", 0755) == 0 || errno == EEXIST);
+  auto child = TrappedChild::Spawn({"mkdir", "mkdirat"}, [] {
+    if (chdir("/tmp/engine-rel-test") != 0) return 10;
+    if (mkdir("sub", 0755) != -1 || errno != EROFS) return 1;
+    int dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
+    if (mkdirat(dfd, "engine-rel-test/../engine-rel-test/x", 0755) != -1 || errno != EROFS) return 2;
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("rel", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  struct stat st;
+  EXPECT_NE(stat("/tmp/engine-rel-test/sub", &st), 0);
+  rmdir("/tmp/engine-rel-test");
+}
+
 TEST_F(EngineTest, ExitRemovesContainer) {
   StartEngine();
   auto child = TrappedChild::Spawn({"mkdir"}, [] { return 0; });
@@ -238,7 +260,7 @@ TEST_F(EngineTest, AsyncHandlerCompletesLater) {
   ASSERT_TRUE(engine_->AddContainer(Info("async", child->pid()), child->TakeListener()).ok());
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
-  EXPECT_EQ(h.seen_rule_index.load(), 3);  // the "slow" rule of kPolicy
+  EXPECT_EQ(h.seen_rule_index.load(), 4);  // the "slow" rule of kPolicy
   EXPECT_EQ(h.seen_syscall, "getpgrp");
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
   auto d = Decisions();

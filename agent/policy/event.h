@@ -66,6 +66,12 @@ struct SyscallEvent {
   std::optional<std::string> path;     // first path argument
   std::optional<std::string> path2;    // second path (rename family)
   std::optional<int64_t> dirfd;        // *at family dirfd (as int32)
+  // When path/path2 is relative: the absolute, lexically normalized path in
+  // the task's root, resolved against its cwd or dirfd (from /proc/PID/cwd
+  // or /proc/PID/fd/N). Policy path globs match these when set, so
+  // `cd /forbidden && mkdir x` is caught by "/forbidden/**".
+  std::optional<std::string> abs_path;
+  std::optional<std::string> abs_path2;
   std::optional<Sockaddr> sockaddr;    // bind/connect
   std::optional<int64_t> fd;           // write and similar
   std::optional<std::string> write_bytes;  // bytes of write (up to a cap)

@@ -196,6 +196,9 @@ absl::Status CompiledPolicy::Compile() {
       r.needs |= kNeedSockaddr;
     }
     if (args.has_fd() && args.fd() >= 0) r.fd = args.fd();
+    for (const v1::ScalarCondition& sc : args.scalars()) {
+      r.scalars.push_back(Rule::Scalar{static_cast<int>(sc.index()), sc.op(), sc.value(), sc.mask()});
+    }
     r.needs |= ActionNeeds(pr.action());
 
     if (pr.match().syscalls().empty()) {
@@ -232,7 +235,31 @@ const CompiledPolicy::SyscallEntry& CompiledPolicy::EntryFor(absl::string_view s
 
 uint32_t CompiledPolicy::Needs(absl::string_view syscall) const { return EntryFor(syscall).needs; }
 
+bool ScalarHolds(v1::ScalarCondition::Op op, uint64_t arg, uint64_t value, uint64_t mask) {
+  switch (op) {
+    case v1::ScalarCondition::EQ:
+      return arg == value;
+    case v1::ScalarCondition::NE:
+      return arg != value;
+    case v1::ScalarCondition::LT:
+      return arg < value;
+    case v1::ScalarCondition::LE:
+      return arg <= value;
+    case v1::ScalarCondition::GT:
+      return arg > value;
+    case v1::ScalarCondition::GE:
+      return arg >= value;
+    case v1::ScalarCondition::MASKED_EQ:
+      return (arg & mask) == value;
+    default:
+      return false;  // rejected by ValidatePolicy
+  }
+}
+
 bool CompiledPolicy::Matches(const Rule& r, const SyscallEvent& ev) const {
+  for (const Rule::Scalar& s : r.scalars) {
+    if (!ScalarHolds(s.op, ev.args[s.index], s.value, s.mask)) return false;
+  }
   if (!r.annotations.empty() || r.id || r.metadata) {
     const ContainerInfo* c = ev.container;
     if (c == nullptr) return false;
@@ -244,8 +271,10 @@ bool CompiledPolicy::Matches(const Rule& r, const SyscallEvent& ev) const {
     }
   }
   if (r.path) {
-    const bool hit = (ev.path && r.path->Matches(*ev.path)) ||
-                     (ev.path2 && r.path->Matches(*ev.path2));
+    // A relative path is matched in its resolved absolute form.
+    const std::optional<std::string>& p1 = ev.abs_path ? ev.abs_path : ev.path;
+    const std::optional<std::string>& p2 = ev.abs_path2 ? ev.abs_path2 : ev.path2;
+    const bool hit = (p1 && r.path->Matches(*p1)) || (p2 && r.path->Matches(*p2));
     if (!hit) return false;
   }
   if (r.sockaddr) {
