@@ -92,7 +92,7 @@ int Run() {
   eopts.workers = absl::GetFlag(FLAGS_workers);
   // Substitutions: the backend is probed on the first listener and logged.
   injector::Injector inj(injector::OptionsFromProto(policy->proto().injection()), DefaultUnotify());
-  ActionRouter router(&inj);
+  ActionRouter router(DefaultUnotify(), &inj, /*plugins=*/nullptr);
   Engine engine(eopts, DefaultUnotify(), policy, decisions.get());
   engine.SetActionHandler(&router);
   if (absl::Status s = engine.Start(); !s.ok()) {

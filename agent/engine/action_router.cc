@@ -1,14 +1,78 @@
 #include "agent/engine/action_router.h"
 
+#include <cerrno>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "agent/common/status.h"
 
 namespace seccomp_agent {
+namespace {
+
+// Every rule can name a plugin that defers to the next one; a policy with
+// more nested hand-offs than this is refused at run time (fail closed).
+constexpr int kMaxDepth = 64;
+
+}  // namespace
 
 void ActionRouter::Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                          const v1::Action& action, int rule_index, Done done) {
+                          const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+                          Done done) {
+  Execute(listener, notif, ev, action, rule_index, policy, "", 0, std::move(done));
+}
+
+void ActionRouter::Reply(int listener, uint64_t id, uint32_t flags, int error, int64_t val,
+                         const std::string& via, const std::string& action_name,
+                         std::string result, Done done) {
+  seccomp_notif_resp resp{};
+  resp.id = id;
+  resp.flags = flags;
+  resp.error = -error;
+  resp.val = val;
+  absl::Status s = unotify_.Send(listener, resp);
+  Outcome o;
+  o.backend = via;
+  o.action = action_name;
+  if (!s.ok()) {
+    if (ErrnoOf(s) != ENOENT) return done(s);
+    o.task_gone = true;
+    o.result = "task-gone";
+    return done(o);
+  }
+  o.result = std::move(result);
+  done(o);
+}
+
+void ActionRouter::ContinueLocal(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+                                 int rule_index, const CompiledPolicy& policy,
+                                 const std::string& via, int depth, Done done) {
+  CompiledPolicy::Verdict v = policy.Evaluate(ev, rule_index < 0 ? INT32_MAX : rule_index + 1);
+  std::string rule(v.rule);
+  Execute(listener, notif, ev, *v.action, v.rule_index, policy, via, depth + 1,
+          [rule, done](absl::StatusOr<Outcome> out) {
+            if (out.ok() && out->rule.empty()) out->rule = rule;
+            done(std::move(out));
+          });
+}
+
+void ActionRouter::Execute(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+                           const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+                           const std::string& via, int depth, Done done) {
+  if (depth > kMaxDepth) {
+    return done(absl::FailedPreconditionError("plugin hand-offs nested too deeply"));
+  }
+  const std::string name = ActionKindName(action);
   switch (action.kind_case()) {
+    case v1::Action::kAllow:
+    case v1::Action::kLog:
+      return Reply(listener, notif.id, SECCOMP_USER_NOTIF_FLAG_CONTINUE, 0, 0, via, name,
+                   "continue", std::move(done));
+    case v1::Action::kDeny:
+      return Reply(listener, notif.id, 0, action.deny().errno_code(), 0, via, name,
+                   ErrnoName(action.deny().errno_code()), std::move(done));
+    case v1::Action::kReturn:
+      return Reply(listener, notif.id, 0, 0, action.return_().value(), via, name,
+                   absl::StrCat(action.return_().value()), std::move(done));
     case v1::Action::kRedirectOpen:
     case v1::Action::kRewriteBind:
     case v1::Action::kReplaceWrite: {
@@ -16,17 +80,65 @@ void ActionRouter::Handle(int listener, const seccomp_notif& notif, const Syscal
       if (!out.ok()) return done(out.status());
       Outcome o;
       o.result = out->result;
-      o.backend = std::string(out->backend);
+      o.backend = via.empty() ? std::string(out->backend) : absl::StrCat(via, " ", std::string(out->backend));
+      o.action = name;
       o.task_gone = out->task_gone;
       return done(o);
     }
     case v1::Action::kPlugin:
-      return done(absl::UnavailableError(
-          absl::StrCat("plugin \"", action.plugin().name(), "\" is not connected")));
+      break;
     default:
-      return done(absl::InvalidArgumentError(
-          absl::StrCat("action ", ActionKindName(action), " is not routed")));
+      return done(absl::InvalidArgumentError(absl::StrCat("action ", name, " cannot be carried out")));
   }
+
+  // A plugin decides, asynchronously. `ev`, `notif`'s listener and `policy`
+  // stay alive until `done` runs (the engine's pending decision owns them).
+  const std::string plugin_name = action.plugin().name();
+  if (plugins_ == nullptr) {
+    return done(absl::UnavailableError(absl::StrCat("plugin \"", plugin_name, "\" is not configured")));
+  }
+  const SyscallEvent* evp = &ev;
+  const CompiledPolicy* pol = &policy;
+  seccomp_notif n = notif;
+  plugins_->Decide(plugin_name, ev, [this, listener, n, evp, pol, rule_index, depth, plugin_name,
+                                     done](plugin::PluginResult r) {
+    std::string who = absl::StrCat("plugin:", plugin_name, r.from_cache ? " (cached)" : "");
+    switch (r.kind) {
+      case plugin::PluginResult::Kind::kAction:
+        return Execute(listener, n, *evp, r.action, rule_index, *pol, who, depth + 1, done);
+      case plugin::PluginResult::Kind::kInject: {
+        injector::Substitute sub;
+        sub.nr = static_cast<int64_t>(r.inject.nr());
+        for (int i = 0; i < 6 && i < r.inject.args_size(); ++i) sub.args[i] = r.inject.args(i);
+        sub.args_in_buf_mask = r.inject.args_in_buf_mask();
+        sub.buf = r.inject.buf();
+        absl::StatusOr<injector::Outcome> out = injector_->Inject(listener, n, sub);
+        if (!out.ok()) return done(out.status());
+        Outcome o;
+        o.result = out->result;
+        o.backend = absl::StrCat(who, " ", std::string(out->backend));
+        o.action = "inject";
+        o.task_gone = out->task_gone;
+        return done(o);
+      }
+      case plugin::PluginResult::Kind::kNoOpinion:
+        return ContinueLocal(listener, n, *evp, rule_index, *pol, who + " no-opinion", depth, done);
+      case plugin::PluginResult::Kind::kError:
+        break;
+    }
+    // on_error; the error is in the decision log's backend field.
+    std::string why = absl::StrCat(who, " error ", plugin::ErrorKindName(r.error_kind));
+    switch (r.on_error) {
+      case v1::PluginConfig::ALLOW:
+        return Reply(listener, n.id, SECCOMP_USER_NOTIF_FLAG_CONTINUE, 0, 0, why, "allow",
+                     "continue", done);
+      case v1::PluginConfig::LOCAL:
+        return ContinueLocal(listener, n, *evp, rule_index, *pol, why, depth, done);
+      default:
+        return Reply(listener, n.id, 0, r.error_errno, 0, why, "deny", ErrnoName(r.error_errno),
+                     done);
+    }
+  });
 }
 
 }  // namespace seccomp_agent

@@ -1,23 +1,55 @@
-// Routes the actions the engine does not answer itself: substitutions go to
-// the injector (kernel NOTIF_INJECT or emulation), plugin actions to the
-// gRPC plugin dispatcher (when one is configured).
+// Routes the actions the engine does not answer itself:
+//  * substitutions (redirect_open, rewrite_bind, replace_write) go to the
+//    injector (kernel NOTIF_INJECT, or emulation);
+//  * `plugin: NAME` goes to the gRPC plugin dispatcher, asynchronously; the
+//    plugin's validated decision is then carried out here: allow, deny,
+//    return, a substitution, or a raw inject. A plugin that defers
+//    (no_opinion) hands over to the local rules after its own rule, which
+//    is how plugins chain (the next matching rule may name the next
+//    plugin). A plugin error applies the plugin's on_error: deny with its
+//    errno (the default: fail closed), allow, or the local rules after its
+//    rule.
 #ifndef SECCOMP_AGENT_ENGINE_ACTION_ROUTER_H_
 #define SECCOMP_AGENT_ENGINE_ACTION_ROUTER_H_
 
+#include <string>
+
 #include "agent/engine/engine.h"
 #include "agent/injector/injector.h"
+#include "agent/plugin/dispatcher.h"
+#include "agent/seccomp/unotify.h"
 
 namespace seccomp_agent {
 
 class ActionRouter : public ActionHandler {
  public:
-  explicit ActionRouter(injector::Injector* injector) : injector_(injector) {}
+  // `plugins` may be null (no plugins declared). Neither is owned.
+  ActionRouter(UnotifyInterface& unotify, injector::Injector* injector,
+               plugin::PluginDispatcher* plugins)
+      : unotify_(unotify), injector_(injector), plugins_(plugins) {}
 
   void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-              const v1::Action& action, int rule_index, Done done) override;
+              const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+              Done done) override;
 
  private:
+  // Carries out `action`; `via` names who decided ("" for a local rule,
+  // "plugin:NAME" for a plugin) for the decision log.
+  void Execute(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+               const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+               const std::string& via, int depth, Done done);
+  // The local rules after `rule_index`.
+  void ContinueLocal(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+                     int rule_index, const CompiledPolicy& policy, const std::string& via,
+                     int depth, Done done);
+  // Sends a plain reply (CONTINUE, an errno or a value).
+  void Reply(int listener, uint64_t id, uint32_t flags, int error, int64_t val,
+             const std::string& via, const std::string& action_name, std::string result,
+             Done done);
+
+  UnotifyInterface& unotify_;
   injector::Injector* injector_;
+  plugin::PluginDispatcher* plugins_;
 };
 
 }  // namespace seccomp_agent

@@ -334,7 +334,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         p->rec.event = &p->ev;
         p->id = n.id;
         p->t0 = t0;
-        handler_->Handle(e->listener.get(), n, p->ev, action, v.rule_index,
+        handler_->Handle(e->listener.get(), n, p->ev, action, v.rule_index, *p->policy,
                          [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
                            Finish(p, std::move(out));
                          });

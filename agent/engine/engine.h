@@ -57,8 +57,11 @@ class ActionHandler {
   // sent the reply. An error: no reply was sent; the engine then answers
   // with EngineOptions::fallback_errno (fail closed). `ev` and the listener
   // stay valid until `done` runs.
+  // `policy` is the policy that chose `action` (rule `rule_index`); it
+  // stays alive until `done` runs.
   virtual void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                      const v1::Action& action, int rule_index, Done done) = 0;
+                      const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+                      Done done) = 0;
 };
 
 // Sees every decision after its reply was sent (metrics, the admin API's

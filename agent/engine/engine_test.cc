@@ -177,14 +177,14 @@ TEST_F(EngineTest, ExitRemovesContainer) {
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
   EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 3000));
-  EXPECT_EQ(removed.load(), 1);
+  EXPECT_TRUE(WaitFor([&] { return removed.load() == 1; }, 3000));
 }
 
 // A handler that takes a long time, like a hung plugin.
 class SlowHandler : public ActionHandler {
  public:
   void Handle(int listener, const seccomp_notif& n, const SyscallEvent&, const v1::Action&, int,
-              Done done) override {
+              const CompiledPolicy&, Done done) override {
     started++;
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     seccomp_notif_resp r{};
@@ -230,7 +230,7 @@ TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
 class AsyncHandler : public ActionHandler {
  public:
   void Handle(int listener, const seccomp_notif& n, const SyscallEvent& ev, const v1::Action&,
-              int rule_index, Done done) override {
+              int rule_index, const CompiledPolicy&, Done done) override {
     seen_rule_index = rule_index;
     seen_syscall = ev.syscall;
     uint64_t id = n.id;
@@ -274,7 +274,7 @@ TEST_F(EngineTest, AsyncHandlerCompletesLater) {
 class FailingHandler : public ActionHandler {
  public:
   void Handle(int, const seccomp_notif&, const SyscallEvent&, const v1::Action&, int,
-              Done done) override {
+              const CompiledPolicy&, Done done) override {
     done(absl::UnavailableError("plugin down"));
   }
 };

@@ -298,9 +298,10 @@ bool CompiledPolicy::Matches(const Rule& r, const SyscallEvent& ev) const {
   return true;
 }
 
-CompiledPolicy::Verdict CompiledPolicy::Evaluate(const SyscallEvent& ev) const {
+CompiledPolicy::Verdict CompiledPolicy::Evaluate(const SyscallEvent& ev, int first_rule) const {
   const SyscallEntry& e = EntryFor(ev.syscall);
   for (int i : e.rules) {
+    if (i < first_rule) continue;
     if (Matches(rules_[i], ev)) {
       const v1::Rule& pr = proto_.rules(i);
       return Verdict{&pr.action(), pr.name(), i};

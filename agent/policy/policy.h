@@ -13,7 +13,11 @@
 //    glob.h); for syscalls with two paths (rename, link, symlink families)
 //    it matches when either path does. An event whose path was not decoded,
 //    or whose decode failed, never matches a path condition. Same for
-//    sockaddr conditions. The fd condition compares with ev.fd, or with the
+//    sockaddr conditions. A scalar condition compares the raw 64-bit
+//    argument register ev.args[index], unsigned, as the kernel's seccomp
+//    filter does (see ScalarCondition in policy.proto), so a rule that
+//    agent/policy/compiler moves into the kernel decides the same way there.
+//    The fd condition compares with ev.fd, or with the
 //    fd argument from the layout table when the engine left ev.fd empty.
 //  * No rule matched and ev.runtime_phase: allow, rule "runtime-init",
 //    rule_index -2 (the runtime's own pre-exec calls pass under any policy
@@ -70,7 +74,10 @@ class CompiledPolicy {
   };
   // Decides one event. Thread-safe, no allocation. The returned pointers
   // live as long as this CompiledPolicy.
-  Verdict Evaluate(const SyscallEvent& ev) const;
+  Verdict Evaluate(const SyscallEvent& ev) const { return Evaluate(ev, 0); }
+  // As Evaluate, considering only rules with index >= first_rule (a plugin
+  // that defers or fails with on_error: local continues after its rule).
+  Verdict Evaluate(const SyscallEvent& ev, int first_rule) const;
 
   const v1::Policy& proto() const { return proto_; }
   std::string source() const { return source_; }
@@ -90,6 +97,13 @@ class CompiledPolicy {
     std::optional<PathGlob> path;
     std::optional<SockaddrCond> sockaddr;
     std::optional<int64_t> fd;
+    struct Scalar {
+      int index;
+      v1::ScalarCondition::Op op;
+      uint64_t value;
+      uint64_t mask;
+    };
+    std::vector<Scalar> scalars;  // raw argument conditions, all must hold
     uint32_t needs = kNeedNothing;  // decoded values its conditions/action use
   };
   struct SyscallEntry {
@@ -113,6 +127,11 @@ class CompiledPolicy {
 // "allow", "deny", "return", "log", "redirect_open", "rewrite_bind",
 // "replace_write", "plugin"; "none" for an empty Action.
 std::string ActionKindName(const v1::Action& action);
+
+// Whether a ScalarCondition with `op` holds for the raw register `arg`
+// (unsigned 64-bit, libseccomp SCMP_CMP_* semantics). Shared by Evaluate
+// and agent/policy/compiler's tests.
+bool ScalarHolds(v1::ScalarCondition::Op op, uint64_t arg, uint64_t value, uint64_t mask);
 
 // The text BuiltinDefault() loads (YAML), for `--check_policy` and docs.
 extern const char kBuiltinPolicyYaml[];
