@@ -118,7 +118,7 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
   e->registered_unix_ns = absl::ToUnixNanos(absl::Now());
   // SYNC_WAKE_UP (6.6+) wakes the supervisor on the task's CPU and back:
   // fewer cross-CPU wake-ups per round trip. Older kernels: EINVAL/ENOTTY.
-  if (sync_wakeup_supported_) {
+  if (opts_.sync_wakeup && sync_wakeup_supported_) {
     absl::Status s = unotify_.SetFlags(e->listener.get(), SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     if (!s.ok()) {
       sync_wakeup_supported_ = false;

@@ -80,6 +80,8 @@ struct EngineOptions {
   int workers = 4;
   // Bytes of a write() the decoder captures for policies and the log.
   size_t max_write_capture = 4096;
+  // Ask for SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on each listener (6.6+).
+  bool sync_wakeup = true;
   // Errno when a substitution or plugin cannot be carried out.
   int fallback_errno = 1;  // EPERM
 };
