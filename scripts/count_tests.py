@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Sums test cases across Bazel's test.xml files and extra 'N passed, N failed' logs.
 
-Usage: count_tests.py TESTLOGS_DIR [EXTRA_LOG ...]
+Usage: count_tests.py [--bazel-log LOG] TESTLOGS_DIR [EXTRA_LOG ...]
+
+With --bazel-log, only the targets that `bazel test` reported in LOG are
+counted (no stale test.xml from earlier runs), and a target that did not run
+(NO STATUS, FAILED TO BUILD) counts as one failed case.
 Prints one line per failing case, then `N passed, N failed[, N skipped]`.
 Exit status 0 when nothing failed.
 """
@@ -32,10 +36,44 @@ def count_xml(path):
     return passed, failed, skipped, failures
 
 
+TARGET_LINE = re.compile(
+    r"^(//[^\s:]*:[^\s]+)\s+(?:\(cached\)\s+)?(PASSED|FAILED|TIMEOUT|FLAKY|NO STATUS|FAILED TO BUILD|SKIPPED)")
+
+
+def xml_paths(logs_dir, bazel_log):
+    """test.xml files to count, plus targets that produced none."""
+    if bazel_log is None:
+        return sorted(glob.glob(os.path.join(logs_dir, "**", "test.xml"), recursive=True)), []
+    paths, missing = [], []
+    with open(bazel_log, errors="replace") as fh:
+        for line in fh:
+            m = TARGET_LINE.match(line.strip())
+            if not m:
+                continue
+            label, status = m.group(1), m.group(2)
+            pkg, name = label[2:].split(":", 1)
+            xml = os.path.join(logs_dir, pkg, name, "test.xml")
+            if status in ("NO STATUS", "FAILED TO BUILD") or not os.path.exists(xml):
+                missing.append(f"{label} ({status})")
+            elif xml not in paths:
+                paths.append(xml)
+    return paths, missing
+
+
 def main():
-    logs_dir = sys.argv[1]
+    args = sys.argv[1:]
+    bazel_log = None
+    if args and args[0] == "--bazel-log":
+        bazel_log = args[1]
+        args = args[2:]
+    logs_dir = args[0]
+    sys.argv = [sys.argv[0]] + args
     total_p = total_f = total_s = 0
-    for path in sorted(glob.glob(os.path.join(logs_dir, "**", "test.xml"), recursive=True)):
+    paths, missing = xml_paths(logs_dir, bazel_log)
+    for m in missing:
+        print(f"FAILED: {m}: did not run")
+        total_f += 1
+    for path in paths:
         p, f, s, names = count_xml(path)
         total_p += p
         total_f += f

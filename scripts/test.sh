@@ -22,7 +22,7 @@ fi
 
 status=0
 echo "== bazel test //... (unit and integration)"
-"${BAZEL[@]}" test //... --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
+"${BAZEL[@]}" test //... --keep_going --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
 
@@ -42,5 +42,5 @@ fi
 
 [[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
 echo "== summary"
-python3 scripts/count_tests.py "$TESTLOGS" "${extra[@]}" || status=1
+python3 scripts/count_tests.py --bazel-log "$OUT/bazel.log" "$TESTLOGS" "${extra[@]}" || status=1
 exit $status
