@@ -1,0 +1,410 @@
+// The injector's selection, probing and reply logic against a gmock of the
+// kernel interface, plus the emulation-only behaviours on a real child
+// (length-changing writes, open(2) redirects) that the kernel backend
+// cannot share with it (see injector.h).
+#include "agent/injector/injector.h"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "agent/common/status.h"
+#include "agent/injector/replay_cache.h"
+#include "agent/testing/trapped_child.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace seccomp_agent::injector {
+namespace {
+
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::Field;
+using ::testing::InSequence;
+using ::testing::Return;
+
+class MockUnotify : public UnotifyInterface {
+ public:
+  MOCK_METHOD(absl::Status, Recv, (int, struct seccomp_notif*), (override));
+  MOCK_METHOD(absl::Status, Send, (int, const struct seccomp_notif_resp&), (override));
+  MOCK_METHOD(absl::Status, IdValid, (int, uint64_t), (override));
+  MOCK_METHOD(absl::StatusOr<int>, AddFd, (int, const struct seccomp_notif_addfd&), (override));
+  MOCK_METHOD(absl::Status, Inject, (int, const struct seccomp_notif_inject&), (override));
+  MOCK_METHOD(absl::Status, SetFlags, (int, uint64_t), (override));
+};
+
+constexpr int kListener = 42;
+constexpr uint64_t kStale = ~0ULL;
+
+seccomp_notif Notif(int nr, uint64_t id = 7) {
+  seccomp_notif n;
+  memset(&n, 0, sizeof(n));
+  n.id = id;
+  n.pid = 999999;
+  n.data.nr = nr;
+  n.data.arch = AUDIT_ARCH_X86_64;
+  return n;
+}
+
+MATCHER_P(InjectId, id, "") { return arg.id == id; }
+
+absl::Status Err(int e) { return ErrnoStatus(e, "ioctl"); }
+
+void ExpectProbe(MockUnotify& u, int err) {
+  EXPECT_CALL(u, Inject(kListener, InjectId(kStale))).WillOnce(Return(Err(err)));
+}
+
+TEST(Probe, EnoentMeansSupported) {
+  MockUnotify u;
+  EXPECT_CALL(u, Inject(kListener, AllOf(Field(&seccomp_notif_inject::id, kStale),
+                                         Field(&seccomp_notif_inject::args_in_buf_mask, 2u),
+                                         Field(&seccomp_notif_inject::nr,
+                                               static_cast<uint64_t>(__NR_openat)))))
+      .WillOnce(Return(Err(ENOENT)));
+  auto p = ProbeKernelInjection(u, kListener);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(*p);
+}
+
+TEST(Probe, EnottyAndEinvalMeanUnsupported) {
+  for (int e : {ENOTTY, EINVAL}) {
+    MockUnotify u;
+    ExpectProbe(u, e);
+    auto p = ProbeKernelInjection(u, kListener);
+    ASSERT_TRUE(p.ok());
+    EXPECT_FALSE(*p);
+  }
+}
+
+TEST(Probe, OtherErrorsAreErrors) {
+  MockUnotify u;
+  ExpectProbe(u, EPERM);
+  EXPECT_FALSE(ProbeKernelInjection(u, kListener).ok());
+}
+
+TEST(Injector, ProbesOnceOnTheFirstListenerThenInjectsAndSendsInjected) {
+  MockUnotify u;
+  InjectorOptions o;
+  Injector inj(o, u);
+  {
+    InSequence seq;
+    ExpectProbe(u, ENOENT);
+    for (uint64_t id : {7u, 8u}) {
+      EXPECT_CALL(u, Inject(kListener, InjectId(id))).WillOnce(Return(absl::OkStatus()));
+      EXPECT_CALL(u, Send(kListener,
+                          AllOf(Field(&seccomp_notif_resp::id, id),
+                                Field(&seccomp_notif_resp::flags,
+                                      static_cast<uint32_t>(SECCOMP_USER_NOTIF_FLAG_INJECTED)),
+                                Field(&seccomp_notif_resp::val, 0),
+                                Field(&seccomp_notif_resp::error, 0))))
+          .WillOnce(Return(absl::OkStatus()));
+    }
+  }
+  for (uint64_t id : {7u, 8u}) {
+    auto out = inj.Inject(kListener, Notif(__NR_write, id), Substitute::Write(1, "abc", 3));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->backend, kBackendKernel);
+    EXPECT_EQ(out->result, "injected");
+  }
+  EXPECT_TRUE(inj.kernel_supported());
+  EXPECT_EQ(inj.default_backend(), kBackendKernel);
+}
+
+TEST(Injector, AnOddProbeErrorIsRetriedOnTheNextCall) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.strict = true;
+  Injector inj(o, u);
+  {
+    InSequence seq;
+    ExpectProbe(u, EBADF);  // no definite answer: refuse this one, ask again
+    EXPECT_CALL(u, Send(kListener, Field(&seccomp_notif_resp::error, -EPERM)))
+        .WillOnce(Return(absl::OkStatus()));
+    ExpectProbe(u, ENOENT);
+    EXPECT_CALL(u, Inject(kListener, InjectId(8u))).WillOnce(Return(absl::OkStatus()));
+    EXPECT_CALL(u, Send(kListener, Field(&seccomp_notif_resp::id, 8u)))
+        .WillOnce(Return(absl::OkStatus()));
+  }
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+  out = inj.Inject(kListener, Notif(__NR_write, 8), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->backend, kBackendKernel);
+}
+
+TEST(Injector, ValidationFailureMakesNoIoctl) {
+  MockUnotify u;
+  Injector inj(InjectorOptions{}, u);
+  EXPECT_CALL(u, Inject(_, _)).Times(0);
+  EXPECT_CALL(u, Send(_, _)).Times(0);
+  auto out = inj.Inject(kListener, Notif(__NR_openat), Substitute::Write(1, "abc", 3));
+  EXPECT_EQ(ErrnoOf(out.status()), ESRCH);
+  Substitute s = Substitute::Write(1, "abc", 3);
+  s.args[2] = 9;
+  out = inj.Inject(kListener, Notif(__NR_write), s);
+  EXPECT_EQ(ErrnoOf(out.status()), EINVAL);
+}
+
+void ExpectRefusal(MockUnotify& u, int err) {
+  EXPECT_CALL(u, Inject(kListener, InjectId(7u))).Times(0);
+  EXPECT_CALL(u, Send(kListener, AllOf(Field(&seccomp_notif_resp::error, -err),
+                                       Field(&seccomp_notif_resp::flags, 0u))))
+      .WillOnce(Return(absl::OkStatus()));
+}
+
+TEST(Injector, KernelModeWithoutKernelSupportRefuses) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.mode = Mode::kKernel;
+  o.strict_errno = EACCES;
+  Injector inj(o, u);
+  ExpectProbe(u, EINVAL);
+  ExpectRefusal(u, EACCES);
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+  EXPECT_EQ(out->result, "EACCES");
+  EXPECT_EQ(inj.default_backend(), kBackendStrictRefused);
+}
+
+TEST(Injector, AutoStrictWithoutKernelSupportRefuses) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.strict = true;
+  Injector inj(o, u);
+  ExpectProbe(u, ENOTTY);
+  ExpectRefusal(u, EPERM);
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+}
+
+TEST(Injector, EmulateStrictRefusesEvenWithKernelSupport) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.mode = Mode::kEmulate;
+  o.strict = true;
+  Injector inj(o, u);
+  ExpectProbe(u, ENOENT);
+  ExpectRefusal(u, EPERM);
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+}
+
+TEST(Injector, OpenSyscallIsNeverInjectedByTheKernel) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.mode = Mode::kKernel;
+  Injector inj(o, u);
+  ExpectProbe(u, ENOENT);
+  ExpectRefusal(u, EPERM);
+  auto out = inj.Inject(kListener, Notif(__NR_open), Substitute::Open("/x", O_RDONLY, 0));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+}
+
+TEST(Injector, LengthChangingWriteIsNotInjectedByTheKernel) {
+  MockUnotify u;
+  InjectorOptions o;
+  o.mode = Mode::kKernel;
+  Injector inj(o, u);
+  ExpectProbe(u, ENOENT);
+  ExpectRefusal(u, EPERM);
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "[REDACTED]", 6));
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->backend, kBackendStrictRefused);
+}
+
+TEST(Injector, KernelTaskGone) {
+  MockUnotify u;
+  Injector inj(InjectorOptions{}, u);
+  ExpectProbe(u, ENOENT);
+  // INJECT finds no such id: no SEND.
+  EXPECT_CALL(u, Inject(kListener, InjectId(7u))).WillOnce(Return(Err(ENOENT)));
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->task_gone);
+  // Interrupted between INJECT and SEND: the kernel dropped the record.
+  EXPECT_CALL(u, Inject(kListener, InjectId(8u))).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(u, Send(kListener, _)).WillOnce(Return(Err(ENOENT)));
+  out = inj.Inject(kListener, Notif(__NR_write, 8), Substitute::Write(1, "abc", 3));
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE(out->task_gone);
+  EXPECT_EQ(out->backend, kBackendKernel);
+}
+
+TEST(Injector, KernelErrorsAreReturnedWithoutAReply) {
+  MockUnotify u;
+  Injector inj(InjectorOptions{}, u);
+  ExpectProbe(u, ENOENT);
+  EXPECT_CALL(u, Inject(kListener, InjectId(7u))).WillOnce(Return(Err(EINPROGRESS)));
+  EXPECT_CALL(u, Send(_, _)).Times(0);
+  auto out = inj.Inject(kListener, Notif(__NR_write), Substitute::Write(1, "abc", 3));
+  EXPECT_EQ(ErrnoOf(out.status()), EINPROGRESS);
+}
+
+TEST(Injector, OptionsFromProto) {
+  v1::InjectionSettings s;
+  InjectorOptions o = OptionsFromProto(s);
+  EXPECT_EQ(o.mode, Mode::kAuto);
+  EXPECT_FALSE(o.strict);
+  EXPECT_EQ(o.strict_errno, EPERM);
+  s.set_mode(v1::InjectionSettings::KERNEL);
+  s.set_strict(true);
+  s.set_strict_errno(EACCES);
+  o = OptionsFromProto(s);
+  EXPECT_EQ(o.mode, Mode::kKernel);
+  EXPECT_TRUE(o.strict);
+  EXPECT_EQ(o.strict_errno, EACCES);
+  s.set_mode(v1::InjectionSettings::EMULATE);
+  EXPECT_EQ(OptionsFromProto(s).mode, Mode::kEmulate);
+}
+
+TEST(ReplayCache, HandsOutOnceAndKeysOnTheCall) {
+  ReplayCache c(absl::Seconds(5));
+  seccomp_notif n = Notif(__NR_write);
+  n.data.args[0] = 3;
+  Substitute s = Substitute::Write(3, "abc", 3);
+  c.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
+  seccomp_notif other = n;
+  other.pid = 1234;
+  EXPECT_FALSE(c.Take(ReplayCache::Key(other, s)).has_value());
+  EXPECT_FALSE(c.Take(ReplayCache::Key(n, Substitute::Write(3, "abd", 3))).has_value());
+  n.id = 99;  // a restarted call has a new id: not part of the key
+  auto r = c.Take(ReplayCache::Key(n, s));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->value, 3);
+  EXPECT_FALSE(c.Take(ReplayCache::Key(n, s)).has_value());
+}
+
+TEST(ReplayCache, ExpiresAndCanBeOff) {
+  ReplayCache c(absl::Milliseconds(20));
+  seccomp_notif n = Notif(__NR_write);
+  Substitute s = Substitute::Write(3, "abc", 3);
+  c.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
+  EXPECT_EQ(c.size(), 1u);
+  usleep(40000);
+  EXPECT_FALSE(c.Take(ReplayCache::Key(n, s)).has_value());
+  ReplayCache off(absl::ZeroDuration());
+  off.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
+  EXPECT_EQ(off.size(), 0u);
+}
+
+// ------------------------------------------- emulation-only, real child
+
+absl::StatusOr<seccomp_notif> RecvOne(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return absl::DeadlineExceededError("no notification");
+  seccomp_notif n;
+  SA_RETURN_IF_ERROR(DefaultUnotify().Recv(listener, &n));
+  return n;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Shared {
+  int64_t ret[4];
+  int err[4];
+  char data[64];
+};
+
+TEST(Emulation, RedactedWriteReportsTheTasksCountOnce) {
+  char dir[] = "/tmp/injector-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/log";
+  auto* sh = static_cast<Shared*>(
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(sh, MAP_FAILED);
+  auto child = testing::TrappedChild::Spawn({"write"}, [sh, file] {
+    int fd = static_cast<int>(syscall(SYS_open, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    const char msg[] = "token=abc123 done\n";
+    sh->ret[0] = syscall(SYS_write, fd, msg, sizeof(msg) - 1);
+    sh->ret[1] = lseek(fd, 0, SEEK_CUR);
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  child->Start();
+  auto n = RecvOne(child->listener());
+  ASSERT_TRUE(n.ok()) << n.status();
+  SyscallEvent ev;
+  ev.arch = n->data.arch;
+  ev.nr = n->data.nr;
+  ev.syscall = "write";
+  for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+  ev.write_bytes = "token=abc123 done\n";
+  v1::Action a;
+  a.mutable_replace_write()->set_redact_regex("token=[a-z0-9]+");
+  InjectorOptions o;  // auto: no kernel support on the host, or a length change
+  Injector inj(o, DefaultUnotify());
+  auto out = inj.Apply(child->listener(), *n, ev, a);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->backend, kBackendEmulation);
+  EXPECT_EQ(out->result, "18");
+  EXPECT_EQ(child->Wait(), 0);
+  EXPECT_EQ(sh->ret[0], 18);  // the task's count, not len("[REDACTED] done\n")
+  EXPECT_EQ(sh->ret[1], 16);  // the file position is the real one
+  EXPECT_EQ(ReadFile(file), "[REDACTED] done\n");
+  munmap(sh, sizeof(Shared));
+  (void)system((std::string("rm -rf ") + dir).c_str());
+}
+
+TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
+  char dir[] = "/tmp/injector-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string target = std::string(dir) + "/target";
+  {
+    std::ofstream(target) << "TARGET";
+  }
+  auto* sh = static_cast<Shared*>(
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(sh, MAP_FAILED);
+  auto child = testing::TrappedChild::Spawn({"open"}, [sh] {
+    int fd = static_cast<int>(syscall(SYS_open, "/etc/requested", O_RDONLY));
+    sh->ret[0] = fd;
+    sh->err[0] = fd < 0 ? errno : 0;
+    if (fd >= 0) sh->ret[1] = read(fd, sh->data, sizeof(sh->data) - 1);
+    if (fd >= 0) sh->ret[2] = fcntl(fd, F_GETFD);
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  child->Start();
+  auto n = RecvOne(child->listener());
+  ASSERT_TRUE(n.ok()) << n.status();
+  SyscallEvent ev;
+  ev.arch = n->data.arch;
+  ev.nr = n->data.nr;
+  ev.syscall = "open";
+  for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+  ev.path = "/etc/requested";
+  v1::Action a;
+  (*a.mutable_redirect_open()->mutable_exact())["/etc/requested"] = target;
+  Injector inj(InjectorOptions{}, DefaultUnotify());
+  auto out = inj.Apply(child->listener(), *n, ev, a);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->backend, kBackendEmulation);
+  EXPECT_EQ(child->Wait(), 0);
+  EXPECT_GE(sh->ret[0], 0) << strerror(sh->err[0]);
+  EXPECT_EQ(std::string(sh->data), "TARGET");
+  EXPECT_EQ(sh->ret[2] & FD_CLOEXEC, 0);
+  munmap(sh, sizeof(Shared));
+  (void)system((std::string("rm -rf ") + dir).c_str());
+}
+
+}  // namespace
+}  // namespace seccomp_agent::injector
