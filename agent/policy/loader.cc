@@ -251,8 +251,14 @@ class Decoder {
         return absl::OkStatus();
       }
       case FieldDescriptor::CPPTYPE_UINT64: {
+        // 64-bit fields (scalar argument values and masks) also accept
+        // 0x-prefixed hexadecimal, the natural notation for flag masks.
         uint64_t x;
-        if (!absl::SimpleAtoi(text, &x)) return bad("a non-negative integer");
+        const bool hex = text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+        const bool ok = hex ? (text.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos &&
+                               text.size() <= 2 + 16 && absl::SimpleHexAtoi(text.substr(2), &x))
+                            : absl::SimpleAtoi(text, &x);
+        if (!ok) return bad("a non-negative integer (decimal or 0x hex)");
         rep ? r->AddUInt64(msg, f, x) : r->SetUInt64(msg, f, x);
         return absl::OkStatus();
       }

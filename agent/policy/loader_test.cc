@@ -429,5 +429,60 @@ TEST(LoaderTest, FromProtoValidatesToo) {
   EXPECT_EQ(c.status().message(), "api: rules[0] \"x\": action.deny.errno: errno must be 1..4095, got 0");
 }
 
+TEST(LoaderScalarTest, DecimalHexAndBigValuesRoundTrip) {
+  auto p = ParsePolicyText(R"(version: 1
+default_action: {allow: {}}
+rules:
+  - name: s
+    match:
+      syscalls: [unshare]
+      args: {scalars: [{index: 0, op: masked_eq, mask: 0xFFFFFFFFFFFFFFFF, value: 18446744073709551615},
+                       {index: 1, op: eq, value: 0x10}]}
+    action: {deny: {}}
+)",
+                           "s.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  const auto& sc = p->rules(0).match().args().scalars();
+  ASSERT_EQ(sc.size(), 2);
+  EXPECT_EQ(sc[0].op(), v1::ScalarCondition::MASKED_EQ);
+  EXPECT_EQ(sc[0].mask(), ~0ull);
+  EXPECT_EQ(sc[0].value(), ~0ull);
+  EXPECT_EQ(sc[1].value(), 16u);
+  EXPECT_TRUE(ValidatePolicy(*p, "s.yaml").ok());
+}
+
+TEST(LoaderScalarTest, BadScalarsAreRefusedWithTheField) {
+  struct Case {
+    const char* scalars;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"[{index: 6, op: eq, value: 1}]", "match.args.scalars[0].index: must be 0..5, got 6"},
+      {"[{index: 0, value: 1}]", "match.args.scalars[0].op: required"},
+      {"[{index: 0, op: almost, value: 1}]", "one of eq|ne|lt|le|gt|ge|masked_eq"},
+      {"[{index: 0, op: masked_eq, value: 1}]", "masked_eq needs a non-zero mask"},
+      {"[{index: 0, op: masked_eq, mask: 0xf0, value: 1}]", "has bits outside mask"},
+      {"[{index: 0, op: eq, mask: 3, value: 1}]", "only meaningful with op masked_eq"},
+      {"[{index: 0, op: lt, value: 0}]", "lt 0 can never hold"},
+      {"[{index: 0, op: eq, value: 18446744073709551616}]", "a non-negative integer"},
+      {"[{index: 0, op: eq, value: 0x1ffffffffffffffff}]", "a non-negative integer"},
+      {"[{index: 0, op: eq, value: -1}]", "a non-negative integer"},
+      {"[{index: 0, op: eq, value: 0xzz}]", "a non-negative integer"},
+  };
+  for (const Case& c : cases) {
+    std::string text = std::string(R"(version: 1
+default_action: {allow: {}}
+rules:
+  - name: s
+    match: {syscalls: [socket], args: {scalars: )") + c.scalars + R"(}}
+    action: {deny: {}}
+)";
+    auto p = CompiledPolicy::LoadString(text, "s.yaml");
+    ASSERT_FALSE(p.ok()) << c.scalars;
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr(c.want)) << c.scalars;
+    EXPECT_THAT(std::string(p.status().message()), HasSubstr("rules[0] \"s\"")) << c.scalars;
+  }
+}
+
 }  // namespace
 }  // namespace seccomp_agent

@@ -444,5 +444,80 @@ TEST(ActionKindNameTest, AllKinds) {
   EXPECT_EQ(ActionKindName(a), "plugin");
 }
 
+TEST_F(PolicyTest, ScalarConditionsCompareTheRawRegisterUnsigned) {
+  auto p = Load(R"(version: 1
+default_action: {allow: {}}
+rules:
+  - name: no-packet
+    match: {syscalls: [socket], args: {scalars: [{index: 0, op: eq, value: 17}]}}
+    action: {deny: {errno: EAFNOSUPPORT}}
+  - name: no-userns
+    match: {syscalls: [unshare], args: {scalars: [{index: 0, op: masked_eq, mask: 0x10000000, value: 0x10000000}]}}
+    action: {deny: {errno: EPERM}}
+  - name: big
+    match: {syscalls: [close], args: {scalars: [{index: 0, op: ge, value: 18446744073709551615}]}}
+    action: {deny: {errno: EBADF}}
+  - name: range
+    match:
+      syscalls: [getpriority]
+      args: {scalars: [{index: 0, op: gt, value: 1}, {index: 0, op: le, value: 5}, {index: 1, op: ne, value: 0}]}
+    action: {deny: {errno: EINVAL}}
+  - name: lt
+    match: {syscalls: [getpriority], args: {scalars: [{index: 1, op: lt, value: 3}]}}
+    action: {log: {}}
+)");
+  ASSERT_NE(p, nullptr);
+  SyscallEvent ev = Event("socket");
+  ev.args[0] = 17;
+  EXPECT_EQ(p->Evaluate(ev).rule, "no-packet");
+  ev.args[0] = 0x100000011ull;  // upper bits count, as in the kernel filter
+  EXPECT_EQ(p->Evaluate(ev).rule, "default");
+  ev = Event("unshare");
+  ev.args[0] = 0x10000000 | 0x20000;
+  EXPECT_EQ(p->Evaluate(ev).rule, "no-userns");
+  ev.args[0] = 0x20000;
+  EXPECT_EQ(p->Evaluate(ev).rule, "default");
+  ev = Event("close");
+  ev.args[0] = ~0ull;
+  EXPECT_EQ(p->Evaluate(ev).rule, "big");
+  ev.args[0] = ~0ull - 1;
+  EXPECT_EQ(p->Evaluate(ev).rule, "default");
+  ev = Event("getpriority");
+  ev.args[0] = 1;
+  ev.args[1] = 7;
+  EXPECT_EQ(p->Evaluate(ev).rule, "default");  // gt 1 fails
+  ev.args[0] = 2;
+  EXPECT_EQ(p->Evaluate(ev).rule, "range");
+  ev.args[0] = 5;
+  EXPECT_EQ(p->Evaluate(ev).rule, "range");
+  ev.args[0] = 6;
+  EXPECT_EQ(p->Evaluate(ev).rule, "default");  // le 5 fails
+  ev.args[0] = 3;
+  ev.args[1] = 0;  // ne 0 fails; lt 3 holds
+  EXPECT_EQ(p->Evaluate(ev).rule, "lt");
+  ev.args[0] = ~0ull;  // -1 as unsigned: gt 1 holds, le 5 fails
+  ev.args[1] = 2;
+  EXPECT_EQ(p->Evaluate(ev).rule, "lt");
+}
+
+TEST(ScalarHoldsTest, EveryOp) {
+  using SC = v1::ScalarCondition;
+  EXPECT_TRUE(ScalarHolds(SC::EQ, 5, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::EQ, 6, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::NE, 6, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::NE, 5, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::LT, 4, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::LT, 5, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::LE, 5, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::LE, 6, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::GT, 6, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::GT, 5, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::GE, 5, 5, 0));
+  EXPECT_FALSE(ScalarHolds(SC::GE, 4, 5, 0));
+  EXPECT_TRUE(ScalarHolds(SC::MASKED_EQ, 0xff12, 0x12, 0xff));
+  EXPECT_FALSE(ScalarHolds(SC::MASKED_EQ, 0xff13, 0x12, 0xff));
+  EXPECT_TRUE(ScalarHolds(SC::GT, ~0ull, 1, 0));  // unsigned: -1 is the largest
+}
+
 }  // namespace
 }  // namespace seccomp_agent

@@ -312,7 +312,48 @@ class Validator {
                                         [](const SyscallArgLayout& l) { return l.fd >= 0; }));
       }
     }
+    for (int j = 0; j < args.scalars_size(); ++j) {
+      SA_RETURN_IF_ERROR(
+          CheckScalar(args.scalars(j), label, absl::StrCat("match.args.scalars[", j, "]")));
+    }
     return CheckAction(r, label);
+  }
+
+  // A scalar condition must be able to hold for some value, so that a
+  // typo does not silently disable a rule.
+  absl::Status CheckScalar(const v1::ScalarCondition& c, const std::string& label,
+                           const std::string& field) {
+    if (c.index() > 5) {
+      return Err(label, absl::StrCat(field, ".index"),
+                 absl::StrCat("must be 0..5, got ", c.index()));
+    }
+    using SC = v1::ScalarCondition;
+    switch (c.op()) {
+      case SC::EQ:
+      case SC::NE:
+      case SC::LE:
+      case SC::GE:
+        break;
+      case SC::LT:
+        if (c.value() == 0) return Err(label, field, "lt 0 can never hold");
+        break;
+      case SC::GT:
+        if (c.value() == UINT64_MAX) return Err(label, field, "gt 18446744073709551615 can never hold");
+        break;
+      case SC::MASKED_EQ:
+        if (c.mask() == 0) return Err(label, absl::StrCat(field, ".mask"), "masked_eq needs a non-zero mask");
+        if ((c.value() & ~c.mask()) != 0) {
+          return Err(label, absl::StrCat(field, ".value"),
+                     absl::StrCat("value ", c.value(), " has bits outside mask ", c.mask(),
+                                  ": (arg & mask) == value could never hold"));
+        }
+        return absl::OkStatus();
+      default:
+        return Err(label, absl::StrCat(field, ".op"),
+                   "required: one of eq, ne, lt, le, gt, ge, masked_eq");
+    }
+    if (c.mask() != 0) return Err(label, absl::StrCat(field, ".mask"), "only meaningful with op masked_eq");
+    return absl::OkStatus();
   }
 
   // Each listed syscall must have the argument a condition looks at.

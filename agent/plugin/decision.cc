@@ -1,0 +1,431 @@
+#include "agent/plugin/decision.h"
+
+#include <arpa/inet.h>
+#include <linux/audit.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include <cstring>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/policy/syscall_args.h"
+
+namespace seccomp_agent {
+namespace plugin {
+namespace {
+
+absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
+
+// Absolute, no empty / "." / ".." components, no trailing "/" (except "/"),
+// no NUL. Same rule as the policy file's (agent/policy/validate.cc).
+bool IsNormalizedAbsolute(absl::string_view p) {
+  if (p.empty() || p[0] != '/' || p.find('\0') != absl::string_view::npos) return false;
+  if (p == "/") return true;
+  if (p.back() == '/') return false;
+  size_t i = 1;
+  while (i <= p.size()) {
+    size_t end = p.find('/', i);
+    if (end == absl::string_view::npos) end = p.size();
+    absl::string_view c = p.substr(i, end - i);
+    if (c.empty() || c == "." || c == "..") return false;
+    i = end + 1;
+  }
+  return true;
+}
+
+bool InsideRoot(absl::string_view path, absl::string_view root) {
+  return path == root ||
+         (absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/');
+}
+
+bool ParsePort(absl::string_view s, uint32_t* port) {
+  if (s.empty() || s.size() > 5) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return absl::SimpleAtoi(s, port) && *port <= 65535;
+}
+
+// AF_* of a rewrite_bind endpoint ("1.2.3.4:80", "[::1]:80", "/path",
+// "@abstract"), or -1.
+int BindEndpointFamily(absl::string_view s) {
+  if (!s.empty() && (s[0] == '/' || s[0] == '@')) {
+    if (s.size() >= sizeof(sockaddr_un::sun_path) || s.size() == 1) return -1;
+    if (s[0] == '/' && !IsNormalizedAbsolute(s)) return -1;
+    if (s.find('\0') != absl::string_view::npos) return -1;
+    return AF_UNIX;
+  }
+  uint32_t port = 0;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find("]:");
+    in6_addr a6;
+    if (close == absl::string_view::npos ||
+        inet_pton(AF_INET6, std::string(s.substr(1, close - 1)).c_str(), &a6) != 1 ||
+        !ParsePort(s.substr(close + 2), &port)) {
+      return -1;
+    }
+    return AF_INET6;
+  }
+  size_t colon = s.rfind(':');
+  in_addr a4;
+  if (colon == absl::string_view::npos ||
+      inet_pton(AF_INET, std::string(s.substr(0, colon)).c_str(), &a4) != 1 ||
+      !ParsePort(s.substr(colon + 1), &port)) {
+    return -1;
+  }
+  return AF_INET;
+}
+
+absl::Status CheckRedirectTarget(absl::string_view target, bool prefix, const ValidationContext& ctx) {
+  absl::string_view t = target;
+  if (prefix && t.size() > 1 && t.back() == '/') t.remove_suffix(1);
+  if (!IsNormalizedAbsolute(t)) {
+    return Invalid(absl::StrCat("redirect_open target \"", absl::CHexEscape(target),
+                                "\" is not an absolute, normalized path"));
+  }
+  if (ctx.redirect_roots != nullptr) {
+    for (const std::string& root : *ctx.redirect_roots) {
+      if (InsideRoot(t, root)) return absl::OkStatus();
+    }
+  }
+  return Invalid(
+      absl::StrCat("redirect_open target \"", absl::CHexEscape(target), "\" is outside every redirect root"));
+}
+
+absl::Status CheckRedirectOpen(const v1::RedirectOpen& ro, const ValidationContext& ctx) {
+  if (ctx.syscall != "open" && ctx.syscall != "openat") {
+    return Invalid(absl::StrCat("redirect_open does not apply to ", ctx.syscall, " (only open, openat)"));
+  }
+  if (ro.exact().empty() && ro.prefix().empty()) return Invalid("redirect_open has no entry");
+  for (const auto& kv : ro.exact()) {
+    if (!IsNormalizedAbsolute(kv.first)) {
+      return Invalid(absl::StrCat("redirect_open source \"", absl::CHexEscape(kv.first),
+                                  "\" is not an absolute, normalized path"));
+    }
+    if (auto s = CheckRedirectTarget(kv.second, false, ctx); !s.ok()) return s;
+  }
+  for (const auto& kv : ro.prefix()) {
+    absl::string_view k = kv.first;
+    const bool k_slash = k.size() > 1 && k.back() == '/';
+    if (k_slash) k.remove_suffix(1);
+    if (!IsNormalizedAbsolute(k) || k == "/") {
+      return Invalid(absl::StrCat("redirect_open prefix \"", absl::CHexEscape(kv.first),
+                                  "\" is not an absolute, normalized directory other than /"));
+    }
+    const bool v_slash = kv.second.size() > 1 && kv.second.back() == '/';
+    if (k_slash != v_slash) return Invalid("redirect_open prefix: key and value must agree on a trailing /");
+    if (auto s = CheckRedirectTarget(kv.second, true, ctx); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRewriteBind(const v1::RewriteBind& rb, const ValidationContext& ctx) {
+  if (ctx.syscall != "bind") {
+    return Invalid(absl::StrCat("rewrite_bind does not apply to ", ctx.syscall, " (only bind)"));
+  }
+  if (rb.map().empty()) return Invalid("rewrite_bind has no entry");
+  for (const auto& kv : rb.map()) {
+    const int from = BindEndpointFamily(kv.first);
+    const int to = BindEndpointFamily(kv.second);
+    if (from < 0 || to < 0) {
+      return Invalid(absl::StrCat("rewrite_bind entry \"", absl::CHexEscape(kv.first), "\" -> \"",
+                                  absl::CHexEscape(kv.second), "\" is not ADDR:PORT or a unix path"));
+    }
+    if (from != to) return Invalid("rewrite_bind entry changes the address family");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReplaceWrite(const v1::ReplaceWrite& rw, const ValidationContext& ctx) {
+  if (ctx.syscall != "write") {
+    return Invalid(absl::StrCat("replace_write does not apply to ", ctx.syscall, " (only write)"));
+  }
+  if (rw.mode_case() != v1::ReplaceWrite::kReplace) {
+    return Invalid("replace_write from a plugin must use `replace` (redact_regex is refused)");
+  }
+  if (rw.replace().size() > kMaxReplaceBytes) {
+    return Invalid(absl::StrCat("replace_write.replace is ", rw.replace().size(), " bytes (max 1 MiB)"));
+  }
+  if (!rw.redaction().empty()) return Invalid("replace_write.redaction is only meaningful with redact_regex");
+  return absl::OkStatus();
+}
+
+absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
+  if (ctx.arch != NativeAuditArch()) {
+    return Invalid(
+        absl::StrCat("inject on arch ", ArchName(ctx.arch), " (only ", ArchName(NativeAuditArch()), ")"));
+  }
+  if (ctx.nr < 0 || in.nr() != static_cast<uint64_t>(ctx.nr)) {
+    return Invalid(absl::StrCat("inject.nr ", in.nr(), " != trapped nr ", ctx.nr));
+  }
+  const int nr = ctx.nr;
+  if (nr != SYS_openat && nr != SYS_bind && nr != SYS_write) {
+    return Invalid(absl::StrCat("inject.nr ", nr, " is not openat, bind or write"));
+  }
+  if (in.args_size() != 6)
+    return Invalid(absl::StrCat("inject.args has ", in.args_size(), " entries (need 6)"));
+  const uint32_t mask = in.args_in_buf_mask();
+  if ((mask & ~uint32_t{0x3f}) != 0) {
+    return Invalid(absl::StrFormat("inject.args_in_buf_mask 0x%x has bits beyond args[0..5]", mask));
+  }
+  const std::string& buf = in.buf();
+  if (buf.size() > kMaxInjectBytes) {
+    return Invalid(absl::StrCat("inject.buf is ", buf.size(), " bytes (max ", kMaxInjectBytes, ")"));
+  }
+  if (mask != 0 && buf.empty()) return Invalid("inject.args_in_buf_mask set but inject.buf is empty");
+  for (int i = 0; i < 6; ++i) {
+    if ((mask & (1u << i)) != 0 && in.args(i) >= buf.size()) {
+      return Invalid(absl::StrCat("inject.args[", i, "] offset ", in.args(i), " is outside buf (", buf.size(),
+                                  " bytes)"));
+    }
+  }
+  // Every substitute keeps its one pointer argument at args[1].
+  if (mask != 0x2) {
+    return Invalid(absl::StrFormat("inject.args_in_buf_mask must be 0x2 (args[1] in buf), got 0x%x", mask));
+  }
+  const uint64_t off = in.args(1);
+  const uint64_t room = buf.size() - off;  // off < size checked above
+  if (nr == SYS_openat) {
+    if (std::memchr(buf.data() + off, '\0', room) == nullptr) {
+      return Invalid("inject openat: the path in buf has no terminating NUL");
+    }
+    return absl::OkStatus();
+  }
+  // bind and write act on the trapped fd: a plugin substitutes the data,
+  // not the object (compared as 32-bit ints, like the kernel).
+  if (static_cast<int32_t>(in.args(0)) != static_cast<int32_t>(ctx.args[0])) {
+    return Invalid(absl::StrCat("inject.args[0] fd ", static_cast<int32_t>(in.args(0)), " != trapped fd ",
+                                static_cast<int32_t>(ctx.args[0])));
+  }
+  const uint64_t len = in.args(2);
+  if (nr == SYS_bind) {
+    if (len == 0 || len > kMaxSockaddrLen) {
+      return Invalid(absl::StrCat("inject bind: addrlen ", len, " not in 1..", kMaxSockaddrLen));
+    }
+  }
+  if (len > room) {
+    return Invalid(
+        absl::StrCat("inject: ", len, " bytes at offset ", off, " run past buf (", buf.size(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReturn(const v1::Return& r, const ValidationContext& ctx) {
+  if (!ReturnAllowedFor(ctx.syscall)) {
+    return Invalid(absl::StrCat("return is refused for ", ctx.syscall));
+  }
+  if (r.value() >= -kMaxErrno && r.value() <= -1) {
+    return Invalid(absl::StrCat("return.value ", r.value(), " is an errno (use deny)"));
+  }
+  if (ctx.syscall == "write" && (r.value() < 0 || static_cast<uint64_t>(r.value()) > ctx.args[2])) {
+    return Invalid(absl::StrCat("return.value ", r.value(), " for write of ", ctx.args[2], " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+void Put(std::string* k, absl::string_view v) {
+  uint32_t n = static_cast<uint32_t>(v.size());
+  k->append(reinterpret_cast<const char*>(&n), sizeof(n));
+  k->append(v.data(), v.size());
+}
+void PutU64(std::string* k, uint64_t v) { k->append(reinterpret_cast<const char*>(&v), sizeof(v)); }
+
+}  // namespace
+
+uint32_t NativeAuditArch() {
+#if defined(__x86_64__)
+  return AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  return AUDIT_ARCH_AARCH64;
+#else
+#error "unsupported architecture"
+#endif
+}
+
+std::string ArchName(uint32_t a) {
+  switch (a) {
+    case AUDIT_ARCH_X86_64:
+      return "x86_64";
+    case AUDIT_ARCH_I386:
+      return "x86";
+    case AUDIT_ARCH_AARCH64:
+      return "aarch64";
+    case AUDIT_ARCH_ARM:
+      return "arm";
+    default:
+      return absl::StrFormat("0x%x", a);
+  }
+}
+
+bool ReturnAllowedFor(absl::string_view syscall) {
+  static const auto* const kRefused = new absl::flat_hash_set<absl::string_view>{
+      // exec, exit, process creation, signal return
+      "execve", "execveat", "exit", "exit_group", "fork", "vfork", "clone", "clone3", "rt_sigreturn",
+      "sigreturn", "restart_syscall",
+      // calls that create file descriptors
+      "open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "socketpair", "accept", "accept4",
+      "dup", "dup2", "dup3", "pipe", "pipe2", "eventfd", "eventfd2", "memfd_create", "memfd_secret",
+      "epoll_create", "epoll_create1", "signalfd", "signalfd4", "timerfd_create", "inotify_init",
+      "inotify_init1", "fanotify_init", "pidfd_open", "pidfd_getfd", "userfaultfd", "perf_event_open",
+      "io_uring_setup", "bpf", "fsopen", "fsmount", "fspick", "open_tree", "landlock_create_ruleset",
+      "mq_open",
+      // calls that create mappings or move the break
+      "mmap", "mmap2", "mremap", "brk", "shmat"};
+  return !syscall.empty() && !kRefused->contains(syscall);
+}
+
+ValidationContext ContextFor(const SyscallEvent& ev, const std::vector<std::string>* redirect_roots) {
+  ValidationContext c;
+  c.nr = ev.nr;
+  c.arch = ev.arch;
+  c.syscall = ev.syscall;
+  for (int i = 0; i < 6; ++i) c.args[i] = ev.args[i];
+  c.redirect_roots = redirect_roots;
+  return c;
+}
+
+absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ctx) {
+  if (!v1::CacheHint::Scope_IsValid(d.cache().scope())) {
+    return Invalid(absl::StrCat("cache.scope ", d.cache().scope(), " is unknown"));
+  }
+  switch (d.kind_case()) {
+    case v1::Decision::KIND_NOT_SET:
+      return Invalid("decision has no kind");
+    case v1::Decision::kNoOpinion:
+    case v1::Decision::kAllow:
+      return absl::OkStatus();
+    case v1::Decision::kDeny:
+      if (d.deny().errno_code() < 1 || d.deny().errno_code() > kMaxErrno) {
+        return Invalid(absl::StrCat("deny.errno ", d.deny().errno_code(), " not in 1..", kMaxErrno));
+      }
+      return absl::OkStatus();
+    case v1::Decision::kReturn:
+      return CheckReturn(d.return_(), ctx);
+    case v1::Decision::kInject:
+      return CheckInject(d.inject(), ctx);
+    case v1::Decision::kRedirectOpen:
+      return CheckRedirectOpen(d.redirect_open(), ctx);
+    case v1::Decision::kRewriteBind:
+      return CheckRewriteBind(d.rewrite_bind(), ctx);
+    case v1::Decision::kReplaceWrite:
+      return CheckReplaceWrite(d.replace_write(), ctx);
+  }
+  return Invalid(absl::StrCat("unknown decision kind ", d.kind_case()));
+}
+
+v1::Notification BuildNotification(const SyscallEvent& ev, size_t max_write_bytes) {
+  v1::Notification n;
+  if (ev.container != nullptr) {
+    const ContainerInfo& ci = *ev.container;
+    v1::Container* c = n.mutable_container();
+    c->set_id(ci.id);
+    c->mutable_annotations()->insert(ci.annotations.begin(), ci.annotations.end());
+    c->set_listener_metadata(ci.metadata);
+    c->set_runtime(ci.runtime);
+    c->set_init_pid(ci.init_pid);
+    c->set_bundle(ci.bundle);
+    if (!ci.pod_namespace.empty() || !ci.pod_name.empty() || !ci.container_name.empty()) {
+      v1::KubernetesIdentity* k = c->mutable_kubernetes();
+      k->set_pod_namespace(ci.pod_namespace);
+      k->set_pod_name(ci.pod_name);
+      k->set_container_name(ci.container_name);
+    }
+  }
+  n.set_pid(ev.pid);
+  n.set_notification_id(ev.id);
+  n.set_syscall_nr(ev.nr);
+  n.set_syscall_name(ev.syscall);
+  n.set_arch(ev.arch);
+  n.set_arch_name(ArchName(ev.arch));
+  for (uint64_t a : ev.args) n.add_args(a);
+  n.set_runtime_phase(ev.runtime_phase);
+  n.set_instruction_pointer(ev.instruction_pointer);
+  v1::Decoded* d = n.mutable_decoded();
+  constexpr auto kSnap = v1::VALUE_SOURCE_TASK_MEMORY_SNAPSHOT;
+  if (ev.path) {
+    d->mutable_path()->set_value(*ev.path);
+    d->mutable_path()->set_source(kSnap);
+  }
+  if (ev.path2) {
+    d->mutable_path2()->set_value(*ev.path2);
+    d->mutable_path2()->set_source(kSnap);
+  }
+  if (ev.dirfd) {
+    d->mutable_dirfd()->set_value(static_cast<int32_t>(*ev.dirfd));
+    d->mutable_dirfd()->set_source(v1::VALUE_SOURCE_REGISTERS);
+  }
+  if (ev.fd) {
+    d->mutable_fd()->set_value(static_cast<int32_t>(*ev.fd));
+    d->mutable_fd()->set_source(v1::VALUE_SOURCE_REGISTERS);
+  }
+  if (ev.sockaddr) {
+    v1::DecodedSockaddr* s = d->mutable_sockaddr();
+    s->set_family(ev.sockaddr->family);
+    s->set_address(ev.sockaddr->address);
+    s->set_port(ev.sockaddr->port.value_or(0));
+    s->set_raw(ev.sockaddr->raw.data(), ev.sockaddr->raw.size());
+    s->set_source(kSnap);
+  }
+  if (ev.write_bytes) {
+    v1::DecodedWrite* w = d->mutable_write();
+    const size_t n_bytes = std::min(ev.write_bytes->size(), std::min(max_write_bytes, kMaxInjectBytes));
+    w->set_data(ev.write_bytes->data(), n_bytes);
+    const uint64_t count = ev.write_count.value_or(ev.args[2]);
+    w->set_count(count);
+    w->set_truncated(n_bytes < count);
+    w->set_source(kSnap);
+  }
+  d->set_error(ev.decode_error);
+  return n;
+}
+
+std::string SyscallContainerKey(absl::string_view plugin, const SyscallEvent& ev) {
+  std::string k;
+  k.reserve(64);
+  k.push_back('S');
+  Put(&k, plugin);
+  Put(&k, ev.container != nullptr ? absl::string_view(ev.container->id) : absl::string_view());
+  PutU64(&k, ev.arch);
+  PutU64(&k, static_cast<uint64_t>(static_cast<int64_t>(ev.nr)));
+  return k;
+}
+
+std::string ExactArgsKey(absl::string_view plugin, const SyscallEvent& ev) {
+  std::string k = SyscallContainerKey(plugin, ev);
+  k[0] = 'E';
+  uint64_t args[6];
+  for (int i = 0; i < 6; ++i) args[i] = ev.args[i];
+  // A pointer the engine decoded is keyed by what it points to.
+  if (const SyscallArgLayout* l = ArgLayoutFor(ev.syscall); l != nullptr) {
+    if (l->path >= 0 && ev.path) args[l->path] = 0;
+    if (l->path2 >= 0 && ev.path2) args[l->path2] = 0;
+    if (l->sockaddr >= 0 && ev.sockaddr) args[l->sockaddr] = 0;
+    if (l->buf >= 0 && ev.write_bytes) args[l->buf] = 0;
+  }
+  for (uint64_t a : args) PutU64(&k, a);
+  auto put_opt = [&k](const std::optional<std::string>& v) {
+    k.push_back(v ? '1' : '0');
+    if (v) Put(&k, *v);
+  };
+  put_opt(ev.path);
+  put_opt(ev.path2);
+  k.push_back(ev.sockaddr ? '1' : '0');
+  if (ev.sockaddr) {
+    Put(&k,
+        absl::string_view(reinterpret_cast<const char*>(ev.sockaddr->raw.data()), ev.sockaddr->raw.size()));
+    Put(&k, ev.sockaddr->address);
+  }
+  put_opt(ev.write_bytes);
+  k.push_back(ev.runtime_phase ? '1' : '0');
+  Put(&k, ev.decode_error);
+  return k;
+}
+
+}  // namespace plugin
+}  // namespace seccomp_agent

@@ -1,0 +1,559 @@
+// PluginDispatcher against real gRPC servers (in-process fakes) over unix
+// sockets: answers, every fault kind, recovery, health, cache, overload.
+// Most tests run twice: unary Decide and DecideStream.
+#include "agent/plugin/dispatcher.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "agent/plugin/testing/fake_plugin.h"
+#include "agent/plugin/testing/test_util.h"
+#include "gtest/gtest.h"
+
+namespace seccomp_agent {
+namespace plugin {
+namespace {
+
+using testing::Container;
+using testing::DecideSync;
+using testing::FakePlugin;
+using testing::OpenatEvent;
+using testing::SocketPath;
+using testing::Timed;
+using testing::WriteEvent;
+using Kind = PluginResult::Kind;
+using namespace std::chrono_literals;
+
+// The brief's bound: the error arrives within timeout + 10 ms.
+constexpr double kSlackMs = 10;
+
+class DispatcherTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    address_ = "unix://" + SocketPath("d");
+    ASSERT_TRUE(fake_.Start(address_).ok());
+  }
+
+  void TearDown() override {
+    fake_.Stop();
+    unlink(address_.substr(strlen("unix://")).c_str());
+  }
+
+  v1::PluginConfig Config(uint32_t timeout_ms = 100, uint32_t max_in_flight = 64) {
+    v1::PluginConfig pc;
+    pc.set_name("fake");
+    pc.set_address(address_);
+    pc.set_timeout_ms(timeout_ms);
+    pc.set_max_in_flight(max_in_flight);
+    pc.set_on_error(v1::PluginConfig::ALLOW);
+    pc.set_error_errno(13);
+    pc.set_stream(GetParam());
+    return pc;
+  }
+
+  std::unique_ptr<PluginDispatcher> Make(const v1::PluginConfig& pc) {
+    DispatcherOptions o;
+    o.health_interval = absl::Milliseconds(50);
+    o.initial_backoff = absl::Milliseconds(50);
+    o.max_backoff = absl::Milliseconds(200);
+    o.redirect_roots = {"/srv/redirect"};
+    auto d = PluginDispatcher::Create({pc}, o);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return std::move(*d);
+  }
+
+  PluginStats Stats(PluginDispatcher& d) { return *d.StatsFor("fake"); }
+
+  // Calls until a decision comes back (the plugin is reachable again).
+  bool EventuallyDecides(PluginDispatcher& d, const SyscallEvent& ev, std::chrono::milliseconds within) {
+    const auto end = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < end) {
+      if (DecideSync(d, "fake", ev).result.kind == Kind::kAction) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  std::string address_;
+  FakePlugin fake_;
+  ContainerInfo c1_ = Container("c1");
+  SyscallEvent ev_ = OpenatEvent(&c1_, "/etc/passwd");
+};
+
+INSTANTIATE_TEST_SUITE_P(UnaryAndStream, DispatcherTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "Stream" : "Unary";
+                         });
+
+TEST_P(DispatcherTest, AnswersAreDelivered) {
+  fake_.set_responder([](const v1::Notification& n) {
+    v1::Decision d;
+    if (n.decoded().path().value() == "/etc/shadow") {
+      d.mutable_deny()->set_errno_code(2);
+    } else {
+      d.mutable_allow();
+    }
+    d.set_reason("because");
+    return d;
+  });
+  auto d = Make(Config());
+  Timed t = DecideSync(*d, "fake", ev_);
+  ASSERT_EQ(t.result.kind, Kind::kAction) << t.result.error;
+  EXPECT_TRUE(t.result.action.has_allow());
+  EXPECT_EQ(t.result.reason, "because");
+  EXPECT_EQ(t.result.plugin, "fake");
+  t = DecideSync(*d, "fake", OpenatEvent(&c1_, "/etc/shadow"));
+  ASSERT_EQ(t.result.kind, Kind::kAction);
+  EXPECT_EQ(t.result.action.deny().errno_code(), 2);
+  EXPECT_EQ(fake_.requests(), 2);
+  EXPECT_EQ(GetParam() ? fake_.stream_requests() : fake_.unary_requests(), 2);
+  PluginStats s = Stats(*d);
+  EXPECT_EQ(s.calls, 2u);
+  EXPECT_EQ(s.decisions, 2u);
+  EXPECT_EQ(s.in_flight, 0);
+}
+
+TEST_P(DispatcherTest, HungPluginTimesOutOnTime) {
+  fake_.set_mode(FakePlugin::Mode::kHang);
+  auto d = Make(Config(100));
+  for (int i = 0; i < 2; ++i) {
+    Timed t = DecideSync(*d, "fake", ev_);
+    EXPECT_EQ(t.result.kind, Kind::kError);
+    EXPECT_EQ(t.result.error_kind, ErrorKind::kTimeout) << t.result.error;
+    EXPECT_GE(t.ms(), 100 - 1);
+    EXPECT_LE(t.ms(), 100 + kSlackMs) << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
+    // The engine needs on_error with the error.
+    EXPECT_EQ(t.result.on_error, v1::PluginConfig::ALLOW);
+    EXPECT_EQ(t.result.error_errno, 13);
+  }
+  EXPECT_EQ(Stats(*d).errors_of(ErrorKind::kTimeout), 2u);
+  EXPECT_EQ(Stats(*d).in_flight, 0);
+}
+
+TEST_P(DispatcherTest, SlowPluginTimesOutThenRecovers) {
+  fake_.set_delay(300ms);
+  auto d = Make(Config(100));
+  Timed t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.error_kind, ErrorKind::kTimeout);
+  EXPECT_LE(t.ms(), 100 + kSlackMs) << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
+  fake_.set_delay(0ms);
+  std::this_thread::sleep_for(300ms);  // the late answer arrives and is dropped
+  t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.kind, Kind::kAction) << t.result.error;
+  if (GetParam()) {
+    EXPECT_EQ(Stats(*d).late_or_unknown_responses, 1u);
+  }
+}
+
+TEST_P(DispatcherTest, GarbageBytesAreInvalid) {
+  fake_.set_mode(FakePlugin::Mode::kGarbage);
+  auto d = Make(Config(1000));
+  Timed t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.kind, Kind::kError);
+  // Unparseable bytes: the unary call fails to parse (invalid); a stream
+  // that cannot parse a message is broken (unavailable). Fast either way.
+  EXPECT_EQ(t.result.error_kind, GetParam() ? ErrorKind::kUnavailable : ErrorKind::kInvalid)
+      << t.result.error;
+  EXPECT_LT(t.ms(), 500);
+}
+
+struct BadCase {
+  const char* name;
+  std::function<v1::Decision()> make;
+  bool bind;  // ask about a bind instead of an openat
+};
+
+TEST_P(DispatcherTest, InvalidDecisionsTakeOnError) {
+  const std::vector<BadCase> cases = {
+      {"empty", [] { return v1::Decision(); }, false},
+      {"inject nr mismatch",
+       [] {
+         v1::Decision d;
+         v1::Inject* in = d.mutable_inject();
+         in->set_nr(SYS_write);
+         for (int i = 0; i < 6; ++i) in->add_args(0);
+         in->set_args_in_buf_mask(2);
+         in->set_buf(std::string("/x\0", 3));
+         return d;
+       },
+       false},
+      {"inject offset outside buf",
+       [] {
+         v1::Decision d;
+         v1::Inject* in = d.mutable_inject();
+         in->set_nr(SYS_openat);
+         for (int i = 0; i < 6; ++i) in->add_args(i == 1 ? 100 : 0);
+         in->set_args_in_buf_mask(2);
+         in->set_buf(std::string("/x\0", 3));
+         return d;
+       },
+       false},
+      {"errno 0",
+       [] {
+         v1::Decision d;
+         d.mutable_deny()->set_errno_code(0);
+         return d;
+       },
+       false},
+      {"errno 5000",
+       [] {
+         v1::Decision d;
+         d.mutable_deny()->set_errno_code(5000);
+         return d;
+       },
+       false},
+      {"redirect for a bind",
+       [] {
+         v1::Decision d;
+         (*d.mutable_redirect_open()->mutable_exact())["/a"] = "/srv/redirect/a";
+         return d;
+       },
+       true},
+      {"return for openat",
+       [] {
+         v1::Decision d;
+         d.mutable_return_()->set_value(3);
+         return d;
+       },
+       false},
+  };
+  auto d = Make(Config(1000));
+  SyscallEvent bind = testing::BindEvent(&c1_, 5, "0.0.0.0", 80);
+  for (const BadCase& bc : cases) {
+    fake_.set_responder([&bc](const v1::Notification&) { return bc.make(); });
+    Timed t = DecideSync(*d, "fake", bc.bind ? bind : ev_);
+    EXPECT_EQ(t.result.kind, Kind::kError) << bc.name;
+    EXPECT_EQ(t.result.error_kind, ErrorKind::kInvalid) << bc.name << ": " << t.result.error;
+    EXPECT_EQ(t.result.on_error, v1::PluginConfig::ALLOW);
+  }
+  EXPECT_EQ(Stats(*d).errors_of(ErrorKind::kInvalid), cases.size());
+  // A valid inject passes through as kInject.
+  fake_.set_responder([](const v1::Notification&) {
+    v1::Decision d;
+    v1::Inject* in = d.mutable_inject();
+    in->set_nr(SYS_openat);
+    for (int i = 0; i < 6; ++i) in->add_args(i == 0 ? static_cast<uint64_t>(-100) : 0);
+    in->set_args_in_buf_mask(2);
+    in->set_buf(std::string("/srv/x\0", 7));
+    return d;
+  });
+  Timed t = DecideSync(*d, "fake", ev_);
+  ASSERT_EQ(t.result.kind, Kind::kInject) << t.result.error;
+  EXPECT_EQ(t.result.inject.buf(), std::string("/srv/x\0", 7));
+}
+
+TEST_P(DispatcherTest, ServerCrashFailsPendingFastAndRecovers) {
+  fake_.set_mode(FakePlugin::Mode::kHang);
+  auto d = Make(Config(3000));
+  auto p = std::make_shared<std::promise<Timed>>();
+  const auto start = std::chrono::steady_clock::now();
+  d->Decide("fake", ev_, [p, start](PluginResult r) {
+    p->set_value(Timed{std::move(r), std::chrono::steady_clock::now() - start});
+  });
+  std::this_thread::sleep_for(100ms);
+  fake_.Stop();  // the plugin dies with the call pending
+  Timed t = p->get_future().get();
+  EXPECT_EQ(t.result.kind, Kind::kError);
+  EXPECT_NE(t.result.error_kind, ErrorKind::kTimeout) << t.result.error;
+  EXPECT_LT(t.ms(), 1000) << "pending call must fail fast, not wait for the 3 s deadline";
+  // While it is down: fail fast as unavailable.
+  Timed down = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(down.result.error_kind, ErrorKind::kUnavailable) << down.result.error;
+  EXPECT_LT(down.ms(), 1000);
+  // Back on the same socket path: decisions resume after the backoff.
+  fake_.set_mode(FakePlugin::Mode::kAnswer);
+  ASSERT_TRUE(fake_.Start(address_).ok());
+  EXPECT_TRUE(EventuallyDecides(*d, ev_, 5000ms));
+  EXPECT_GE(Stats(*d).errors_of(ErrorKind::kUnavailable), 1u);
+  if (GetParam()) {
+    EXPECT_GE(Stats(*d).streams_opened, 2u);
+  }
+}
+
+TEST_P(DispatcherTest, NoServerFailsFast) {
+  fake_.Stop();
+  auto d = Make(Config(2000));
+  Timed t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.kind, Kind::kError);
+  EXPECT_EQ(t.result.error_kind, ErrorKind::kUnavailable) << t.result.error;
+  EXPECT_LT(t.ms(), 1000);
+}
+
+TEST_P(DispatcherTest, NotServingFailsImmediatelyAndRecovers) {
+  auto d = Make(Config(1000));
+  ASSERT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kAction);
+  fake_.SetServing(false);
+  const auto end = std::chrono::steady_clock::now() + 3s;
+  while (Stats(*d).health != "not_serving" && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(Stats(*d).health, "not_serving");
+  const int before = fake_.requests();
+  Timed t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.error_kind, ErrorKind::kNotServing);
+  EXPECT_LT(t.ms(), 5) << "no waiting for the deadline";
+  EXPECT_EQ(fake_.requests(), before) << "nothing was sent";
+  EXPECT_EQ(Stats(*d).errors_of(ErrorKind::kNotServing), 1u);
+  fake_.SetServing(true);
+  EXPECT_TRUE(EventuallyDecides(*d, ev_, 3000ms));
+  EXPECT_EQ(Stats(*d).health, "serving");
+}
+
+TEST_P(DispatcherTest, MaxInFlightOverloadFailsFast) {
+  fake_.set_mode(FakePlugin::Mode::kHang);
+  auto d = Make(Config(500, 2));
+  std::vector<std::shared_ptr<std::promise<PluginResult>>> hung;
+  for (int i = 0; i < 2; ++i) {
+    auto p = std::make_shared<std::promise<PluginResult>>();
+    d->Decide("fake", ev_, [p](PluginResult r) { p->set_value(std::move(r)); });
+    hung.push_back(p);
+  }
+  EXPECT_EQ(Stats(*d).in_flight, 2);
+  Timed t = DecideSync(*d, "fake", ev_);
+  EXPECT_EQ(t.result.error_kind, ErrorKind::kOverloaded);
+  EXPECT_LT(t.ms(), 5);
+  EXPECT_EQ(Stats(*d).errors_of(ErrorKind::kOverloaded), 1u);
+  for (auto& p : hung) EXPECT_EQ(p->get_future().get().error_kind, ErrorKind::kTimeout);
+  EXPECT_EQ(Stats(*d).in_flight, 0);
+  fake_.set_mode(FakePlugin::Mode::kAnswer);
+  EXPECT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kAction);
+}
+
+TEST_P(DispatcherTest, ManyConcurrentDecisionsAreMatched) {
+  // Each answer depends on its request: deny with errno = the number in the
+  // path. A mix-up of stream ids would show as a wrong errno.
+  fake_.set_responder([](const v1::Notification& n) {
+    v1::Decision d;
+    int e = 0;
+    absl::SimpleAtoi(n.decoded().path().value().substr(5), &e);
+    d.mutable_deny()->set_errno_code(e);
+    return d;
+  });
+  auto d = Make(Config(5000, 1000));
+  constexpr int kN = 300;
+  std::vector<std::promise<PluginResult>> ps(kN);
+  for (int i = 0; i < kN; ++i) {
+    d->Decide("fake", OpenatEvent(&c1_, "/tmp/" + std::to_string(i + 1)),
+              [&ps, i](PluginResult r) { ps[i].set_value(std::move(r)); });
+  }
+  for (int i = 0; i < kN; ++i) {
+    PluginResult r = ps[i].get_future().get();
+    ASSERT_EQ(r.kind, Kind::kAction) << i << " " << r.error;
+    EXPECT_EQ(r.action.deny().errno_code(), i + 1);
+  }
+}
+
+TEST_P(DispatcherTest, WedgedStreamIsReset) {
+  if (!GetParam()) GTEST_SKIP() << "stream only";
+  fake_.set_mode(FakePlugin::Mode::kHang);
+  auto d = Make(Config(50));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(DecideSync(*d, "fake", ev_).result.error_kind, ErrorKind::kTimeout);
+  fake_.set_mode(FakePlugin::Mode::kAnswer);
+  // After 3 consecutive timeouts the stream was cancelled: a new one answers.
+  EXPECT_TRUE(EventuallyDecides(*d, ev_, 2000ms));
+  EXPECT_GE(fake_.streams(), 2);
+}
+
+// --- cache -------------------------------------------------------------------
+
+v1::Decision Cached(v1::CacheHint::Scope scope, uint32_t ttl_ms) {
+  v1::Decision d;
+  d.mutable_deny()->set_errno_code(1);
+  d.mutable_cache()->set_scope(scope);
+  d.mutable_cache()->set_ttl_ms(ttl_ms);
+  return d;
+}
+
+TEST_P(DispatcherTest, CacheExactArgs) {
+  fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
+  auto d = Make(Config());
+  Timed a = DecideSync(*d, "fake", ev_);
+  ASSERT_EQ(a.result.kind, Kind::kAction);
+  EXPECT_FALSE(a.result.from_cache);
+  SyscallEvent same = ev_;
+  same.args[1] = 0x5555;  // same path, other buffer address
+  Timed b = DecideSync(*d, "fake", same);
+  ASSERT_EQ(b.result.kind, Kind::kAction);
+  EXPECT_TRUE(b.result.from_cache);
+  EXPECT_EQ(b.result.action.deny().errno_code(), 1);
+  EXPECT_EQ(fake_.requests(), 1) << "a hit sends nothing";
+  Timed c = DecideSync(*d, "fake", OpenatEvent(&c1_, "/etc/other"));
+  EXPECT_FALSE(c.result.from_cache);
+  EXPECT_EQ(fake_.requests(), 2) << "another path misses";
+  PluginStats s = Stats(*d);
+  EXPECT_EQ(s.cache_hits, 1u);
+  EXPECT_EQ(s.cache_misses, 2u);
+}
+
+TEST_P(DispatcherTest, CacheTtlExpires) {
+  fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 100); });
+  auto d = Make(Config());
+  DecideSync(*d, "fake", ev_);
+  EXPECT_TRUE(DecideSync(*d, "fake", ev_).result.from_cache);
+  EXPECT_EQ(fake_.requests(), 1);
+  std::this_thread::sleep_for(150ms);
+  EXPECT_FALSE(DecideSync(*d, "fake", ev_).result.from_cache);
+  EXPECT_EQ(fake_.requests(), 2);
+}
+
+TEST_P(DispatcherTest, CacheSyscallContainerScope) {
+  fake_.set_responder(
+      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_SYSCALL_CONTAINER, 10000); });
+  auto d = Make(Config());
+  DecideSync(*d, "fake", ev_);
+  EXPECT_TRUE(DecideSync(*d, "fake", OpenatEvent(&c1_, "/any/other/path")).result.from_cache)
+      << "same syscall and container, other args: hit";
+  EXPECT_EQ(fake_.requests(), 1);
+  ContainerInfo c2 = Container("c2");
+  EXPECT_FALSE(DecideSync(*d, "fake", OpenatEvent(&c2, "/etc/passwd")).result.from_cache)
+      << "other container";
+  EXPECT_FALSE(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "x")).result.from_cache) << "other syscall";
+  EXPECT_EQ(fake_.requests(), 3);
+}
+
+TEST_P(DispatcherTest, CachedDecisionIsRevalidated) {
+  // return 5 for a write, cached for the whole syscall: fine for a 10-byte
+  // write, invalid for a 2-byte one (return > count) -> ask again.
+  fake_.set_responder([](const v1::Notification& n) {
+    v1::Decision d;
+    d.mutable_return_()->set_value(std::min<uint64_t>(5, n.decoded().write().count()));
+    d.mutable_cache()->set_scope(v1::CacheHint::SCOPE_SYSCALL_CONTAINER);
+    d.mutable_cache()->set_ttl_ms(10000);
+    return d;
+  });
+  auto d = Make(Config());
+  EXPECT_EQ(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "0123456789")).result.action.return_().value(), 5);
+  EXPECT_TRUE(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "abcdefghij")).result.from_cache);
+  Timed t = DecideSync(*d, "fake", WriteEvent(&c1_, 1, "ab"));
+  EXPECT_FALSE(t.result.from_cache);
+  EXPECT_EQ(t.result.action.return_().value(), 2);
+  EXPECT_EQ(fake_.requests(), 2);
+}
+
+TEST_P(DispatcherTest, NoOpinionIsNotCached) {
+  fake_.set_responder([](const v1::Notification&) {
+    v1::Decision d;
+    d.mutable_no_opinion();
+    d.mutable_cache()->set_scope(v1::CacheHint::SCOPE_EXACT_ARGS);
+    d.mutable_cache()->set_ttl_ms(10000);
+    return d;
+  });
+  auto d = Make(Config());
+  EXPECT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kNoOpinion);
+  EXPECT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kNoOpinion);
+  EXPECT_EQ(fake_.requests(), 2);
+}
+
+// --- several plugins -----------------------------------------------------------
+
+TEST_P(DispatcherTest, ChainFirstDecisiveAnswerWins) {
+  FakePlugin second;
+  const std::string addr2 = "unix://" + SocketPath("d2");
+  ASSERT_TRUE(second.Start(addr2).ok());
+  fake_.set_responder([](const v1::Notification& n) {
+    v1::Decision d;
+    if (n.decoded().path().value() == "/etc/passwd") {
+      d.mutable_no_opinion();
+    } else {
+      d.mutable_allow();
+    }
+    return d;
+  });
+  second.set_responder([](const v1::Notification&) {
+    v1::Decision d;
+    d.mutable_deny()->set_errno_code(13);
+    return d;
+  });
+  v1::PluginConfig a = Config(), b = Config();
+  b.set_name("second");
+  b.set_address(addr2);
+  DispatcherOptions o;
+  auto d = PluginDispatcher::Create({a, b}, o);
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto chain = [&](const SyscallEvent& ev) {
+    std::promise<PluginResult> p;
+    (*d)->DecideChain({"fake", "second"}, ev, [&p](PluginResult r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  PluginResult r = chain(ev_);  // first defers, second denies
+  ASSERT_EQ(r.kind, Kind::kAction) << r.error;
+  EXPECT_EQ(r.plugin, "second");
+  EXPECT_EQ(r.action.deny().errno_code(), 13);
+  r = chain(OpenatEvent(&c1_, "/etc/hosts"));  // first decides
+  EXPECT_EQ(r.plugin, "fake");
+  EXPECT_TRUE(r.action.has_allow());
+  EXPECT_EQ(second.requests(), 1);
+  // Everyone defers: kNoOpinion.
+  second.set_responder([](const v1::Notification&) {
+    v1::Decision d;
+    d.mutable_no_opinion();
+    return d;
+  });
+  EXPECT_EQ(chain(ev_).kind, Kind::kNoOpinion);
+}
+
+TEST(DispatcherCreate, RejectsBadConfigs) {
+  v1::PluginConfig a;
+  a.set_name("a");
+  a.set_address("unix:///tmp/x.sock");
+  EXPECT_FALSE(PluginDispatcher::Create({a, a}, {}).ok()) << "duplicate";
+  v1::PluginConfig noname = a;
+  noname.clear_name();
+  EXPECT_FALSE(PluginDispatcher::Create({noname}, {}).ok());
+  v1::PluginConfig noaddr = a;
+  noaddr.clear_address();
+  EXPECT_FALSE(PluginDispatcher::Create({noaddr}, {}).ok());
+}
+
+TEST(DispatcherCreate, UnknownPluginAndDefaults) {
+  v1::PluginConfig a;
+  a.set_name("a");
+  a.set_address("unix:///tmp/sa_plugin_nobody_here.sock");
+  auto d = PluginDispatcher::Create({a}, {});
+  ASSERT_TRUE(d.ok());
+  ContainerInfo c = Container("c");
+  Timed t = DecideSync(**d, "nope", OpenatEvent(&c, "/x"));
+  EXPECT_EQ(t.result.error_kind, ErrorKind::kUnknownPlugin);
+  EXPECT_EQ(t.result.on_error, v1::PluginConfig::DENY);
+  EXPECT_EQ(t.result.error_errno, 1);
+  t = DecideSync(**d, "a", OpenatEvent(&c, "/x"));  // nobody listens
+  EXPECT_EQ(t.result.kind, Kind::kError);
+  EXPECT_EQ(t.result.on_error, v1::PluginConfig::DENY) << "ON_ERROR_UNSPECIFIED resolves to DENY";
+  EXPECT_EQ(t.result.error_errno, 1) << "error_errno 0 resolves to EPERM";
+  v1::PluginConfig w = WithDefaults(a);
+  EXPECT_EQ(w.timeout_ms(), 100u);
+  EXPECT_EQ(w.max_in_flight(), 64u);
+}
+
+TEST(DispatcherShutdown, PendingCallsGetShutdown) {
+  FakePlugin f;
+  const std::string addr = "unix://" + SocketPath("s");
+  ASSERT_TRUE(f.Start(addr).ok());
+  f.set_mode(FakePlugin::Mode::kHang);
+  for (bool stream : {false, true}) {
+    v1::PluginConfig a;
+    a.set_name("a");
+    a.set_address(addr);
+    a.set_timeout_ms(10000);
+    a.set_stream(stream);
+    auto d = PluginDispatcher::Create({a}, {});
+    ASSERT_TRUE(d.ok());
+    ContainerInfo c = Container("c");
+    std::promise<PluginResult> p;
+    (*d)->Decide("a", OpenatEvent(&c, "/x"), [&p](PluginResult r) { p.set_value(std::move(r)); });
+    std::this_thread::sleep_for(100ms);
+    const auto start = std::chrono::steady_clock::now();
+    d->reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_EQ(p.get_future().get().error_kind, ErrorKind::kShutdown);
+  }
+}
+
+}  // namespace
+}  // namespace plugin
+}  // namespace seccomp_agent
