@@ -19,6 +19,7 @@
 #include "agent/engine/action_router.h"
 #include "agent/engine/engine.h"
 #include "agent/handoff/server.h"
+#include "agent/hook_admin.h"
 #include "agent/injector/injector.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/unotify.h"
@@ -35,6 +36,9 @@ ABSL_FLAG(std::vector<std::string>, allowed_uids, {"0"},
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 ABSL_FLAG(int, workers, 4, "Worker threads deciding notifications.");
 ABSL_FLAG(uint64_t, max_message_bytes, 64 * 1024, "Size cap of one runtime message.");
+ABSL_FLAG(std::string, hook_socket, "/run/seccomp-agent/hook.sock",
+          "Socket for the OCI hook's createRuntime/poststop messages (JSON lines, uids of "
+          "--allowed_uids). Empty: none.");
 ABSL_FLAG(bool, check_policy, false, "Validate --policy (or the built-in one), print it, exit.");
 
 namespace seccomp_agent {
@@ -120,6 +124,16 @@ int Run() {
     spdlog::critical("{}", std::string(server.status().message()));
     return 1;
   }
+  HookAdminHandler hook_handler(engine, uids);
+  std::unique_ptr<hook::AdminServer> hook_server;
+  if (!absl::GetFlag(FLAGS_hook_socket).empty()) {
+    auto hs = hook::AdminServer::Start(absl::GetFlag(FLAGS_hook_socket), &hook_handler);
+    if (!hs.ok()) {
+      spdlog::critical("hook socket: {}", std::string(hs.status().message()));
+      return 1;
+    }
+    hook_server = std::move(*hs);
+  }
   spdlog::info("policy {}: {} rules", policy->source(), policy->proto().rules_size());
   spdlog::info("listening on {} (allowed uids: {})", hopts.socket_path, absl::StrJoin(uids, ","));
 
@@ -144,6 +158,7 @@ int Run() {
     break;
   }
   server->reset();
+  hook_server.reset();
   engine.Stop();
   spdlog::info("stopped");
   return 0;

@@ -160,6 +160,18 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
   return absl::OkStatus();
 }
 
+int Engine::RemoveContainer(const std::string& id, const std::string& reason) {
+  std::vector<std::shared_ptr<Entry>> hits;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, e] : entries_) {
+      if (e->info.id == id) hits.push_back(e);
+    }
+  }
+  for (const auto& e : hits) Remove(e, reason);
+  return static_cast<int>(hits.size());
+}
+
 std::shared_ptr<Engine::Entry> Engine::Lookup(uint64_t key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);

@@ -116,6 +116,10 @@ class Engine {
   // Takes ownership of a container's listener and starts serving it.
   absl::Status AddContainer(ContainerInfo info, UniqueFd listener);
 
+  // Stops serving every container with this OCI id (e.g. an OCI poststop
+  // hook said it is gone). Returns how many were removed.
+  int RemoveContainer(const std::string& id, const std::string& reason);
+
   // Replaces the policy; decisions in flight finish with the old one.
   void SetPolicy(std::shared_ptr<const CompiledPolicy> policy);
   std::shared_ptr<const CompiledPolicy> policy() const;

@@ -164,6 +164,21 @@ TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {
   rmdir("/tmp/engine-rel-test");
 }
 
+TEST_F(EngineTest, RemoveByIdStopsServing) {
+  StartEngine();
+  auto child = TrappedChild::Spawn({"getppid"}, [] {
+    // The agent let go of the listener: the trapped call gets ENOSYS.
+    return (syscall(SYS_getppid) == -1 && errno == ENOSYS) ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("byid", child->pid()), child->TakeListener()).ok());
+  EXPECT_EQ(engine_->RemoveContainer("nope", "test"), 0);
+  EXPECT_EQ(engine_->RemoveContainer("byid", "poststop hook"), 1);
+  EXPECT_EQ(engine_->container_count(), 0u);
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+}
+
 TEST_F(EngineTest, ExitRemovesContainer) {
   StartEngine();
   auto child = TrappedChild::Spawn({"mkdir"}, [] { return 0; });

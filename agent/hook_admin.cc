@@ -1,0 +1,26 @@
+#include "agent/hook_admin.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/log.h"
+
+namespace seccomp_agent {
+
+absl::Status HookAdminHandler::Handle(const hook::AdminRequest& request,
+                                      const hook::PeerCred& peer) {
+  if (std::find(allowed_uids_.begin(), allowed_uids_.end(), peer.uid) == allowed_uids_.end()) {
+    spdlog::warn("hook message refused: peer pid {} uid {} not allowed", peer.pid, peer.uid);
+    return absl::PermissionDeniedError(absl::StrCat("uid ", peer.uid, " is not allowed"));
+  }
+  if (request.op == hook::AdminOp::kPrestart) {
+    spdlog::info("hook: container {} created (pid {}, bundle {})", request.id, request.pid,
+                 request.bundle);
+    return absl::OkStatus();
+  }
+  int n = engine_.RemoveContainer(request.id, "poststop hook");
+  spdlog::info("hook: container {} stopped ({} listener(s) dropped)", request.id, n);
+  return absl::OkStatus();
+}
+
+}  // namespace seccomp_agent
