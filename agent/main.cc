@@ -36,9 +36,9 @@ ABSL_FLAG(std::vector<std::string>, allowed_uids, {"0"},
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
 ABSL_FLAG(int, workers, 4, "Worker threads deciding notifications.");
 ABSL_FLAG(uint64_t, max_message_bytes, 64 * 1024, "Size cap of one runtime message.");
-ABSL_FLAG(std::string, hook_socket, "/run/seccomp-agent/hook.sock",
+ABSL_FLAG(std::string, hook_socket, "",
           "Socket for the OCI hook's createRuntime/poststop messages (JSON lines, uids of "
-          "--allowed_uids). Empty: none.");
+          "--allowed_uids). Empty: hook.sock next to --socket; \"none\": no hook socket.");
 ABSL_FLAG(bool, check_policy, false, "Validate --policy (or the built-in one), print it, exit.");
 
 namespace seccomp_agent {
@@ -126,8 +126,14 @@ int Run() {
   }
   HookAdminHandler hook_handler(engine, uids);
   std::unique_ptr<hook::AdminServer> hook_server;
-  if (!absl::GetFlag(FLAGS_hook_socket).empty()) {
-    auto hs = hook::AdminServer::Start(absl::GetFlag(FLAGS_hook_socket), &hook_handler);
+  std::string hook_path = absl::GetFlag(FLAGS_hook_socket);
+  if (hook_path.empty()) {
+    const std::string& sock = hopts.socket_path;
+    size_t slash = sock.rfind('/');
+    hook_path = (slash == std::string::npos ? std::string(".") : sock.substr(0, slash)) + "/hook.sock";
+  }
+  if (hook_path != "none") {
+    auto hs = hook::AdminServer::Start(hook_path, &hook_handler);
     if (!hs.ok()) {
       spdlog::critical("hook socket: {}", std::string(hs.status().message()));
       return 1;
