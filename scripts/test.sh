@@ -40,6 +40,13 @@ if [[ -x integration/vm_conformance/run.sh ]]; then
   extra+=("$OUT/vm-conformance.log")
 fi
 
+if [[ -x integration/vm_e2e/run.sh ]]; then
+  echo "== agent end to end in the VM (kernel backend)"
+  bash integration/vm_e2e/run.sh >"$OUT/vm-e2e.log" 2>&1 || status=1
+  tail -n 2 "$OUT/vm-e2e.log"
+  extra+=("$OUT/vm-e2e.log")
+fi
+
 [[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
 echo "== summary"
 python3 scripts/count_tests.py --bazel-log "$OUT/bazel.log" "$TESTLOGS" "${extra[@]}" || status=1

@@ -41,7 +41,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
   a->decision_log_ = a->dir_.path() + "/decisions.jsonl";
   std::vector<std::string> argv = {bin, "--socket=" + a->socket_,
                                    "--decision_log=" + a->decision_log_,
-                                   "--log_level=" + options.log_level};
+                                   "--log_level=" + options.log_level,
+                                   // No listener-fd holder (a killed agent gives ENOSYS);
+                                   // a test that wants one passes --holder_socket=PATH.
+                                   "--holder_socket=none"};
   if (!options.policy_yaml.empty()) {
     a->policy_ = a->dir_.path() + "/policy.yaml";
     std::ofstream(a->policy_) << options.policy_yaml;

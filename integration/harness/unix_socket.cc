@@ -154,7 +154,7 @@ void FakeListener::Serve() {
         conns.push_back(std::move(conn));
       }
     }
-    for (size_t i = 0; i < conns.size(); ++i) {
+    for (size_t i = 0; i + 2 < pfds.size(); ++i) {  // not the conn accepted just now
       Conn& c = *conns[i];
       if (c.done || !(pfds[i + 2].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char buf[65536];

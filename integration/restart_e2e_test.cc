@@ -1,0 +1,226 @@
+// Restart without losing containers (hardening issue): a runc container
+// traps mkdir continuously while the agent is SIGKILLed and restarted
+// several times. The listener-fd holder keeps the filter's listener open,
+// so the container's trapped calls wait in the kernel while no agent runs
+// and are answered by the next one: no ENOSYS, every call gets its policy
+// answer, and the new agent's registry has the container again. A dead
+// holder degrades to the old behaviour (ENOSYS after the agent dies) with
+// one clear warning.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/agent_process.h"
+#include "integration/harness/container.h"
+#include "integration/harness/subprocess.h"
+
+namespace seccomp_agent::integration {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Counts every trapped mkdir's outcome. /fake$i: the policy spoofs 0 (the
+// directory is never made); /forbidden/x: EPERM. Anything else (ENOSYS:
+// "Function not implemented", or a real success) is counted as bad.
+constexpr char kLoop[] =
+    "i=0; fake=0; denied=0; enosys=0; other=0; "
+    "while [ ! -e /tmp/stop ]; do "
+    "  if mkdir /fake$i 2>/tmp/e1 && [ ! -e /fake$i ]; then fake=$((fake+1)); "
+    "  elif grep -q 'not implemented' /tmp/e1; then enosys=$((enosys+1)); "
+    "  else other=$((other+1)); cat /tmp/e1; fi; "
+    "  if mkdir /forbidden/x 2>/tmp/e2; then other=$((other+1)); rmdir /forbidden/x; "
+    "  elif grep -q 'not permitted' /tmp/e2; then denied=$((denied+1)); "
+    "  elif grep -q 'not implemented' /tmp/e2; then enosys=$((enosys+1)); "
+    "  else other=$((other+1)); cat /tmp/e2; fi; "
+    "  i=$((i+1)); "
+    "done; "
+    "echo RESULT iterations=$i fake=$fake denied=$denied enosys=$enosys other=$other";
+
+int Field(const std::string& out, const std::string& name) {
+  std::smatch m;
+  std::regex re(name + "=([0-9]+)");
+  if (!std::regex_search(out, m, re)) return -1;
+  int v = -1;
+  (void)absl::SimpleAtoi(m[1].str(), &v);
+  return v;
+}
+
+size_t CountMkdirs(const std::vector<nlohmann::json>& ds) {
+  size_t n = 0;
+  for (const auto& d : ds) {
+    const std::string sc = d.value("syscall", "");
+    if (sc == "mkdir" || sc == "mkdirat") ++n;
+  }
+  return n;
+}
+
+// The holder's pid from its log ("holder: serving PATH (pid N)").
+pid_t HolderPid(const std::string& socket) {
+  std::ifstream f(socket + ".log");
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  std::smatch m;
+  std::regex re("holder: serving .* \\(pid ([0-9]+)\\)");
+  pid_t pid = -1;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it) {
+    (void)absl::SimpleAtoi((*it)[1].str(), &pid);
+  }
+  return pid;
+}
+
+class RestartE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    auto d = TempDir::Make("sa-hold");
+    ASSERT_TRUE(d.ok()) << d.status();
+    dir_.emplace(*std::move(d));
+    holder_socket_ = dir_->path() + "/holder.sock";
+  }
+  void TearDown() override {
+    // The holder also exits by itself once its socket file is gone.
+    pid_t h = HolderPid(holder_socket_);
+    if (h > 0) kill(h, SIGKILL);
+  }
+
+  absl::StatusOr<std::unique_ptr<Agent>> StartAgent() {
+    AgentOptions o;
+    o.policy_yaml = kTestPolicyYaml;
+    o.extra_flags = {"--holder_socket=" + holder_socket_};
+    return Agent::Start(o);
+  }
+
+  std::unique_ptr<Container> MakeContainer(const std::string& id, const std::string& socket,
+                                           const std::string& script) {
+    ContainerConfig cfg;
+    cfg.args = {"sh", "-c", script};
+    cfg.seccomp = SeccompConfig{socket, std::nullopt, {"mkdir", "mkdirat"}};
+    auto c = Container::Create(Runtime::kRunc, id, cfg);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+
+  std::optional<TempDir> dir_;
+  std::string holder_socket_;
+};
+
+TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
+  constexpr int kRestarts = 3;
+  auto first = StartAgent();
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::vector<std::unique_ptr<Agent>> agents;
+  agents.push_back(*std::move(first));
+  ASSERT_TRUE(agents[0]->WaitForLog("holder: connected to " + holder_socket_, absl::Seconds(1)))
+      << agents[0]->Stderr();
+
+  const std::string id = UniqueContainerId("e2e-restart");
+  auto c = MakeContainer(id, agents[0]->socket_path(), kLoop);
+  ASSERT_NE(c, nullptr);
+  auto run = c->Start();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(agents[0]->WaitForDecisions(
+      id, [](const auto& ds) { return CountMkdirs(ds) >= 200; }, absl::Seconds(30)))
+      << "container not served; agent:\n" << agents[0]->Stderr() << (*run)->StderrText();
+
+  absl::Duration down_total;
+  for (int r = 0; r < kRestarts; ++r) {
+    Agent& old = *agents.back();
+    // The container traps all the time; kill -9 lands wherever it lands.
+    old.Kill();
+    const absl::Time killed = absl::Now();
+    absl::SleepFor(absl::Milliseconds(500));  // nobody serves: tasks must wait, not fail
+    auto next = StartAgent();
+    ASSERT_TRUE(next.ok()) << next.status();
+    agents.push_back(*std::move(next));
+    Agent& now = *agents.back();
+    down_total += absl::Now() - killed;
+    ASSERT_TRUE(now.WaitForLog(absl::StrCat("container ", id, " restored from holder"),
+                               absl::Seconds(5)))
+        << "restart " << r << ": not restored; agent:\n" << now.Stderr();
+    // Served again: the registry is whole and the loop goes on.
+    ASSERT_TRUE(now.WaitForDecisions(
+        id, [](const auto& ds) { return CountMkdirs(ds) >= 200; }, absl::Seconds(15)))
+        << "restart " << r
+        << ": container not served after restore (a notification the killed agent received "
+           "but never answered leaves the task waiting forever); agent:\n"
+        << now.Stderr() << "\ncontainer stdout:\n" << (*run)->StdoutText();
+  }
+
+  std::ofstream(c->rootfs() + "/tmp/stop") << "stop\n";
+  ExitInfo e = (*run)->Wait(absl::Seconds(30));
+  const std::string out = (*run)->StdoutText() + (*run)->StderrText();
+  ASSERT_EQ(e.exit_code, 0) << e.ToString() << "\n" << out;
+  const int iterations = Field(out, "iterations");
+  const int fake = Field(out, "fake");
+  const int denied = Field(out, "denied");
+  const int enosys = Field(out, "enosys");
+  const int other = Field(out, "other");
+  ASSERT_GT(iterations, 0) << out;
+  size_t logged = 0;
+  for (auto& a : agents) logged += CountMkdirs(a->DecisionsFor(id));
+  RecordProperty("restarts", kRestarts);
+  RecordProperty("agent_down_ms_total", std::to_string(absl::ToInt64Milliseconds(down_total)));
+  RecordProperty("trapped_mkdirs", 2 * iterations);
+  RecordProperty("enosys", enosys);
+  RecordProperty("other", other);
+  RecordProperty("logged_mkdir_decisions", std::to_string(logged));
+  printf("restart_e2e: %d restarts, agent down %lld ms in total, %d trapped mkdirs "
+         "(fake=%d denied=%d), enosys=%d other=%d, decisions logged by the agents=%zu\n",
+         kRestarts, static_cast<long long>(absl::ToInt64Milliseconds(down_total)), 2 * iterations,
+         fake, denied, enosys, other, logged);
+  EXPECT_EQ(enosys, 0) << out;
+  EXPECT_EQ(other, 0) << out;
+  // Every trapped call got its policy answer.
+  EXPECT_EQ(fake, iterations) << out;
+  EXPECT_EQ(denied, iterations) << out;
+  // The decision log may miss the line of a call answered right before a
+  // kill (the reply is sent first); never more than a handful.
+  EXPECT_LE(static_cast<size_t>(2 * iterations) - std::min<size_t>(logged, 2 * iterations),
+            static_cast<size_t>(kRestarts) * 8);
+  // The exited container leaves the last agent's registry (and the holder).
+  EXPECT_TRUE(agents.back()->WaitForLog(absl::StrCat("container ", id, " removed: "),
+                                        absl::Seconds(5)))
+      << agents.back()->Stderr();
+  agents.back()->Stop();
+}
+
+TEST_F(RestartE2ETest, DeadHolderDegradesToEnosysWithAWarning) {
+  auto a = StartAgent();
+  ASSERT_TRUE(a.ok()) << a.status();
+  const std::string id = UniqueContainerId("e2e-noholder");
+  auto c = MakeContainer(id, (*a)->socket_path(),
+                         "mkdir /forbidden/before 2>&1; echo ready; "
+                         "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; "
+                         "i=$((i+1)); done; mkdir /forbidden/after; echo after_rc=$?");
+  ASSERT_NE(c, nullptr);
+  auto run = c->Start();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE((*run)->WaitForStdout("ready", absl::Seconds(30))) << (*a)->Stderr();
+  EXPECT_THAT((*run)->StdoutText(), HasSubstr("Operation not permitted"));
+
+  pid_t holder = HolderPid(holder_socket_);
+  ASSERT_GT(holder, 0) << "no holder pid in " << holder_socket_ << ".log";
+  ASSERT_EQ(kill(holder, SIGKILL), 0);
+  ASSERT_TRUE((*a)->WaitForLog("holder gone: restarts will lose containers", absl::Seconds(5)))
+      << (*a)->Stderr();
+  EXPECT_EQ((*a)->CountLog("holder gone"), 1);
+
+  (*a)->Kill();
+  std::ofstream(c->rootfs() + "/tmp/go") << "go\n";
+  ExitInfo e = (*run)->Wait(absl::Seconds(30));
+  const std::string out = (*run)->StdoutText() + (*run)->StderrText();
+  EXPECT_EQ(e.exit_code, 0) << e.ToString() << out;
+  EXPECT_THAT(out, HasSubstr("after_rc=1")) << out;
+  EXPECT_THAT(out, HasSubstr("Function not implemented")) << out;
+}
+
+}  // namespace
+}  // namespace seccomp_agent::integration
