@@ -18,7 +18,7 @@ PACKAGES=(
   linux-source-6.1 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
   xz-utils kmod rsync
   # example python plugin, benchmark plots
-  python3-grpcio gnuplot-nox
+  python3-grpcio python3-protobuf gnuplot-nox
 )
 
 missing=()

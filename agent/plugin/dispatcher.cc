@@ -284,6 +284,8 @@ struct PendingCall {
   v1::DecideRequest req;
   v1::DecideResponse resp;
   // Stream.
+  // Set by StreamReactor::Send, read by the timer: guarded by stream_mu.
+  std::mutex stream_mu;
   uint64_t request_id = 0;
   std::weak_ptr<StreamReactor> stream;
 };
@@ -458,8 +460,11 @@ class StreamReactor : public grpc::ClientBidiReactor<v1::DecideStreamRequest, v1
   bool Send(const std::shared_ptr<PendingCall>& call, const v1::Notification& n) {
     std::lock_guard<std::recursive_mutex> l(mu_);
     if (closing_) return false;
-    call->request_id = ++next_id_;
-    call->stream = weak_from_this();
+    {
+      std::lock_guard<std::mutex> cl(call->stream_mu);
+      call->request_id = ++next_id_;
+      call->stream = weak_from_this();
+    }
     pending_.emplace(call->request_id, call);
     v1::DecideStreamRequest& req = queue_.emplace_back();
     req.set_request_id(call->request_id);
@@ -780,7 +785,14 @@ void PluginDispatcher::Impl::Decide(const std::string& name, const SyscallEvent&
       // Forget the id on the stream first (a late answer is then counted as
       // late, and a wedged stream is reset before anyone hears of the
       // timeout), then deliver.
-      if (auto s = call->stream.lock(); s && !call->finished.load()) s->OnTimeout(call->request_id);
+      std::shared_ptr<StreamReactor> s;
+      uint64_t id = 0;
+      {
+        std::lock_guard<std::mutex> cl(call->stream_mu);
+        s = call->stream.lock();
+        id = call->request_id;
+      }
+      if (s && !call->finished.load()) s->OnTimeout(id);
       Finish(call, shutdown ? Error(*call->plugin, ErrorKind::kShutdown,
                                     absl::CancelledError("dispatcher shutting down"))
                             : Error(*call->plugin, ErrorKind::kTimeout,

@@ -124,6 +124,7 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
   j["process"]["args"] = config.args;
   j["root"] = {{"path", c->rootfs_}, {"readonly", false}};
   j["hostname"] = config.hostname;
+  for (const auto& [k, v] : config.annotations) j["annotations"][k] = v;
   if (config.seccomp.has_value()) {
     const SeccompConfig& s = *config.seccomp;
     nlohmann::json sec = {

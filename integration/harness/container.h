@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,8 @@ struct ContainerConfig {
   std::vector<std::string> args;  // process.args
   std::string hostname = "e2e-host";
   std::optional<SeccompConfig> seccomp;
+  // OCI annotations (the runtime passes them to the agent in state).
+  std::map<std::string, std::string> annotations;
 };
 
 // One container: its temp dir holds bundle/config.json, bundle/rootfs and

@@ -27,7 +27,8 @@ namespace testing {
 inline std::string SocketPath(const std::string& tag) {
   static const uint32_t salt = std::random_device{}();
   static std::atomic<int> n{0};
-  return absl::StrCat("/tmp/sa_plugin_", tag, "_", getpid(), "_", absl::Hex(salt), "_", n.fetch_add(1), ".sock");
+  return absl::StrCat("/tmp/sa_plugin_", tag, "_", getpid(), "_", absl::Hex(salt), "_", n.fetch_add(1),
+                      ".sock");
 }
 
 inline ContainerInfo Container(const std::string& id, std::map<std::string, std::string> annotations = {}) {

@@ -1,0 +1,194 @@
+// gRPC policy plugins end to end: real runc containers whose syscalls the
+// real agent hands to a real plugin process: the C++ redirect-by-label
+// example (a labelled container's open is redirected, an unlabelled one's is
+// not) and the Python audit example (a denied path fails with its errno and
+// the plugin logs what it allowed). And fail-closed: a plugin that is not
+// there leaves the call denied by on_error within its timeout.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/agent_process.h"
+#include "integration/harness/container.h"
+#include "integration/harness/subprocess.h"
+#include "nlohmann/json.hpp"
+
+namespace seccomp_agent::integration {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Runfile(const std::string& rel) {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/seccomp_agent/", rel);
+}
+
+bool WaitForSocket(const std::string& path, absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  struct stat st;
+  while (absl::Now() < end) {
+    if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+class PluginE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    auto d = TempDir::Make("sa-plug");
+    ASSERT_TRUE(d.ok()) << d.status();
+    dir_ = std::make_unique<TempDir>(*std::move(d));
+  }
+
+  void StartPlugin(std::vector<std::string> argv, const std::string& sock) {
+    auto p = Subprocess::Start(argv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    plugin_ = *std::move(p);
+    ASSERT_TRUE(WaitForSocket(sock, absl::Seconds(15))) << "plugin did not listen on " << sock;
+  }
+
+  void StartAgent(const std::string& policy) {
+    AgentOptions o;
+    o.policy_yaml = policy;
+    auto a = Agent::Start(o);
+    ASSERT_TRUE(a.ok()) << a.status();
+    agent_ = *std::move(a);
+  }
+
+  ProcessResult RunContainer(const std::string& name, const std::string& script,
+                             std::map<std::string, std::string> annotations = {}) {
+    id_ = UniqueContainerId(absl::StrCat("e2e-plug-", name));
+    ContainerConfig cfg;
+    cfg.args = {"sh", "-c", script};
+    cfg.seccomp = SeccompConfig{agent_->socket_path(), std::nullopt, {"openat", "open"}};
+    cfg.annotations = std::move(annotations);
+    auto c = Container::Create(Runtime::kRunc, id_, cfg);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return ProcessResult{};
+    container_ = *std::move(c);
+    return container_->Run(absl::Seconds(60));
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<Subprocess> plugin_;
+  std::unique_ptr<Agent> agent_;
+  std::unique_ptr<Container> container_;
+  std::string id_;
+};
+
+TEST_F(PluginE2ETest, CppPluginRedirectsLabelledContainersOnly) {
+  const std::string sock = dir_->path() + "/label.sock";
+  StartPlugin({Runfile("agent/plugin/examples/redirect_by_label/redirect_by_label"),
+               "--listen=unix://" + sock, "--label=example.com/redirect=yes",
+               "--map=/etc/app.conf=/srv/app.conf"},
+              sock);
+  StartAgent(absl::StrCat(R"(
+version: 1
+default_action: {allow: {}}
+redirect_roots: [/srv]
+plugins:
+  - {name: label, address: "unix://)", sock, R"(", timeout_ms: 2000, on_error: deny}
+rules:
+  - name: ask-label
+    match: {syscalls: [openat, open], args: {path: "/etc/app.conf"}}
+    action: {plugin: label}
+)"));
+  const std::string script =
+      "mkdir -p /srv && echo from-plugin > /srv/app.conf && echo original > /etc/app.tmp && "
+      "mv /etc/app.tmp /etc/app.conf && "
+      "cat /etc/app.conf";
+  ProcessResult labelled = RunContainer("label-yes", script, {{"example.com/redirect", "yes"}});
+  EXPECT_EQ(labelled.exit.exit_code, 0) << labelled.Describe() << agent_->Stderr();
+  EXPECT_THAT(labelled.out, HasSubstr("from-plugin"));
+  EXPECT_THAT(labelled.out, Not(HasSubstr("original")));
+  bool seen = agent_->WaitForDecisions(
+      id_,
+      [](const std::vector<nlohmann::json>& ds) {
+        for (const auto& d : ds) {
+          if (d.value("rule", "") == "ask-label" && d.value("action", "") == "redirect_open" &&
+              d.value("backend", "").find("plugin:label") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(5));
+  EXPECT_TRUE(seen) << "no plugin redirect in the decision log";
+
+  ProcessResult other = RunContainer("label-no", script);
+  EXPECT_EQ(other.exit.exit_code, 0) << other.Describe();
+  EXPECT_THAT(other.out, HasSubstr("original"));
+}
+
+TEST_F(PluginE2ETest, PythonPluginDeniesByListAndLogsTheRest) {
+  const std::string sock = dir_->path() + "/audit.sock";
+  StartPlugin({Runfile("agent/plugin/examples/audit_py/audit_py"), "--listen=unix://" + sock,
+               "--deny_paths=/etc/secret*", "--errno=EACCES"},
+              sock);
+  StartAgent(absl::StrCat(R"(
+version: 1
+default_action: {allow: {}}
+plugins:
+  - {name: audit, address: "unix://)", sock, R"(", timeout_ms: 3000, on_error: deny, stream: true}
+rules:
+  - name: ask-audit
+    match: {syscalls: [openat, open], args: {path: "/etc/**"}}
+    action: {plugin: audit}
+)"));
+  ProcessResult r = RunContainer("audit",
+                                 "echo x > /etc/secret.txt; cat /etc/secret.txt; echo rc=$?; "
+                                 "cat /etc/hostname");
+  EXPECT_THAT(r.out + r.err, HasSubstr("Permission denied"));
+  EXPECT_THAT(r.out, HasSubstr("rc=1"));
+  EXPECT_THAT(r.out, HasSubstr("e2e-host"));  // /etc/hostname allowed
+  // The plugin logged its allow of /etc/hostname as a JSON line.
+  auto line = plugin_->WaitForStdout("/etc/hostname", absl::Seconds(5));
+  ASSERT_TRUE(line.has_value()) << "plugin output lacks /etc/hostname";
+  auto j = nlohmann::json::parse(line->text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << line->text;
+  EXPECT_EQ(j.value("decision", ""), "allow");
+}
+
+TEST_F(PluginE2ETest, MissingPluginFailsClosedWithinTimeout) {
+  StartAgent(absl::StrCat(R"(
+version: 1
+default_action: {allow: {}}
+plugins:
+  - {name: gone, address: "unix://)", dir_->path(), R"(/nobody.sock", timeout_ms: 200, on_error: deny, error_errno: EACCES}
+rules:
+  - name: ask-gone
+    match: {syscalls: [openat, open], args: {path: "/etc/hostname"}}
+    action: {plugin: gone}
+)"));
+  ProcessResult r = RunContainer("gone", "cat /etc/hostname; echo rc=$?");
+  EXPECT_THAT(r.out + r.err, HasSubstr("Permission denied"));
+  EXPECT_THAT(r.out, HasSubstr("rc=1"));
+  bool seen = agent_->WaitForDecisions(
+      id_,
+      [](const std::vector<nlohmann::json>& ds) {
+        for (const auto& d : ds) {
+          if (d.value("rule", "") == "ask-gone" && d.value("result", "") == "EACCES") {
+            EXPECT_LT(d.value("latency_ns", int64_t{0}), int64_t{210} * 1000 * 1000 + 10 * 1000 * 1000);
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(5));
+  EXPECT_TRUE(seen) << agent_->Stderr();
+}
+
+}  // namespace
+}  // namespace seccomp_agent::integration
