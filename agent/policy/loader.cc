@@ -5,6 +5,7 @@
 
 #include <errno.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,28 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace seccomp_agent {
 namespace {
+
+// Parses without building nodes (to count documents).
+class DiscardEvents : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 
 using google::protobuf::Descriptor;
 using google::protobuf::EnumValueDescriptor;
@@ -360,7 +379,20 @@ absl::StatusOr<v1::Policy> ParsePolicyText(absl::string_view text, absl::string_
     }
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(std::string(text));
+      // Count documents first, stopping at two: yaml-cpp 0.7.0's LoadAll
+      // never returns on a stray top-level ',' (it reports an empty
+      // document forever without consuming the token; found by
+      // agent/fuzz/policy_fuzzer, see agent/fuzz/regressions). A policy is
+      // one document, so two is already an error.
+      std::istringstream in{std::string(text)};
+      YAML::Parser parser(in);
+      DiscardEvents events;
+      int count = 0;
+      while (count < 2 && parser.HandleNextDocument(events)) ++count;
+      if (count > 1) {
+        return PolicyError(source, "", "", "more than one YAML document; a policy is one document");
+      }
+      if (count == 1) docs.push_back(YAML::Load(std::string(text)));
     } catch (const YAML::Exception& e) {
       return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
                                                      e.mark.column + 1, ": ", format,
