@@ -16,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/agent_process.h"
@@ -167,6 +168,10 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
   size_t logged = 0;
   for (auto& a : agents) logged += CountMkdirs(a->DecisionsFor(id));
   RecordProperty("restarts", kRestarts);
+  int orphans = 0;
+  for (auto& a : agents) orphans += a->CountLog("never answered; restarted");
+  RecordProperty("orphaned_notifications_recovered", orphans);
+  printf("restart_e2e: orphaned notifications recovered by SIGSTOP/SIGCONT: %d\n", orphans);
   RecordProperty("agent_down_ms_total", std::to_string(absl::ToInt64Milliseconds(down_total)));
   RecordProperty("trapped_mkdirs", 2 * iterations);
   RecordProperty("enosys", enosys);
@@ -190,6 +195,86 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
                                         absl::Seconds(5)))
       << agents.back()->Stderr();
   agents.back()->Stop();
+}
+
+// Four shell loops flood the agent with denied mkdirs (it is busy nearly
+// all the time), and it is SIGKILLed ten times. Now and then the kill lands
+// between NOTIF_RECV and NOTIF_SEND: that notification stays SENT in the
+// kernel, is never delivered again, and its task would wait forever; the
+// restarted agent finds such tasks and restarts their syscalls. After each
+// restart every loop must make progress again, and no call sees ENOSYS.
+TEST_F(RestartE2ETest, FloodedAgentKilledTenTimesEveryLoopKeepsGoing) {
+  constexpr int kLoops = 4;
+  constexpr int kRestarts = 10;
+  auto first = StartAgent();
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::vector<std::unique_ptr<Agent>> agents;
+  agents.push_back(*std::move(first));
+  std::string script;
+  for (int k = 0; k < kLoops; ++k) {
+    absl::StrAppend(&script, "(n=0; while [ ! -e /tmp/stop ]; do mkdir /forbidden/L", k,
+                    " 2>>/tmp/err", k, "; n=$((n+1)); done; echo L", k, "=$n) & ");
+  }
+  absl::StrAppend(&script,
+                  "wait; echo enosys=$(cat /tmp/err* | grep -c 'not implemented'); "
+                  "echo eperm=$(cat /tmp/err* | grep -c 'not permitted')");
+  const std::string id = UniqueContainerId("e2e-restart-flood");
+  auto c = MakeContainer(id, agents[0]->socket_path(), script);
+  ASSERT_NE(c, nullptr);
+  auto run = c->Start();
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto every_loop = [](int min_each) {
+    return [min_each](const std::vector<nlohmann::json>& ds) {
+      for (int k = 0; k < kLoops; ++k) {
+        const std::string needle = absl::StrCat("/forbidden/L", k);
+        int n = 0;
+        for (const auto& d : ds) {
+          if (d.dump().find(needle) != std::string::npos) ++n;
+        }
+        if (n < min_each) return false;
+      }
+      return true;
+    };
+  };
+  ASSERT_TRUE(agents[0]->WaitForDecisions(id, every_loop(50), absl::Seconds(30)))
+      << agents[0]->Stderr();
+  for (int r = 0; r < kRestarts; ++r) {
+    agents.back()->Kill();
+    absl::SleepFor(absl::Milliseconds(200));
+    auto next = StartAgent();
+    ASSERT_TRUE(next.ok()) << next.status();
+    agents.push_back(*std::move(next));
+    Agent& now = *agents.back();
+    ASSERT_TRUE(now.WaitForLog(absl::StrCat("container ", id, " restored from holder"),
+                               absl::Seconds(5)))
+        << now.Stderr();
+    ASSERT_TRUE(now.WaitForDecisions(id, every_loop(20), absl::Seconds(10)))
+        << "restart " << r << ": a loop made no progress; agent:\n" << now.Stderr();
+  }
+  std::ofstream(c->rootfs() + "/tmp/stop") << "stop\n";
+  ExitInfo e = (*run)->Wait(absl::Seconds(30));
+  const std::string out = (*run)->StdoutText() + (*run)->StderrText();
+  ASSERT_EQ(e.exit_code, 0) << e.ToString() << "\n" << out;
+  int orphans = 0;
+  for (auto& a : agents) {
+    for (const auto& l : absl::StrSplit(a->Stderr(), '\n')) {
+      if (absl::string_view(l).find("never answered; restarted") == absl::string_view::npos) continue;
+      orphans += 1;
+    }
+  }
+  int calls = 0;
+  for (int k = 0; k < kLoops; ++k) calls += std::max(0, Field(out, absl::StrCat("L", k)));
+  const int enosys = Field(out, "enosys");
+  const int eperm = Field(out, "eperm");
+  RecordProperty("flood_trapped_mkdirs", calls);
+  RecordProperty("flood_enosys", enosys);
+  RecordProperty("flood_eperm", eperm);
+  RecordProperty("flood_orphan_recoveries", orphans);
+  printf("restart_e2e flood: %d restarts, %d trapped mkdirs, eperm=%d enosys=%d, "
+         "orphan recoveries logged=%d\n",
+         kRestarts, calls, eperm, enosys, orphans);
+  EXPECT_EQ(enosys, 0) << out;
+  EXPECT_EQ(eperm, calls) << out;
 }
 
 TEST_F(RestartE2ETest, DeadHolderDegradesToEnosysWithAWarning) {

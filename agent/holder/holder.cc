@@ -1,0 +1,552 @@
+#include "agent/holder/holder.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/common/log.h"
+#include "agent/common/status.h"
+#include "nlohmann/json.hpp"
+
+namespace seccomp_agent::holder {
+namespace {
+
+using json = nlohmann::json;
+
+absl::StatusOr<sockaddr_un> Address(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(a.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad holder socket path \"", path, "\""));
+  }
+  memcpy(a.sun_path, path.data(), path.size());
+  return a;
+}
+
+absl::StatusOr<UniqueFd> ConnectTo(const std::string& path) {
+  SA_ASSIGN_OR_RETURN(sockaddr_un a, Address(path));
+  UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!s) return ErrnoStatus(errno, "socket");
+  if (connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("connect ", path));
+  }
+  return s;
+}
+
+void MkdirParents(const std::string& path) {
+  for (size_t i = 1; i < path.size(); ++i) {
+    if (path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
+  }
+}
+
+bool PeerAllowed(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  return cred.uid == 0 || cred.uid == geteuid();
+}
+
+}  // namespace
+
+std::string HolderKey(const ContainerInfo& info) {
+  return absl::StrCat(info.id, "/", info.init_pid);
+}
+
+std::string InfoToJson(const ContainerInfo& info) {
+  json j = {{"id", info.id},
+            {"init_pid", info.init_pid},
+            {"bundle", info.bundle},
+            {"annotations", info.annotations},
+            {"metadata", info.metadata},
+            {"runtime", info.runtime},
+            {"pod_namespace", info.pod_namespace},
+            {"pod_name", info.pod_name},
+            {"container_name", info.container_name}};
+  return j.dump();
+}
+
+absl::StatusOr<ContainerInfo> InfoFromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("info: not a JSON object");
+  ContainerInfo info;
+  try {
+    info.id = j.at("id").get<std::string>();
+    info.init_pid = j.at("init_pid").get<pid_t>();
+    info.bundle = j.value("bundle", "");
+    if (j.contains("annotations")) {
+      info.annotations = j["annotations"].get<std::map<std::string, std::string>>();
+    }
+    info.metadata = j.value("metadata", "");
+    info.runtime = j.value("runtime", "");
+    info.pod_namespace = j.value("pod_namespace", "");
+    info.pod_name = j.value("pod_name", "");
+    info.container_name = j.value("container_name", "");
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("info: ", e.what()));
+  }
+  if (info.id.empty() || info.init_pid <= 0) return absl::InvalidArgumentError("info: no id or pid");
+  return info;
+}
+
+absl::Status SendMessage(int sock, const std::string& text, int fd, int flags) {
+  iovec iov{const_cast<char*>(text.data()), text.size()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    memset(cbuf, 0, sizeof(cbuf));
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof(cbuf);
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(sock, &m, flags | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoStatus(errno, "holder sendmsg");
+  if (static_cast<size_t>(n) != text.size()) return absl::DataLossError("holder: short send");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock) {
+  std::string buf(kMaxMessageBytes, '\0');
+  iovec iov{buf.data(), buf.size()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+  m.msg_control = cbuf;
+  m.msg_controllen = sizeof(cbuf);
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoStatus(errno, "holder recvmsg");
+  UniqueFd fd;
+  std::vector<UniqueFd> extra;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int f;
+      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      if (!fd) {
+        fd.reset(f);
+      } else {
+        extra.emplace_back(f);  // closed: one fd per message
+      }
+    }
+  }
+  if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return absl::DataLossError("holder: message truncated");
+  buf.resize(n);
+  return std::make_pair(std::move(buf), std::move(fd));
+}
+
+bool IsSeccompListener(int fd) {
+  char link[64];
+  ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), link, sizeof(link) - 1);
+  if (n <= 0) return false;
+  link[n] = '\0';
+  return strcmp(link, "anon_inode:seccomp notify") == 0;
+}
+
+std::string WchanOf(pid_t tid) {
+  std::ifstream f(absl::StrCat("/proc/", tid, "/wchan"));
+  std::string w;
+  std::getline(f, w);
+  return w;
+}
+
+namespace {
+std::string NsOf(pid_t pid) {
+  char link[128];
+  ssize_t n = readlink(absl::StrCat("/proc/", pid, "/ns/pid").c_str(), link, sizeof(link) - 1);
+  return n > 0 ? std::string(link, n) : "";
+}
+}  // namespace
+
+std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid) {
+  std::vector<pid_t> out;
+  const std::string ns = NsOf(init_pid);
+  if (ns.empty()) return out;
+  std::error_code ec;
+  for (const auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(p.path().filename().string(), &pid)) continue;
+    if (NsOf(pid) != ns) continue;
+    std::error_code ec2;
+    for (const auto& t : std::filesystem::directory_iterator(p.path() / "task", ec2)) {
+      pid_t tid;
+      if (!absl::SimpleAtoi(t.path().filename().string(), &tid)) continue;
+      if (WchanOf(tid).find("seccomp") != std::string::npos) out.push_back(tid);
+    }
+  }
+  return out;
+}
+
+int RestartWaitingSyscalls(pid_t init_pid) {
+  std::set<pid_t> procs;
+  for (pid_t tid : TasksWaitingOnSeccompNotification(init_pid)) {
+    std::ifstream f(absl::StrCat("/proc/", tid, "/status"));
+    std::string line;
+    while (std::getline(f, line)) {
+      int tgid;
+      if (line.rfind("Tgid:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(5)), &tgid)) {
+        procs.insert(tgid);
+      }
+    }
+  }
+  for (pid_t p : procs) kill(p, SIGSTOP);
+  // Wait until each is stopped (its wait was interrupted), then continue.
+  for (pid_t p : procs) {
+    for (int i = 0; i < 100; ++i) {
+      std::ifstream f(absl::StrCat("/proc/", p, "/stat"));
+      std::string stat;
+      std::getline(f, stat);
+      size_t rp = stat.rfind(')');
+      if (rp == std::string::npos || rp + 2 >= stat.size() || stat[rp + 2] == 'T') break;
+      usleep(1000);
+    }
+  }
+  for (pid_t p : procs) kill(p, SIGCONT);
+  return static_cast<int>(procs.size());
+}
+
+// ---------------------------------------------------------------- server
+
+absl::StatusOr<std::unique_ptr<HolderServer>> HolderServer::Bind(const std::string& path) {
+  SA_ASSIGN_OR_RETURN(sockaddr_un a, Address(path));
+  MkdirParents(path);
+  if (auto live = ConnectTo(path); live.ok()) {
+    return absl::AlreadyExistsError(absl::StrCat("another holder is listening on ", path));
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
+    }
+    unlink(path.c_str());  // stale: nothing answered
+  }
+  auto h = std::unique_ptr<HolderServer>(new HolderServer());
+  h->path_ = path;
+  h->listen_fd_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!h->listen_fd_) return ErrnoStatus(errno, "socket");
+  mode_t old = umask(0177);
+  int rc = bind(h->listen_fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  int err = errno;
+  umask(old);
+  if (rc != 0) return ErrnoStatus(err, absl::StrCat("bind ", path));
+  chmod(path.c_str(), 0600);
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  h->dev_ = st.st_dev;
+  h->ino_ = st.st_ino;
+  if (listen(h->listen_fd_.get(), 16) != 0) return ErrnoStatus(errno, "listen");
+  return h;
+}
+
+HolderServer::~HolderServer() {
+  if (PathStillOurs()) unlink(path_.c_str());
+}
+
+bool HolderServer::PathStillOurs() const {
+  struct stat st;
+  return !path_.empty() && stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+}
+
+std::string HolderServer::Serve(int stop_fd) {
+  std::vector<UniqueFd> clients;
+  absl::Time next_path_check = absl::Now() + absl::Seconds(1);
+  for (;;) {
+    std::vector<pollfd> p;
+    p.push_back({stop_fd, POLLIN, 0});
+    p.push_back({listen_fd_.get(), POLLIN, 0});
+    for (const auto& c : clients) p.push_back({c.get(), POLLIN, 0});
+    std::vector<std::string> keys;
+    for (const auto& [key, e] : entries_) {
+      keys.push_back(key);
+      p.push_back({e.listener.get(), 0, 0});  // only POLLHUP/POLLERR: tasks gone
+    }
+    int n = poll(p.data(), p.size(), 1000);
+    if (n < 0 && errno != EINTR) return absl::StrCat("poll: ", strerror(errno));
+    if (absl::Now() >= next_path_check) {
+      next_path_check = absl::Now() + absl::Seconds(1);
+      if (!PathStillOurs()) return absl::StrCat("socket ", path_, " was removed");
+    }
+    if (n <= 0) continue;
+    if (stop_fd >= 0 && (p[0].revents & POLLIN)) return "stopped";
+    size_t i = 2;
+    std::vector<bool> drop(clients.size(), false);
+    for (size_t c = 0; c < clients.size(); ++c, ++i) {
+      if (p[i].revents == 0) continue;
+      bool close_it = false;
+      HandleClient(clients[c].get(), &close_it);
+      drop[c] = close_it;
+    }
+    for (size_t k = 0; k < keys.size(); ++k, ++i) {
+      if (p[i].revents & (POLLHUP | POLLERR)) {
+        auto it = entries_.find(keys[k]);
+        // PUT may have replaced the entry meanwhile: only drop the same fd.
+        if (it != entries_.end() && it->second.listener.get() == p[i].fd) {
+          spdlog::info("holder: {} dropped: listener hung up (tasks gone)", keys[k]);
+          entries_.erase(it);
+        }
+      }
+    }
+    std::vector<UniqueFd> kept;
+    for (size_t c = 0; c < clients.size(); ++c) {
+      if (!drop[c]) kept.push_back(std::move(clients[c]));
+    }
+    clients = std::move(kept);
+    if (p[1].revents & POLLIN) {
+      for (;;) {
+        UniqueFd c(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!c) break;
+        if (!PeerAllowed(c.get())) {
+          spdlog::warn("holder: refused a peer that is not uid 0");
+          continue;
+        }
+        timeval tv{2, 0};  // a client that stops reading cannot stall the holder
+        setsockopt(c.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        clients.push_back(std::move(c));
+      }
+    }
+    entry_count_.store(entries_.size());
+  }
+}
+
+void HolderServer::HandleClient(int fd, bool* close_it) {
+  auto msg = RecvMessage(fd);
+  if (!msg.ok() || msg->first.empty()) {
+    *close_it = true;
+    return;
+  }
+  json req = json::parse(msg->first, nullptr, false);
+  auto reply_error = [&](const std::string& why) {
+    spdlog::warn("holder: bad request: {}", why);
+    (void)SendMessage(fd, json{{"ok", false}, {"error", why}}.dump());
+  };
+  if (req.is_discarded() || !req.is_object() || !req.contains("op") || !req["op"].is_string()) {
+    reply_error("not a JSON object with an op");
+    return;
+  }
+  const std::string op = req["op"];
+  if (op == "PUT") {
+    if (!msg->second || !IsSeccompListener(msg->second.get())) {
+      reply_error("PUT without a seccomp listener fd");
+      return;
+    }
+    if (!req.contains("info") || !req["info"].is_object()) {
+      reply_error("PUT without info");
+      return;
+    }
+    auto info = InfoFromJson(req["info"].dump());
+    if (!info.ok()) {
+      reply_error(std::string(info.status().message()));
+      return;
+    }
+    std::string key = HolderKey(*info);
+    entries_[key] = Entry{req["info"].dump(), std::move(msg->second)};
+    spdlog::info("holder: {} stored ({} entries)", key, entries_.size());
+    (void)SendMessage(fd, json{{"ok", true}}.dump());
+  } else if (op == "DEL") {
+    std::string key = req.value("key", "");
+    if (entries_.erase(key) > 0) spdlog::info("holder: {} deleted ({} entries)", key, entries_.size());
+  } else if (op == "LIST") {
+    int count = 0;
+    for (const auto& [key, e] : entries_) {
+      std::string text = absl::StrCat(R"({"op":"ENTRY","key":)", json(key).dump(), R"(,"info":)",
+                                      e.info_json, "}");
+      if (!SendMessage(fd, text, e.listener.get()).ok()) {
+        *close_it = true;
+        return;
+      }
+      ++count;
+    }
+    (void)SendMessage(fd, json{{"op", "END"}, {"count", count}}.dump());
+    spdlog::info("holder: listed {} entries", count);
+  } else if (op == "PING") {
+    (void)SendMessage(fd, json{{"ok", true}, {"entries", entries_.size()}}.dump());
+  } else {
+    reply_error("unknown op " + op);
+  }
+}
+
+int RunHolderMain(const std::string& path) {
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  auto h = HolderServer::Bind(path);
+  if (!h.ok()) {
+    spdlog::error("holder: {}", std::string(h.status().message()));
+    return 1;
+  }
+  spdlog::info("holder: serving {} (pid {})", path, getpid());
+  std::string why = (*h)->Serve(-1);
+  spdlog::info("holder: exiting: {}", why);
+  return 0;
+}
+
+absl::Status EnsureHolderRunning(const std::string& path, const std::string& self_exe,
+                                 absl::Duration timeout) {
+  if (ConnectTo(path).ok()) return absl::OkStatus();
+  MkdirParents(path);
+  const std::string log_path = path + ".log";
+  const std::string flag = "--holder_socket=" + path;  // no malloc after fork
+  pid_t child = fork();
+  if (child < 0) return ErrnoStatus(errno, "fork");
+  if (child == 0) {
+    // Detach: new session, then a grandchild that init adopts.
+    setsid();
+    if (fork() != 0) _exit(0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = open("/dev/null", O_RDWR);
+    int logfd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+    }
+    dup2(logfd >= 0 ? logfd : devnull, 2);
+    syscall(SYS_close_range, 3, ~0U, 0);  // no listener or socket of the agent
+    execl(self_exe.c_str(), self_exe.c_str(), "--holder", flag.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  int st;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (ConnectTo(path).ok()) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("holder did not answer on ", path, " (see ", log_path, ")"));
+}
+
+// ---------------------------------------------------------------- client
+
+absl::StatusOr<std::unique_ptr<HolderClient>> HolderClient::Connect(const std::string& path) {
+  SA_ASSIGN_OR_RETURN(UniqueFd s, ConnectTo(path));
+  auto c = std::unique_ptr<HolderClient>(new HolderClient());
+  c->path_ = path;
+  c->sock_ = std::move(s);
+  c->watcher_ = std::thread([p = c.get()] { p->Watch(); });
+  return c;
+}
+
+HolderClient::~HolderClient() {
+  {
+    std::lock_guard<std::mutex> l(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void HolderClient::MarkGone(const std::string& why) {
+  if (alive_.exchange(false)) {
+    spdlog::warn("holder gone: restarts will lose containers ({}: {})", path_, why);
+  }
+}
+
+void HolderClient::Watch() {
+  std::unique_lock<std::mutex> l(stop_mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(l, std::chrono::milliseconds(500));
+    if (stop_) break;
+    std::lock_guard<std::mutex> m(mu_);
+    if (!alive_) continue;
+    // Between requests nothing is unread, so readable means hang-up.
+    pollfd p{sock_.get(), POLLIN | POLLRDHUP, 0};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLIN))) {
+      MarkGone("connection closed");
+    }
+  }
+}
+
+absl::StatusOr<std::vector<HolderClient::Stored>> HolderClient::List() {
+  std::lock_guard<std::mutex> m(mu_);
+  if (!alive_) return absl::UnavailableError("holder gone");
+  if (absl::Status s = SendMessage(sock_.get(), R"({"op":"LIST"})"); !s.ok()) {
+    MarkGone(std::string(s.message()));
+    return s;
+  }
+  std::vector<Stored> out;
+  for (;;) {
+    auto msg = RecvMessage(sock_.get());
+    if (!msg.ok() || msg->first.empty()) {
+      MarkGone(msg.ok() ? "EOF during LIST" : std::string(msg.status().message()));
+      return absl::UnavailableError("holder: LIST interrupted");
+    }
+    nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return absl::DataLossError("holder: bad LIST reply");
+    std::string op = j.value("op", "");
+    if (op == "END") break;
+    if (op != "ENTRY" || !msg->second || !j.contains("info")) {
+      spdlog::warn("holder: skipping a bad LIST entry: {}", msg->first);
+      continue;
+    }
+    auto info = InfoFromJson(j["info"].dump());
+    if (!info.ok()) {
+      spdlog::warn("holder: skipping a LIST entry: {}", std::string(info.status().message()));
+      continue;
+    }
+    out.push_back(Stored{j.value("key", ""), *std::move(info), std::move(msg->second)});
+  }
+  return out;
+}
+
+absl::Status HolderClient::Put(const ContainerInfo& info, int listener) {
+  std::lock_guard<std::mutex> m(mu_);
+  if (!alive_) return absl::UnavailableError("holder gone");
+  std::string text = absl::StrCat(R"({"op":"PUT","key":)", nlohmann::json(HolderKey(info)).dump(),
+                                  R"(,"info":)", InfoToJson(info), "}");
+  if (absl::Status s = SendMessage(sock_.get(), text, listener); !s.ok()) {
+    MarkGone(std::string(s.message()));
+    return s;
+  }
+  auto msg = RecvMessage(sock_.get());
+  if (!msg.ok() || msg->first.empty()) {
+    MarkGone(msg.ok() ? "EOF" : std::string(msg.status().message()));
+    return absl::UnavailableError("holder gone");
+  }
+  nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
+  if (j.is_discarded() || !j.value("ok", false)) {
+    return absl::InternalError(absl::StrCat("holder refused PUT: ", msg->first));
+  }
+  return absl::OkStatus();
+}
+
+void HolderClient::Del(const ContainerInfo& info) {
+  std::lock_guard<std::mutex> m(mu_);
+  if (!alive_) return;
+  std::string text = nlohmann::json{{"op", "DEL"}, {"key", HolderKey(info)}}.dump();
+  absl::Status s = SendMessage(sock_.get(), text, -1, MSG_DONTWAIT);
+  if (!s.ok() && ErrnoOf(s) != EAGAIN) MarkGone(std::string(s.message()));
+}
+
+}  // namespace seccomp_agent::holder
