@@ -13,7 +13,7 @@ PACKAGES=(
   # fuzzing / sanitizers
   clang-14 libclang-rt-14-dev
   # runtimes and test rootfs
-  runc crun busybox-static umoci util-linux iproute2 procps
+  runc crun busybox-static umoci util-linux iproute2 procps jq curl python3-yaml systemd
   # kernel build and VM
   linux-source-6.1 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
   xz-utils kmod rsync

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Static checks of the Kubernetes manifests: they parse, the profile in the
+# ConfigMap is the one in seccomp-profile.json and names the agent's socket,
+# the DaemonSet's capabilities are exactly the set the image test runs with
+# (deploy/image/capabilities.txt), and it is not privileged.
+set -euo pipefail
+D=${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-seccomp_agent}/deploy
+exec /usr/bin/python3 - "$D" <<'PY'
+import json, sys, yaml
+d = sys.argv[1]
+k = d + "/kubernetes/"
+for f in ["namespace.yaml", "configmap.yaml", "daemonset.yaml", "example-pod.yaml"]:
+    docs = list(yaml.safe_load_all(open(k + f)))
+    assert docs and all("kind" in x for x in docs), f
+cm = yaml.safe_load(open(k + "configmap.yaml"))
+prof = json.loads(cm["data"]["notify-mkdir.json"])
+assert prof == json.load(open(k + "seccomp-profile.json")), "ConfigMap profile != seccomp-profile.json"
+assert prof["listenerPath"] == "/run/seccomp-agent/agent.sock", prof
+assert any(s["action"] == "SCMP_ACT_NOTIFY" for s in prof["syscalls"]), prof
+yaml.safe_load(cm["data"]["policy.yaml"])
+ds = yaml.safe_load(open(k + "daemonset.yaml"))
+spec = ds["spec"]["template"]["spec"]
+assert spec["hostPID"] is True
+assert not spec.get("hostNetwork", False)
+assert spec["automountServiceAccountToken"] is False
+agent = spec["containers"][0]
+sc = agent["securityContext"]
+assert sc["privileged"] is False and sc["allowPrivilegeEscalation"] is False
+assert sc["capabilities"]["drop"] == ["ALL"]
+tested = [l.strip()[4:] for l in open(d + "/image/capabilities.txt") if l.startswith("CAP_")]
+assert sc["capabilities"]["add"] == tested, (sc["capabilities"]["add"], tested)
+assert "SYS_ADMIN" not in tested
+mounts = {m["mountPath"] for m in agent["volumeMounts"]}
+assert "/run/seccomp-agent" in mounts
+pod = yaml.safe_load(open(k + "example-pod.yaml"))
+lp = pod["spec"]["securityContext"]["seccompProfile"]
+assert lp["type"] == "Localhost" and lp["localhostProfile"] == "seccomp-agent/notify-mkdir.json"
+print("manifests_test: PASS")
+PY
