@@ -346,8 +346,37 @@ int Run() {
         WriteSample(out, "seccomp_agent_watchers", "", broadcaster.subscribers());
       }
     });
-    // The plugin dispatcher's counters plug in here with
-    // registry.AddCollector(...) (see agent/metrics/registry.h).
+    if (plugins) {
+      plugin::PluginDispatcher* pd = plugins.get();
+      registry.AddCollector([pd](std::string* out) {
+        using metrics::WriteHeader;
+        using metrics::WriteSample;
+        std::vector<plugin::PluginStats> stats = pd->Stats();
+        WriteHeader(out, "seccomp_agent_plugin_calls_total", "Plugin decisions asked for.", "counter");
+        for (const auto& st : stats) {
+          std::string l;
+          metrics::AppendLabel(&l, "plugin", st.name);
+          WriteSample(out, "seccomp_agent_plugin_calls_total", l, st.calls);
+        }
+        WriteHeader(out, "seccomp_agent_plugin_errors_total",
+                    "Plugin calls that produced no decision, by kind (on_error applied).", "counter");
+        for (const auto& st : stats) {
+          for (int k = 1; k < plugin::kNumErrorKinds; ++k) {
+            std::string l;
+            metrics::AppendLabel(&l, "plugin", st.name);
+            metrics::AppendLabel(&l, "kind", plugin::ErrorKindName(static_cast<plugin::ErrorKind>(k)));
+            WriteSample(out, "seccomp_agent_plugin_errors_total", l, st.errors[k]);
+          }
+        }
+        WriteHeader(out, "seccomp_agent_plugin_cache_hits_total", "Plugin decisions served from the cache.",
+                    "counter");
+        for (const auto& st : stats) {
+          std::string l;
+          metrics::AppendLabel(&l, "plugin", st.name);
+          WriteSample(out, "seccomp_agent_plugin_cache_hits_total", l, st.cache_hits);
+        }
+      });
+    }
     auto m = metrics::HttpServer::Start(metrics_address, &registry,
                                         [&serving] { return serving.load(); });
     if (!m.ok()) {
