@@ -3,6 +3,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -242,7 +243,9 @@ TEST_F(AdminServerTest, UnprivilegedPeerRejected) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     // Raw calls only after fork in a threaded process.
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(10);
+    // Raw syscalls: glibc's setuid() broadcasts to threads the child
+    // does not have (and may be interrupted by inherited gRPC fork state).
+    if (syscall(SYS_setgid, 65534) != 0 || syscall(SYS_setuid, 65534) != 0) _exit(10);
     int s = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -263,7 +266,7 @@ TEST_F(AdminServerTest, UnprivilegedPeerRejected) {
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
   if (WEXITSTATUS(status) == 10) {
     GTEST_SKIP() << "setuid(65534) fails here; run //agent/admin:admin_peer_uid_test (local)";
   }
