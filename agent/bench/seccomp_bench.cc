@@ -5,7 +5,10 @@
 // mean little across runs). Floors: no seccomp; an ALLOW filter; a minimal
 // supervisor (blocking NOTIF_RECV -> NOTIF_SEND) for CONTINUE and for a
 // spoofed return; open + ADDFD(SEND) for openat. Then the agent's engine
-// in-process with a local rule, ptrace pass-through, and a scaling run.
+// in-process with a local rule, a redirect_open carried out by the
+// injector's emulation backend (ratio to open + ADDFD), a rule compiled
+// into the filter itself (ratio to the ALLOW filter), ptrace pass-through,
+// and a scaling run.
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -43,7 +46,9 @@
 #include "agent/bench/workload.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
+#include "agent/engine/action_router.h"
 #include "agent/engine/engine.h"
+#include "agent/injector/injector.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/task_memory.h"
 #include "agent/seccomp/unotify.h"
@@ -55,6 +60,8 @@ ABSL_FLAG(std::string, out_dir, "out/bench", "Where the table (bench.md), data a
 ABSL_FLAG(bool, plot, true, "Render PNG plots with gnuplot.");
 ABSL_FLAG(std::string, scale, "1,10,100,1000", "Listener counts for the scaling run (empty: skip).");
 ABSL_FLAG(bool, sync_wakeup, true, "Engine: request SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.");
+ABSL_FLAG(std::string, only, "",
+          "Run only the cases whose name contains this (and their floors), e.g. for perf.");
 ABSL_FLAG(int, workers, 4, "Engine worker threads (as the agent's --workers).");
 
 namespace seccomp_agent::bench {
@@ -204,6 +211,11 @@ rules:
   - name: bench-allow-path
     match: {syscalls: [openat], args: {path: "/etc/**"}, containers: {id: "allow-path"}}
     action: {allow: {}}
+  - name: bench-redirect
+    match: {syscalls: [openat], containers: {id: "redirect"}}
+    action: {redirect_open: {exact: {"/etc/hostname": "/etc/hosts"}}}
+redirect_roots: [/etc]
+injection: {mode: EMULATE}
 )";
 
 std::shared_ptr<const CompiledPolicy> AgentPolicy() {
@@ -252,7 +264,14 @@ RunFn Agent(const std::string& container_id) {
     EngineOptions eo;
     eo.workers = absl::GetFlag(FLAGS_workers);
     eo.sync_wakeup = absl::GetFlag(FLAGS_sync_wakeup);
-    Engine engine(eo, DefaultUnotify(), AgentPolicy(), nullptr);
+    std::shared_ptr<const CompiledPolicy> policy = AgentPolicy();
+    // Substitutions as in agent/main.cc: the injector behind an
+    // ActionRouter (both outlive the engine).
+    injector::Injector inj(injector::OptionsFromProto(policy->proto().injection()),
+                           DefaultUnotify());
+    ActionRouter router(DefaultUnotify(), &inj, /*plugins=*/nullptr);
+    Engine engine(eo, DefaultUnotify(), policy, nullptr);
+    engine.SetActionHandler(&router);
     SA_RETURN_IF_ERROR(engine.Start());
     ContainerInfo info;
     info.id = container_id;
@@ -357,6 +376,8 @@ int Main() {
   std::vector<Case> cases = {
       {"no seccomp", Workload::kGetppid, Plain(Filter::kNone), ""},
       {"ALLOW filter", Workload::kGetppid, Plain(Filter::kAllow), "no seccomp"},
+      {"compiled rule (deny in the filter)", Workload::kGetppid, Plain(Filter::kDeny),
+       "ALLOW filter"},
       {"floor: minimal supervisor, CONTINUE", Workload::kGetppid, Floor(FloorKind::kContinue), ""},
       {"floor: minimal supervisor, spoofed return", Workload::kGetppid, Floor(FloorKind::kSpoof), ""},
       {"floor: epoll + minimal supervisor, spoofed return", Workload::kGetppid,
@@ -367,17 +388,31 @@ int Main() {
        "floor: minimal supervisor, spoofed return"},
       {"agent: in-process rule, allow (CONTINUE)", Workload::kGetppid, Agent("allow"),
        "floor: minimal supervisor, CONTINUE"},
+      {"floor: open + ADDFD(SEND) (openat)", Workload::kOpenat, Floor(FloorKind::kAddfd), ""},
+      {"agent: redirect_open (emulation) (openat)", Workload::kOpenat, Agent("redirect"),
+       "floor: open + ADDFD(SEND) (openat)"},
   };
   if (!quick) {
     cases.push_back({"ptrace PTRACE_SYSCALL pass-through", Workload::kGetppid,
                      [](const ChildOptions& o) { return RunPtrace(o); }, "floor: minimal supervisor, CONTINUE"});
     cases.push_back({"no seccomp (openat)", Workload::kOpenat, Plain(Filter::kNone), ""});
     cases.push_back({"floor: CONTINUE (openat)", Workload::kOpenat, Floor(FloorKind::kContinue), ""});
-    cases.push_back({"floor: open + ADDFD(SEND) (openat)", Workload::kOpenat, Floor(FloorKind::kAddfd), ""});
     cases.push_back({"agent: path rule, allow (openat)", Workload::kOpenat, Agent("allow-path"),
                      "floor: CONTINUE (openat)"});
     cases.push_back({"ptrace pass-through (openat)", Workload::kOpenat,
                      [](const ChildOptions& o) { return RunPtrace(o); }, "floor: CONTINUE (openat)"});
+  }
+
+  if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
+    std::vector<Case> kept;
+    for (const Case& c : cases) {
+      bool keep = c.name.find(only) != std::string::npos;
+      for (const Case& d : cases) {
+        if (d.floor == c.name && d.name.find(only) != std::string::npos) keep = true;
+      }
+      if (keep) kept.push_back(c);
+    }
+    cases = std::move(kept);
   }
 
   // Runs are interleaved (run 1 of every case, then run 2, ...) so that a
@@ -491,6 +526,7 @@ int Main() {
       fprintf(stderr, "gnuplot failed; the data is in %s\n", out_dir.c_str());
     }
   }
+  if (results.count("agent: in-process rule, deny") == 0) return 0;  // --only
   double ratio = results["agent: in-process rule, deny"].pinned /
                  results["floor: minimal supervisor, spoofed return"].pinned;
   printf("agent/epoll-floor ratio: %.2f\n", results["agent: in-process rule, deny"].pinned /

@@ -38,6 +38,9 @@ absl::StatusOr<std::vector<sock_filter>> BuildFilter(Filter f, Workload w) {
   int rc = 0;
   if (f == Filter::kNotify) {
     rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
+  } else if (f == Filter::kDeny) {
+    // A compiled kernel rule: the filter answers by itself, no supervisor.
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
   } else {
     // A rule that never fires keeps the filter the same size as kNotify's.
     rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(swapoff), 0);
@@ -142,7 +145,7 @@ const char* TrappedSyscall(Workload w) {
 
 absl::StatusOr<Child> SpawnWorkload(const ChildOptions& o) {
   std::vector<sock_filter> prog;
-  if (o.filter == Filter::kAllow || o.filter == Filter::kNotify) {
+  if (o.filter == Filter::kAllow || o.filter == Filter::kNotify || o.filter == Filter::kDeny) {
     SA_ASSIGN_OR_RETURN(prog, BuildFilter(o.filter, o.workload));
   }
   std::string path = o.workload == Workload::kOpenat ? "/etc/hostname"

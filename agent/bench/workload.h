@@ -23,6 +23,7 @@ enum class Filter {
   kNone,    // no seccomp at all
   kAllow,   // a filter that allows everything (no notification)
   kNotify,  // the workload's syscall returns SCMP_ACT_NOTIFY
+  kDeny,    // the workload's syscall is denied in the filter (SCMP_ACT_ERRNO(EPERM))
   kPtrace,  // no filter: the parent traces with PTRACE_SYSCALL
 };
 

@@ -9,7 +9,10 @@
 //                     SECCOMP_USER_NOTIF_FLAG_INJECTED (val 0, error 0): the
 //                     task runs the substitute itself, in its own context.
 //   "emulation"       stock kernels: the agent performs the substitute as the
-//                     task (task_context.h) and replies: openat/open by
+//                     task, in the calling (deciding) thread, which takes on
+//                     the task's root, cwd, umask and credentials and is
+//                     restored afterwards (task_context.h says why not a
+//                     helper thread or a pool), and replies: openat/open by
 //                     NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND (the task's
 //                     O_CLOEXEC as newfd_flags), bind and write on the task's
 //                     own fd taken with pidfd_getfd, replying the result.

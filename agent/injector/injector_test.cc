@@ -5,6 +5,7 @@
 #include "agent/injector/injector.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/audit.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -16,9 +17,14 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "agent/common/status.h"
 #include "agent/injector/replay_cache.h"
+#include "agent/injector/task_context.h"
 #include "agent/testing/trapped_child.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -404,6 +410,131 @@ TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
   EXPECT_EQ(sh->ret[2] & FD_CLOEXEC, 0);
   munmap(sh, sizeof(Shared));
   (void)system((std::string("rm -rf ") + dir).c_str());
+}
+
+
+// ------------------------------------------------------------ RunAsTask
+
+// What RunAsTask must leave exactly as it found it in the calling thread.
+struct ThreadState {
+  std::string root, cwd;
+  ino_t root_ino = 0, cwd_ino = 0;
+  mode_t umask = 0;
+  uid_t fsuid = 0;
+  gid_t fsgid = 0;
+  std::vector<gid_t> groups;
+  uint64_t cap_eff = 0;
+  bool operator==(const ThreadState& o) const {
+    return root == o.root && cwd == o.cwd && root_ino == o.root_ino && cwd_ino == o.cwd_ino &&
+           umask == o.umask && fsuid == o.fsuid &&
+           fsgid == o.fsgid && groups == o.groups && cap_eff == o.cap_eff;
+  }
+};
+
+std::string Link(const char* path) {
+  char buf[4096];
+  ssize_t n = readlink(path, buf, sizeof(buf));
+  return n < 0 ? std::string("?") : std::string(buf, static_cast<size_t>(n));
+}
+
+ino_t DirIno(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+ThreadState CurrentThreadState() {
+  ThreadState s;
+  s.root_ino = DirIno("/");
+  s.cwd_ino = DirIno(".");
+  s.root = Link("/proc/thread-self/root");
+  s.cwd = Link("/proc/thread-self/cwd");
+  s.umask = umask(0);
+  umask(s.umask);
+  s.fsuid = static_cast<uid_t>(syscall(SYS_setfsuid, -1));
+  s.fsgid = static_cast<gid_t>(syscall(SYS_setfsgid, -1));
+  s.groups.resize(static_cast<size_t>(syscall(SYS_getgroups, 0, nullptr)));
+  s.groups.resize(static_cast<size_t>(syscall(SYS_getgroups, s.groups.size(), s.groups.data())));
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2] = {};
+  syscall(SYS_capget, &hdr, d);
+  s.cap_eff = d[0].effective | (uint64_t{d[1].effective} << 32);
+  return s;
+}
+
+TEST(RunAsTask, RunsInTheTasksContextAndRestoresTheCallingThread) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (chroot, setgroups)";
+  char tmpl[] = "/tmp/runastask.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(mkdir((dir + "/sub").c_str(), 0755), 0);
+  UniqueFd root(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd cwd(open((dir + "/sub").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root && cwd);
+
+  TaskCreds creds;
+  creds.fsuid = 65534;
+  creds.fsgid = 65534;
+  creds.groups = {65534, 12345};
+  creds.cap_eff = 0;
+  creds.umask = 077;
+  const ThreadState before = CurrentThreadState();
+  for (int round = 0; round < 3; ++round) {  // again: the thread is reusable
+    ThreadState inside;
+    bool ran = false;
+    absl::Status s = RunAsTask(creds, FsContext{root.get(), cwd.get()}, [&] {
+      ran = true;
+      inside = CurrentThreadState();
+    });
+    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_TRUE(ran);
+    // chroot'ed into the task's root (no /proc there: compare inodes).
+    EXPECT_EQ(inside.root_ino, DirIno(dir));
+    EXPECT_EQ(inside.cwd_ino, DirIno(dir + "/sub"));
+    EXPECT_EQ(inside.umask, 077u);
+    EXPECT_EQ(inside.fsuid, 65534u);
+    EXPECT_EQ(inside.fsgid, 65534u);
+    EXPECT_EQ(inside.groups, (std::vector<gid_t>{12345, 65534}));  // the kernel sorts
+    EXPECT_EQ(inside.cap_eff, 0u);
+    EXPECT_TRUE(CurrentThreadState() == before) << "round " << round;
+  }
+
+  // A setup that fails half-way (the cwd is not a directory) runs nothing
+  // and still restores the thread.
+  UniqueFd file(open((dir + "/f").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(file);
+  bool ran = false;
+  absl::Status s = RunAsTask(creds, FsContext{root.get(), file.get()}, [&] { ran = true; });
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(ran);
+  EXPECT_TRUE(CurrentThreadState() == before);
+
+  // Another thread never sees the task's context, not even one this thread
+  // created after it first unshared (it shares this thread's fs_struct
+  // until the next call unshares again).
+  std::mutex mu;
+  std::condition_variable cv;
+  int step = 0;
+  ThreadState other_inside;
+  std::thread other([&] {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return step == 1; });
+    other_inside = CurrentThreadState();
+    step = 2;
+    cv.notify_all();
+  });
+  ASSERT_TRUE(RunAsTask(creds, FsContext{root.get(), cwd.get()}, [&] {
+                std::unique_lock<std::mutex> l(mu);
+                step = 1;
+                cv.notify_all();
+                cv.wait(l, [&] { return step == 2; });
+              }).ok());
+  other.join();
+  EXPECT_TRUE(other_inside == before) << other_inside.root << " " << other_inside.cwd;
+  EXPECT_TRUE(CurrentThreadState() == before);
+
+  unlink((dir + "/f").c_str());
+  rmdir((dir + "/sub").c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace

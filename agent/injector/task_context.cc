@@ -8,13 +8,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/status.h"
 
@@ -41,17 +42,29 @@ bool FourthId(absl::string_view value, uint32_t* out) {
 
 absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
   const std::string path = absl::StrCat("/proc/", tid, "/status");
-  std::ifstream in(path);
-  if (!in) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
+  // One open and a couple of reads (no iostreams: this is on every
+  // emulated call).
+  std::string text;
+  {
+    UniqueFd f(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!f) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
+    char buf[4096];
+    for (;;) {
+      ssize_t n = read(f.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+      if (n == 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+  }
   TaskCreds c;
   c.tid = tid;
   int seen = 0;
-  std::string line;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    absl::string_view key(line.data(), colon);
-    absl::string_view value = absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1));
+    absl::string_view key = line.substr(0, colon);
+    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
     uint32_t v;
     if (key == "Tgid" && absl::SimpleAtoi(value, &v)) {
       c.tgid = static_cast<pid_t>(v);
@@ -79,7 +92,14 @@ absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
   if (seen != 31) {
     return absl::InternalError(absl::StrCat(path, ": missing Tgid/Uid/Gid/Groups/CapEff"));
   }
-  auto mine = UserNsInode("/proc/self/ns/user");
+  // The agent's own user namespace never changes (a multi-threaded process
+  // cannot setns() into another one).
+  static const absl::StatusOr<uint64_t> mine = UserNsInode("/proc/self/ns/user");
+  // Only consulted to grant capabilities: a task without any needs no look.
+  if (c.cap_eff == 0) {
+    c.same_user_ns = false;
+    return c;
+  }
   auto theirs = UserNsInode(absl::StrCat("/proc/", tid, "/ns/user"));
   if (!theirs.ok()) return theirs.status();
   c.same_user_ns = mine.ok() && *mine == *theirs;
@@ -112,44 +132,184 @@ absl::StatusOr<TaskFs> OpenTaskFs(pid_t tid, bool want_cwd) {
   return fs;
 }
 
+namespace {
+
+// The calling thread's own fs_struct: unshare(CLONE_FS) once per thread, on
+// its first RunAsTask that needs a root or cwd, and the root and cwd it had
+// then (the process's: the agent never chdir()s, chroot()s or umask()s
+// anywhere else), to return to after every call.
+struct PrivateFs {
+  bool unshared = false;
+  UniqueFd root;  // O_PATH "/" as the thread's baseline root
+  UniqueFd cwd;   // O_PATH "." as the thread's baseline cwd
+};
+thread_local PrivateFs tls_fs;
+
+absl::Status EnsurePrivateFs() {
+  // Every call, not only the first: a thread this one created after its
+  // first unshare (clone with CLONE_FS) shares its fs_struct and would see
+  // the task's root and cwd while we stand there. With no other user the
+  // kernel makes no copy (a cheap no-op); otherwise this thread gets a
+  // private copy of its current state, which is its baseline (the last
+  // call restored it), so the baseline fds below stay right.
+  if (unshare(CLONE_FS) != 0) return ErrnoStatus(errno, "unshare(CLONE_FS)");
+  if (tls_fs.unshared) return absl::OkStatus();
+  UniqueFd root(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return ErrnoStatus(errno, "open / (baseline root)");
+  UniqueFd cwd(open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!cwd) return ErrnoStatus(errno, "open . (baseline cwd)");
+  tls_fs.root = std::move(root);
+  tls_fs.cwd = std::move(cwd);
+  tls_fs.unshared = true;
+  return absl::OkStatus();
+}
+
+// The calling thread's credentials as RunAsTask first found them (the agent
+// never changes a thread's credentials anywhere else, and every call ends
+// by restoring and verifying exactly these).
+struct CredBaseline {
+  bool captured = false;
+  uid_t fsuid = 0;
+  gid_t fsgid = 0;
+  std::vector<gid_t> groups;
+  __user_cap_data_struct caps[2] = {};
+};
+thread_local CredBaseline tls_cred;
+
+uint64_t Effective(const __user_cap_data_struct* d) {
+  return d[0].effective | (uint64_t{d[1].effective} << 32);
+}
+
+absl::Status EnsureCredBaseline() {
+  CredBaseline& b = tls_cred;
+  if (b.captured) return absl::OkStatus();
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  if (syscall(SYS_capget, &hdr, b.caps) != 0) return ErrnoStatus(errno, "capget");
+  b.fsuid = static_cast<uid_t>(syscall(SYS_setfsuid, -1));
+  b.fsgid = static_cast<gid_t>(syscall(SYS_setfsgid, -1));
+  int n = static_cast<int>(syscall(SYS_getgroups, 0, nullptr));
+  if (n < 0) return ErrnoStatus(errno, "getgroups");
+  b.groups.resize(static_cast<size_t>(n));
+  n = static_cast<int>(syscall(SYS_getgroups, n, b.groups.data()));
+  if (n < 0) return ErrnoStatus(errno, "getgroups");
+  b.groups.resize(static_cast<size_t>(n));
+  b.captured = true;
+  return absl::OkStatus();
+}
+
+// What RunAsTask changed, so that only that is put back.
+struct Changed {
+  bool fs = false;    // umask or cwd changed
+  bool root = false;  // chroot'ed (only then is chroot needed to go back)
+  mode_t old_umask = 0;
+  bool groups = false, fsgid = false, fsuid = false, caps = false;
+};
+
+// Puts the calling thread back exactly as it was: credentials first (the
+// agent's capabilities are needed for setgroups, setfs[ug]id and chroot),
+// then root, cwd and umask. Every step is verified. A thread that cannot be
+// restored would go on deciding with a container's root or credentials, so
+// that is fatal: the agent aborts rather than run on (fail closed).
+void RestoreOrDie(const Changed& c) {
+  const CredBaseline& b = tls_cred;
+  const bool any_cred = c.groups || c.fsgid || c.fsuid || c.caps;
+  const char* what = nullptr;
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2];
+  memcpy(caps, b.caps, sizeof(caps));
+  __user_cap_data_struct now[2];
+  if (any_cred && syscall(SYS_capset, &hdr, caps) != 0) {
+    what = "capset";
+  } else if (c.groups && syscall(SYS_setgroups, b.groups.size(), b.groups.data()) != 0) {
+    what = "setgroups";
+  } else if (c.fsgid && (syscall(SYS_setfsgid, b.fsgid),
+                         static_cast<gid_t>(syscall(SYS_setfsgid, -1)) != b.fsgid)) {
+    what = "setfsgid";
+  } else if (c.fsuid && (syscall(SYS_setfsuid, b.fsuid),
+                         static_cast<uid_t>(syscall(SYS_setfsuid, -1)) != b.fsuid)) {
+    what = "setfsuid";
+  } else if (c.fsuid && syscall(SYS_capset, &hdr, caps) != 0) {
+    // Again: going back to fsuid 0 may have raised the fs capabilities.
+    what = "capset";
+  } else if (any_cred &&
+             (syscall(SYS_capget, &hdr, now) != 0 || Effective(now) != Effective(b.caps))) {
+    what = "capget (effective set differs)";
+  } else if (c.fs) {
+    if (c.root && (fchdir(tls_fs.root.get()) != 0 || chroot(".") != 0)) {
+      what = "chroot(baseline root)";
+    } else if (fchdir(tls_fs.cwd.get()) != 0) {
+      what = "fchdir(baseline cwd)";
+    } else {
+      umask(c.old_umask);
+    }
+  }
+  if (what != nullptr) {
+    fprintf(stderr, "injector: cannot restore the thread after emulation: %s: %s\n", what,
+            strerror(errno));
+    abort();
+  }
+}
+
+}  // namespace
+
 absl::Status RunAsTask(const TaskCreds& creds, const FsContext& fs,
                        const std::function<void()>& fn) {
-  absl::Status setup;
-  std::thread helper([&] {
-    auto fail = [&](const char* what) { setup = ErrnoStatus(errno, what); };
-    if (fs.root_fd >= 0 || fs.cwd_fd >= 0) {
-      if (unshare(CLONE_FS) != 0) return fail("unshare(CLONE_FS)");
+  const bool want_fs = fs.root_fd >= 0 || fs.cwd_fd >= 0;
+  if (want_fs) SA_RETURN_IF_ERROR(EnsurePrivateFs());
+  SA_RETURN_IF_ERROR(EnsureCredBaseline());
+  const CredBaseline& base = tls_cred;
+
+  // From here on the thread is restored whatever happens. A credential that
+  // already has the task's value is left alone (setting it again would be
+  // a no-op), so is not restored either.
+  Changed changed;
+  absl::Status setup = [&]() -> absl::Status {
+    if (want_fs) {
+      changed.old_umask = umask(creds.umask);
+      changed.fs = true;
       if (fs.root_fd >= 0) {
-        if (fchdir(fs.root_fd) != 0) return fail("fchdir(task root)");
-        if (chroot(".") != 0) return fail("chroot(task root)");
+        if (fchdir(fs.root_fd) != 0) return ErrnoStatus(errno, "fchdir(task root)");
+        if (chroot(".") != 0) return ErrnoStatus(errno, "chroot(task root)");
+        changed.root = true;
       }
-      if (fs.cwd_fd >= 0 && fchdir(fs.cwd_fd) != 0) return fail("fchdir(task cwd)");
-      umask(creds.umask);
+      if (fs.cwd_fd >= 0 && fchdir(fs.cwd_fd) != 0) return ErrnoStatus(errno, "fchdir(task cwd)");
     }
-    if (syscall(SYS_setgroups, creds.groups.size(), creds.groups.data()) != 0) {
-      return fail("setgroups");
+    if (creds.groups != base.groups) {
+      changed.groups = true;
+      if (syscall(SYS_setgroups, creds.groups.size(), creds.groups.data()) != 0) {
+        return ErrnoStatus(errno, "setgroups");
+      }
     }
-    syscall(SYS_setfsgid, creds.fsgid);
-    if (static_cast<gid_t>(syscall(SYS_setfsgid, -1)) != creds.fsgid) {
-      errno = EPERM;
-      return fail("setfsgid");
+    if (creds.fsgid != base.fsgid) {
+      changed.fsgid = true;
+      syscall(SYS_setfsgid, creds.fsgid);
+      if (static_cast<gid_t>(syscall(SYS_setfsgid, -1)) != creds.fsgid) {
+        return ErrnoStatus(EPERM, "setfsgid");
+      }
     }
-    syscall(SYS_setfsuid, creds.fsuid);
-    if (static_cast<uid_t>(syscall(SYS_setfsuid, -1)) != creds.fsuid) {
-      errno = EPERM;
-      return fail("setfsuid");
+    if (creds.fsuid != base.fsuid) {
+      changed.fsuid = true;
+      syscall(SYS_setfsuid, creds.fsuid);
+      if (static_cast<uid_t>(syscall(SYS_setfsuid, -1)) != creds.fsuid) {
+        return ErrnoStatus(EPERM, "setfsuid");
+      }
     }
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2];
-    if (syscall(SYS_capget, &hdr, data) != 0) return fail("capget");
-    uint64_t permitted = data[0].permitted | (uint64_t{data[1].permitted} << 32);
-    uint64_t eff = (creds.same_user_ns ? creds.cap_eff : 0) & permitted;
-    data[0].effective = static_cast<uint32_t>(eff);
-    data[1].effective = static_cast<uint32_t>(eff >> 32);
-    if (syscall(SYS_capset, &hdr, data) != 0) return fail("capset");
-    fn();
-  });
-  helper.join();
+    memcpy(data, base.caps, sizeof(data));
+    const uint64_t permitted = data[0].permitted | (uint64_t{data[1].permitted} << 32);
+    const uint64_t eff = (creds.same_user_ns ? creds.cap_eff : 0) & permitted;
+    // A change of fsuid adjusted the fs capabilities: then always capset.
+    if (eff != Effective(base.caps) || changed.fsuid) {
+      changed.caps = true;
+      __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+      data[0].effective = static_cast<uint32_t>(eff);
+      data[1].effective = static_cast<uint32_t>(eff >> 32);
+      if (syscall(SYS_capset, &hdr, data) != 0) return ErrnoStatus(errno, "capset");
+    }
+    return absl::OkStatus();
+  }();
+  if (setup.ok()) fn();
+  RestoreOrDie(changed);
   return setup;
 }
 

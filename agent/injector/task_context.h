@@ -1,10 +1,15 @@
 // Running a side effect "as the trapped task" from the agent (emulation).
 //
-// The side effect runs in a short-lived helper thread of the agent that
-// first takes on the task's file-system context and credentials, then
-// re-checks NOTIF_ID_VALID, then runs. Everything below is per THREAD at the
+// The side effect runs in the CALLING thread (an engine worker or whichever
+// thread called the injector), which first takes on the task's file-system
+// context and credentials, then re-checks NOTIF_ID_VALID, then runs, and is
+// then put back exactly as it was. Everything below is per THREAD at the
 // syscall level, so nothing leaks into the agent's other threads:
-//   * unshare(CLONE_FS) gives the thread its own root, cwd and umask;
+//   * unshare(CLONE_FS) gives the thread its own root, cwd and umask. It is
+//     called on every call that needs a root or cwd: free when the thread
+//     is already the only user of its fs_struct, and it cuts loose any
+//     thread this one created since (those share its fs_struct through
+//     CLONE_FS and would otherwise stand in the task's root with it); per call
 //     fchdir(/proc/TID/root) + chroot(".") makes the task's root the
 //     thread's root (path walks, "..", absolute symlinks and the task's
 //     mounts all resolve as the task's would: the root's vfsmount belongs
@@ -16,8 +21,43 @@
 //   * raw capset: the effective set becomes the task's CapEff (0 when the
 //     task lives in another user namespace: its capabilities are relative
 //     to that namespace, so the agent grants none rather than too many).
-// The thread exits afterwards, so its private fs_struct and credentials
-// die with it.
+// A credential that already has the task's value (e.g. fsuid 0 for a root
+// task) is not set, nor restored: setting it would change nothing.
+// Afterwards (also when the setup failed half-way) the thread is restored:
+// capabilities (capset of the effective set it had), groups, fsgid, fsuid,
+// capabilities again (going back to fsuid 0 can raise fs capabilities), the
+// effective set verified, to the values the thread had on its first call
+// (cached per thread; the agent changes no thread's credentials elsewhere),
+// then chroot back to the root it had when it unshared (only if the chroot
+// into the task's root happened: without CAP_SYS_CHROOT the call fails
+// cleanly as before), its cwd, its umask. A thread that cannot be restored
+// aborts the agent: it would otherwise go on deciding inside a container's
+// root or with a container's credentials (fail closed).
+//
+// Why not a helper thread per call (the earlier design) or a pool of them:
+// the per-call thread (clone + unshare(CLONE_FS) + exit + join) was most of
+// the 89-450 us an emulated openat cost; a pool keeps that off the path but
+// still pays two cross-thread wake-ups per call (several us on a loaded
+// 2-core host, against a ~12 us open+ADDFD floor), and a thread parked in
+// a container's root would pin that container's mount (or would have to be
+// keyed by mount id + inode and evicted). The calling thread does exactly
+// the same syscalls on its own task_struct, with the same results; what it
+// adds is the restore, a handful of syscalls. Not used: openat2 with
+// RESOLVE_IN_ROOT from the agent's own root, which would avoid chroot but
+// differs from a real open (magic links refused with ELOOP, spurious EAGAIN
+// when a rename races "..", no RESOLVE_IN_ROOT for bind's unix paths).
+//
+// `fn` must not create threads: a thread created while the calling thread
+// stands in the task's context would keep the task's credentials and share
+// its root and cwd. Likewise a signal handler that runs in this thread
+// during `fn` runs in the task's context (the agent blocks its handled
+// signals in every thread; the old helper thread had the same exposure).
+//
+// Caveat: a thread that has run a task's side effect no longer shares its
+// root, cwd and umask with the rest of the process; it returns to the ones
+// the process had when the thread first unshared. The agent never changes
+// its cwd, root or umask after start (no chdir/chroot/umask outside this
+// file), so that is the same thing.
 #ifndef SECCOMP_AGENT_INJECTOR_TASK_CONTEXT_H_
 #define SECCOMP_AGENT_INJECTOR_TASK_CONTEXT_H_
 
@@ -43,6 +83,9 @@ struct TaskCreds {
   std::vector<gid_t> groups;
   uint64_t cap_eff = 0;
   mode_t umask = 022;
+  // Whether the task is in the agent's user namespace. Only looked up when
+  // cap_eff != 0 (it only decides whether capabilities are granted); false
+  // otherwise.
   bool same_user_ns = true;
 };
 
@@ -69,9 +112,10 @@ struct TaskFs {
 };
 absl::StatusOr<TaskFs> OpenTaskFs(pid_t tid, bool want_cwd);
 
-// Runs `fn` in a new thread that has taken on `fs` and `creds` (see the top
-// of this file) and waits for it. An error means the context could not be
-// set up and `fn` did not run.
+// Runs `fn` in the calling thread after it has taken on `fs` and `creds`
+// (see the top of this file), then restores the thread. An error means the
+// context could not be set up and `fn` did not run. `fn` must not change
+// the thread's root, cwd, umask or credentials itself.
 absl::Status RunAsTask(const TaskCreds& creds, const FsContext& fs, const std::function<void()>& fn);
 
 }  // namespace seccomp_agent::injector
