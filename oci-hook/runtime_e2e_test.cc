@@ -182,7 +182,7 @@ class FakeAgent {
         if (c >= 0) conns.emplace_back(c);
       }
       size_t k = 2;
-      const size_t polled_conns = conns.size(), polled_listeners = listeners.size();
+      const size_t polled_listeners = listeners.size(), polled_conns = p.size() - 2 - polled_listeners;
       std::vector<UniqueFd> fresh;
       for (size_t i = 0; i < polled_conns; ++i, ++k) {
         if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;

@@ -12,6 +12,7 @@
 //  * An accepted message satisfies the documented contract (id non-empty,
 //    <= 1024 bytes, no control chars; 0 < pid <= 4194304; runtime is one of
 //    runc/crun/unknown; exactly one fd).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>

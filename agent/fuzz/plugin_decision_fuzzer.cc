@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "agent/injector/substitute.h"
 #include "agent/plugin/decision.h"
+#include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
 namespace {

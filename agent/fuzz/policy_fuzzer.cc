@@ -13,6 +13,10 @@
 //    -1 (default) or a rule index whose name is the verdict's rule; with
 //    first_rule = k it never returns a rule below k.
 //  * Needs(syscall) only asks for what ArgLayoutFor(syscall) can supply.
+//
+// Finding 1 (README.md; fixed in agent/policy/loader.cc): yaml-cpp 0.7.0's
+// LoadAll never returned on a stray top-level ','; its inputs are replayed
+// from regressions/policy/ and tested by regressions/.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs the test suites under sanitizers (gcc, only our code instrumented):
+#   1. every unit and integration test (`bazel test`, integration tests run
+#      real runc/crun) with --config=asan: ASan + UBSan + LeakSanitizer;
+#   2. the tests that exercise threads with --config=tsan (see TSAN_TARGETS).
+# Each config has its own Bazel output base, so the normal build's cache is
+# kept; no bazel-* symlinks are made. Last line: `N passed, N failed` summed
+# over test cases (scripts/count_tests.py); exit 0 only when all pass.
+#
+#   scripts/sanitizers.sh            # both
+#   scripts/sanitizers.sh asan       # or: tsan
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "scripts/sanitizers.sh must run as root (containers, seccomp listeners)" >&2
+  exit 2
+fi
+bash scripts/install-deps.sh
+
+WHAT=${1:-all}
+OUT=${SANITIZERS_OUT:-$ROOT/out/sanitizers}
+CACHE=${SANITIZERS_CACHE:-/var/cache/seccomp-agent}
+SUPP=$ROOT/agent/fuzz/sanitizers
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+# Every package of the workspace, without descending into bazel-* symlinks
+# (they point into ANOTHER output base, whose external/ holds BUILD files).
+PATTERNS=("//:all")
+for d in */; do
+  d=${d%/}
+  [[ $d == bazel-* || $d == out ]] && continue
+  [[ -n $(find "$d" -name BUILD.bazel -print -quit) ]] && PATTERNS+=("//$d/...")
+done
+
+# The concurrent parts that TSan can judge: the notification engine
+# (leader/follower workers, async handler threads), the handoff server
+# (accept thread, per-connection state) and the injector (replay cache and
+# task contexts shared by engine threads). NOT the plugin dispatcher
+# (dispatcher_test, examples_test): Debian's libgrpc is not instrumented, so
+# every completion handed from grpc's threads to grpc's inline headers in our
+# code is a race report (4272 in one run, all inside grpc::internal), and
+# their deadline assertions (<= 110 ms) fail under TSan's slowdown.
+# Suppressing grpc::internal frames would also hide our callbacks (they run
+# under those frames). See agent/fuzz/README.md.
+TSAN_TARGETS=(
+  //agent/engine:engine_test
+  //agent/handoff:server_test
+  //agent/injector:injector_test
+)
+
+status=0
+counts=()
+run_config() {  # name, output base, bazel test args...
+  local name=$1 base=$2
+  shift 2
+  local start log testlogs
+  start=$(date +%s)
+  log=$OUT/$name.log
+  echo "== bazel test --config=$name $*"
+  bazel --output_base="$base" test --config="$name" --symlink_prefix=/ --keep_going \
+    --test_output=errors --local_test_jobs=1 "$@" 2>&1 | tee "$log" |
+    grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+  testlogs=$(bazel --output_base="$base" info --config="$name" bazel-testlogs 2>/dev/null)
+  # A sanitizer reports at exit (LSan leaks, TSan's exit code 66) after every
+  # gtest case has passed: Bazel says FAILED but test.xml holds no failure.
+  # Count such a target as one failed case, so the summary cannot say 0.
+  local late=0 t x
+  for t in $(sed -n 's#^\(//[^ ]*\) .*FAILED in.*#\1#p' "$log" | sort -u); do
+    x=$testlogs/${t#//}/test.xml
+    x=${x/://}
+    if [[ -f $x ]] && ! grep -q '<failure' "$x"; then
+      echo "FAILED: $t: failed outside its test cases (sanitizer report at exit?)" >>"$OUT/$name.late"
+      late=$((late + 1))
+    fi
+  done
+  echo "0 passed, $late failed" >>"$OUT/$name.late"
+  python3 scripts/count_tests.py --bazel-log "$log" "$testlogs" "$OUT/$name.late" >"$OUT/$name.count" || status=1
+  echo "   $name: $(tail -n 1 "$OUT/$name.count") in $(($(date +%s) - start)) s"
+  counts+=("$OUT/$name.count")
+}
+
+if [[ $WHAT == all || $WHAT == asan ]]; then
+  run_config asan "$CACHE/bazel-asan" \
+    --test_env=LSAN_OPTIONS=suppressions=$SUPP/lsan.supp:print_suppressions=0 \
+    "${PATTERNS[@]}"
+fi
+if [[ $WHAT == all || $WHAT == tsan ]]; then
+  run_config tsan "$CACHE/bazel-tsan" \
+    --test_env=TSAN_OPTIONS=suppressions=$SUPP/tsan.supp:second_deadlock_stack=1:history_size=4 \
+    "${TSAN_TARGETS[@]}"
+fi
+
+[[ -n "${CI:-}" ]] && {
+  bazel --output_base="$CACHE/bazel-asan" shutdown >/dev/null 2>&1
+  bazel --output_base="$CACHE/bazel-tsan" shutdown >/dev/null 2>&1
+}
+echo "== summary"
+for c in "${counts[@]}"; do grep '^FAILED' "$c" || true; done
+# count_tests.py sums the per-config summaries (passed as extra logs; the
+# empty folder stands for "no further test.xml").
+mkdir -p "$OUT/none"
+python3 scripts/count_tests.py "$OUT/none" "${counts[@]}" | tail -n 1
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+exit $status
