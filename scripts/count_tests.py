@@ -57,6 +57,10 @@ def xml_paths(logs_dir, bazel_log):
                 missing.append(f"{label} ({status})")
             elif xml not in paths:
                 paths.append(xml)
+                if status in ("FAILED", "TIMEOUT") and count_xml(xml)[1] == 0:
+                    # Failed outside any test case (a sanitizer report at
+                    # exit, a crash after the last case, a timeout).
+                    missing.append(f"{label} ({status} outside any test case)")
     return paths, missing
 
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -247,7 +248,10 @@ class AsyncHandler : public ActionHandler {
   void Handle(int listener, const seccomp_notif& n, const SyscallEvent& ev, const v1::Action&,
               int rule_index, const CompiledPolicy&, Done done) override {
     seen_rule_index = rule_index;
-    seen_syscall = ev.syscall;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      seen_syscall = ev.syscall;
+    }
     uint64_t id = n.id;
     std::thread([listener, id, done] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -264,7 +268,8 @@ class AsyncHandler : public ActionHandler {
     }).detach();
   }
   std::atomic<int> seen_rule_index{-100};
-  std::string seen_syscall;
+  std::mutex mu;
+  std::string seen_syscall;  // guarded by mu
 };
 
 TEST_F(EngineTest, AsyncHandlerCompletesLater) {
@@ -276,7 +281,10 @@ TEST_F(EngineTest, AsyncHandlerCompletesLater) {
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
   EXPECT_EQ(h.seen_rule_index.load(), 4);  // the "slow" rule of kPolicy
-  EXPECT_EQ(h.seen_syscall, "getpgrp");
+  {
+    std::lock_guard<std::mutex> lock(h.mu);
+    EXPECT_EQ(h.seen_syscall, "getpgrp");
+  }
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
   auto d = Decisions();
   EXPECT_EQ(d[0]["rule"], "plugin:slowpoke");
