@@ -22,7 +22,7 @@ fi
 
 status=0
 echo "== bazel test //... (unit and integration)"
-"${BAZEL[@]}" test //... --keep_going --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
+"${BAZEL[@]}" test //... --keep_going --cache_test_results=no --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
 
