@@ -475,7 +475,7 @@ int Main() {
   for (const Case& c : cases) {
     const Result& r = results[c.name];
     std::string rp = "", ru = "";
-    if (!c.floor.empty()) {
+    if (!c.floor.empty() && results[c.floor].pinned > 0 && results[c.floor].unpinned > 0) {
       rp = absl::StrFormat("%.2fx", r.pinned / results[c.floor].pinned);
       ru = absl::StrFormat("%.2fx", r.unpinned / results[c.floor].unpinned);
     }

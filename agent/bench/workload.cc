@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
+#include "agent/seccomp/filter_util.h"
 
 namespace seccomp_agent::bench {
 namespace {
@@ -49,49 +50,7 @@ absl::StatusOr<std::vector<sock_filter>> BuildFilter(Filter f, Workload w) {
     seccomp_release(ctx);
     return ErrnoStatus(-rc, "seccomp_rule_add");
   }
-  int mfd = memfd_create("bpf", MFD_CLOEXEC);
-  UniqueFd mem(mfd);
-  rc = seccomp_export_bpf(ctx, mfd);
-  seccomp_release(ctx);
-  if (rc != 0) return ErrnoStatus(-rc, "seccomp_export_bpf");
-  off_t size = lseek(mfd, 0, SEEK_END);
-  std::vector<sock_filter> prog(size / sizeof(sock_filter));
-  if (pread(mfd, prog.data(), size, 0) != size) return ErrnoStatus(errno, "pread");
-  return prog;
-}
-
-void SendFd(int sock, int fd) {
-  char byte = 'L';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  (void)sendmsg(sock, &msg, MSG_NOSIGNAL);
-}
-
-int RecvFd(int sock) {
-  char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return fd;
+  return ExportBpf(ctx);
 }
 
 // The measured loop. Runs in the child; only raw syscalls.
@@ -178,7 +137,7 @@ absl::StatusOr<Child> SpawnWorkload(const ChildOptions& o) {
       int l = static_cast<int>(syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog));
       if (l < 0) _exit(120);
       if (o.filter == Filter::kNotify) {
-        SendFd(cs.get(), l);
+        SendOneFd(cs.get(), l);
         close(l);
       }
     }
@@ -191,7 +150,7 @@ absl::StatusOr<Child> SpawnWorkload(const ChildOptions& o) {
   Child c;
   c.pid = pid;
   if (o.filter == Filter::kNotify) {
-    int fd = RecvFd(ps.get());
+    int fd = RecvOneFd(ps.get());
     if (fd < 0) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
+#include "agent/seccomp/filter_util.h"
 
 namespace seccomp_agent::testing {
 namespace {
@@ -39,49 +40,7 @@ absl::StatusOr<std::vector<sock_filter>> BuildFilter(const std::vector<std::stri
       return ErrnoStatus(-rc, absl::StrCat("seccomp_rule_add ", name));
     }
   }
-  int mfd = memfd_create("bpf", MFD_CLOEXEC);
-  UniqueFd mem(mfd);
-  int rc = seccomp_export_bpf(ctx, mfd);
-  seccomp_release(ctx);
-  if (rc != 0) return ErrnoStatus(-rc, "seccomp_export_bpf");
-  off_t size = lseek(mfd, 0, SEEK_END);
-  std::vector<sock_filter> prog(size / sizeof(sock_filter));
-  if (pread(mfd, prog.data(), size, 0) != size) return ErrnoStatus(errno, "pread bpf");
-  return prog;
-}
-
-void SendFd(int sock, int fd) {
-  char byte = 'L';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  (void)sendmsg(sock, &msg, MSG_NOSIGNAL);
-}
-
-int RecvFd(int sock) {
-  char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return fd;
+  return ExportBpf(ctx);
 }
 
 }  // namespace
@@ -107,7 +66,7 @@ absl::StatusOr<TrappedChild> TrappedChild::Spawn(const std::vector<std::string>&
     int listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
                            SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
     if (listener < 0) _exit(120);
-    SendFd(child_sock.get(), listener);
+    SendOneFd(child_sock.get(), listener);
     ::close(listener);  // else the task hangs instead of ENOSYS if the supervisor dies
     char b;
     if (read(go_read.get(), &b, 1) != 1) _exit(121);
@@ -118,7 +77,7 @@ absl::StatusOr<TrappedChild> TrappedChild::Spawn(const std::vector<std::string>&
   child_sock.reset();
   go_read.reset();
   child.go_ = std::move(go_write);
-  int fd = RecvFd(parent_sock.get());
+  int fd = RecvOneFd(parent_sock.get());
   if (fd < 0) return absl::InternalError("child did not send a listener fd");
   child.listener_.reset(fd);
   return child;
