@@ -8,8 +8,8 @@
 #   scripts/fuzz.sh [SECONDS]
 #   FUZZ_TARGETS="policy handoff_message" scripts/fuzz.sh 300   # a subset
 #
-# Bazel runs in its own output base (the compiler is a repo_env, which would
-# otherwise throw away the shared gcc build) and makes no bazel-* symlinks.
+# Bazel runs under its own output user root (the compiler is a repo_env, which
+# would otherwise throw away the shared gcc build) and makes no bazel-* symlinks.
 # Crash inputs are kept in $FUZZ_OUT (default out/fuzz) as <target>-crash-*;
 # reproduce one with `<binary> <file>`, see agent/fuzz/README.md.
 set -uo pipefail
@@ -24,8 +24,8 @@ fi
 ALL_TARGETS=(handoff_message policy plugin_decision injector_substitute)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 OUT=${FUZZ_OUT:-$ROOT/out/fuzz}
-OUTPUT_BASE=${FUZZ_OUTPUT_BASE:-/var/cache/seccomp-agent/bazel-fuzz}
-BAZEL=(bazel --output_base="$OUTPUT_BASE")
+OUTPUT_ROOT=${FUZZ_OUTPUT_ROOT:-/var/cache/seccomp-agent/bazel-fuzz}
+BAZEL=(bazel --output_user_root="$OUTPUT_ROOT")
 
 if [[ $(id -u) -eq 0 ]]; then
   bash scripts/install-deps.sh
@@ -96,6 +96,7 @@ for t in "${TARGETS[@]}"; do
   rm -rf "$work"
 done
 
+[[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
 echo "   total $(($(date +%s) - start)) s"
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

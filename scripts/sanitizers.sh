@@ -3,8 +3,9 @@
 #   1. every unit and integration test (`bazel test`, integration tests run
 #      real runc/crun) with --config=asan: ASan + UBSan + LeakSanitizer;
 #   2. the tests that exercise threads with --config=tsan (see TSAN_TARGETS).
-# Each config has its own Bazel output base, so the normal build's cache is
-# kept; no bazel-* symlinks are made. Last line: `N passed, N failed` summed
+# Each config has its own Bazel output user root (one output base per
+# checkout under it; actions come from the shared disk cache), so the normal
+# build's analysis cache is kept; no bazel-* symlinks are made. Last line: `N passed, N failed` summed
 # over test cases (scripts/count_tests.py); exit 0 only when all pass.
 #
 #   scripts/sanitizers.sh            # both
@@ -52,18 +53,18 @@ TSAN_TARGETS=(
 
 status=0
 counts=()
-run_config() {  # name, output base, bazel test args...
+run_config() {  # name, output user root, bazel test args...
   local name=$1 base=$2
   shift 2
   local start log testlogs
   start=$(date +%s)
   log=$OUT/$name.log
   echo "== bazel test --config=$name $*"
-  bazel --output_base="$base" test --config="$name" --symlink_prefix=/ --keep_going \
+  bazel --output_user_root="$base" test --config="$name" --symlink_prefix=/ --keep_going \
     --test_output=errors --local_test_jobs=1 "$@" 2>&1 | tee "$log" |
     grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
   [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
-  testlogs=$(bazel --output_base="$base" info --config="$name" bazel-testlogs 2>/dev/null)
+  testlogs=$(bazel --output_user_root="$base" info --config="$name" bazel-testlogs 2>/dev/null)
   # A sanitizer reports at exit (LSan leaks, TSan's exit code 66) after every
   # gtest case has passed: Bazel says FAILED but test.xml holds no failure.
   # Count such a target as one failed case, so the summary cannot say 0.
@@ -94,8 +95,8 @@ if [[ $WHAT == all || $WHAT == tsan ]]; then
 fi
 
 [[ -n "${CI:-}" ]] && {
-  bazel --output_base="$CACHE/bazel-asan" shutdown >/dev/null 2>&1
-  bazel --output_base="$CACHE/bazel-tsan" shutdown >/dev/null 2>&1
+  bazel --output_user_root="$CACHE/bazel-asan" shutdown >/dev/null 2>&1
+  bazel --output_user_root="$CACHE/bazel-tsan" shutdown >/dev/null 2>&1
 }
 echo "== summary"
 for c in "${counts[@]}"; do grep '^FAILED' "$c" || true; done

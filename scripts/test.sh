@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # README command 2: installs what is needed, then runs every test: unit and
 # integration tests (real runc and crun containers) under Bazel, the kernel
-# selftests and the injector conformance suite in the patched kernel's VM.
+# selftests and the injector conformance suite in the patched kernel's VM,
+# the unit and integration suites again under ASan+UBSan and the concurrent
+# parts under TSan (scripts/sanitizers.sh), and 60 s of every libFuzzer
+# target (scripts/fuzz.sh). `scripts/test.sh --quick` skips the last two.
 # Last line: `N passed, N failed` summed over every test case.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 bash scripts/install-deps.sh
 
+QUICK=0
+[[ ${1:-} == --quick ]] && QUICK=1
 OUT=${SECCOMP_AGENT_TEST_OUT:-$ROOT/out/test}
 rm -rf "$OUT" && mkdir -p "$OUT"
 BAZEL=(bazel)
@@ -25,6 +30,8 @@ echo "== bazel test //... (unit and integration)"
 "${BAZEL[@]}" test //... --keep_going --cache_test_results=no --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
+# Free the memory of this server before the VM and the sanitizer builds.
+[[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
 
 extra=()
 if [[ -x kernel/selftest.sh ]]; then
@@ -47,7 +54,17 @@ if [[ -x integration/vm_e2e/run.sh ]]; then
   extra+=("$OUT/vm-e2e.log")
 fi
 
-[[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
+if [[ $QUICK -eq 0 ]]; then
+  echo "== unit and integration suites under ASan+UBSan, concurrent parts under TSan"
+  SANITIZERS_OUT=$OUT/sanitizers bash scripts/sanitizers.sh >"$OUT/sanitizers.log" 2>&1 || status=1
+  grep -E '^ +(asan|tsan):' "$OUT/sanitizers.log" || tail -n 5 "$OUT/sanitizers.log"
+  extra+=("$OUT/sanitizers.log")
+  echo "== libFuzzer targets, 60 s each"
+  FUZZ_OUT=$OUT/fuzz bash scripts/fuzz.sh 60 >"$OUT/fuzz.log" 2>&1 || status=1
+  grep -E '^(PASSED|FAILED):' "$OUT/fuzz.log" || tail -n 5 "$OUT/fuzz.log"
+  extra+=("$OUT/fuzz.log")
+fi
+
 echo "== summary"
 python3 scripts/count_tests.py --bazel-log "$OUT/bazel.log" "$TESTLOGS" "${extra[@]}" || status=1
 exit $status
