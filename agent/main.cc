@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,7 @@
 #include "agent/admin/admin_server.h"
 #include "agent/admin/broadcaster.h"
 #include "agent/common/log.h"
+#include "agent/common/status.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/action_router.h"
 #include "agent/engine/engine.h"
@@ -38,6 +40,7 @@
 #include "agent/metrics/exposition.h"
 #include "agent/metrics/handoff_metrics.h"
 #include "agent/metrics/http_server.h"
+#include "agent/metrics/rate_limit_metrics.h"
 #include "agent/metrics/registry.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/unotify.h"
@@ -62,6 +65,12 @@ ABSL_FLAG(std::string, holder_socket, "",
           "Listener-fd holder socket (keeps containers across agent restarts; started if not "
           "running). Empty: holder.sock next to --socket; \"none\": no holder.");
 ABSL_FLAG(bool, holder, false, "Run as the listener-fd holder on --holder_socket (internal).");
+ABSL_FLAG(std::string, holder_mode, "auto",
+          "Where listener copies survive restarts: builtin (the holder process on "
+          "--holder_socket), systemd (the service's fd store: sd_notify FDSTORE=1, needs "
+          "FileDescriptorStoreMax=), none, or auto: systemd when NOTIFY_SOCKET is set and "
+          "--holder_socket is empty (or stored containers came back in LISTEN_FDS), else builtin "
+          "(none for --holder_socket=none).");
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve Prometheus metrics (GET /metrics) and GET /healthz on host:port, e.g. "
           "127.0.0.1:9464. Empty: no metrics endpoint.");
@@ -76,6 +85,21 @@ ABSL_FLAG(std::string, admin_socket, "",
           "API.");
 ABSL_FLAG(std::vector<std::string>, admin_uids, {"0"},
           "Peer uids (SO_PEERCRED) allowed on the admin socket, comma separated.");
+ABSL_FLAG(double, container_rate, 0,
+          "Per-container rate limit: notifications per second (token bucket). 0: no limit. The "
+          "annotation seccomp-agent.io/rate may lower it for one container.");
+ABSL_FLAG(double, container_burst, 0,
+          "Per-container bucket size (notifications served at once before the rate applies). "
+          "0: one second's worth of --container_rate.");
+ABSL_FLAG(std::string, rate_limit_action, "delay",
+          "At the limit: \"delay\" (stop reading the container's notifications until the bucket "
+          "refills; its tasks wait, nothing fails) or \"deny\" (answer --rate_limit_errno).");
+ABSL_FLAG(std::string, rate_limit_errno, "EAGAIN",
+          "Errno for --rate_limit_action=deny (name or number).");
+ABSL_FLAG(absl::Duration, rate_limit_min_park, absl::Milliseconds(10),
+          "Delay mode: shortest time a rate-limited container's listener stays parked; the "
+          "tokens it gathers meanwhile are served in one go (fewer agent wake-ups, which keeps "
+          "the agent prompt for the other containers).");
 
 namespace seccomp_agent {
 namespace {
@@ -104,15 +128,13 @@ absl::StatusOr<std::vector<uid_t>> ParseUids(const std::vector<std::string>& in,
 }
 
 // systemd socket activation: the listening handoff socket passed as fd 3
-// (seccomp-agent.socket), or -1 when not socket-activated.
-int ActivatedSocket() {
-  int n = sd_listen_fds(/*unset_environment=*/1);
-  if (n <= 0) {
-    if (n < 0) spdlog::warn("sd_listen_fds: {}", strerror(-n));
-    return -1;
-  }
+// (seccomp-agent.socket), or -1 when not socket-activated. `passed`: the
+// LISTEN_FDS fds other than the fd store's (holder::SplitFdStoreEntries).
+int ActivatedSocket(std::vector<holder::NamedFd>& passed) {
+  int n = static_cast<int>(passed.size());
+  if (n <= 0) return -1;
   if (n > 1) spdlog::warn("socket activation passed {} fds; using the first", n);
-  int fd = SD_LISTEN_FDS_START;
+  int fd = passed[0].fd.release();
   if (sd_is_socket_unix(fd, SOCK_STREAM, /*listening=*/1, nullptr, 0) <= 0) {
     spdlog::critical("socket activation: fd {} is not a listening AF_UNIX SOCK_STREAM socket", fd);
     exit(2);
@@ -167,11 +189,41 @@ int Run() {
   }
 
   // The holder (issue: restart without losing containers): declared before
-  // the engine so it outlives it.
-  holder::EngineSync holder_sync(
-      holder::HolderSocketPath(absl::GetFlag(FLAGS_holder_socket), absl::GetFlag(FLAGS_socket)));
+  // the engine so it outlives it. LISTEN_FDS carries the socket unit's
+  // socket and, in fd-store mode, the stored containers: split by name.
+  std::vector<holder::NamedFd> listen_fds = holder::TakeListenFds();
+  std::vector<holder::NamedFd> stored = holder::SplitFdStoreEntries(&listen_fds);
+  auto holder_mode = holder::ParseHolderMode(absl::GetFlag(FLAGS_holder_mode));
+  if (!holder_mode.ok()) {
+    spdlog::critical("{}", std::string(holder_mode.status().message()));
+    return 2;
+  }
+  holder::EngineSync holder_sync(holder::OpenListenerStore(
+      holder::ResolveHolderMode(*holder_mode, absl::GetFlag(FLAGS_holder_socket), !stored.empty()),
+      holder::HolderSocketPath(absl::GetFlag(FLAGS_holder_socket), absl::GetFlag(FLAGS_socket)),
+      std::move(stored)));
   EngineOptions eopts;
   eopts.workers = absl::GetFlag(FLAGS_workers);
+  eopts.container_rate = absl::GetFlag(FLAGS_container_rate);
+  eopts.container_burst = absl::GetFlag(FLAGS_container_burst);
+  if (!(eopts.container_rate >= 0) || !(eopts.container_burst >= 0)) {
+    spdlog::critical("--container_rate and --container_burst must be >= 0");
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_rate_limit_action) == "deny") {
+    eopts.rate_limit_action = RateLimitAction::kDeny;
+  } else if (absl::GetFlag(FLAGS_rate_limit_action) != "delay") {
+    spdlog::critical("--rate_limit_action must be delay or deny, not {}",
+                     absl::GetFlag(FLAGS_rate_limit_action));
+    return 2;
+  }
+  eopts.rate_limit_min_park_ns =
+      std::max<int64_t>(0, absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_rate_limit_min_park)));
+  eopts.rate_limit_errno = ErrnoFromString(absl::GetFlag(FLAGS_rate_limit_errno));
+  if (eopts.rate_limit_errno < 0) {
+    spdlog::critical("--rate_limit_errno: unknown errno {}", absl::GetFlag(FLAGS_rate_limit_errno));
+    return 2;
+  }
   // Substitutions: the backend is probed on the first listener and logged.
   injector::Injector inj(injector::OptionsFromProto(policy->proto().injection()), DefaultUnotify());
   // gRPC policy plugins declared in the policy (asynchronous: a slow or
@@ -221,7 +273,7 @@ int Run() {
   hopts.socket_path = absl::GetFlag(FLAGS_socket);
   hopts.allowed_uids = uids;
   hopts.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  hopts.adopt_fd = ActivatedSocket();
+  hopts.adopt_fd = ActivatedSocket(listen_fds);
   auto server = HandoffServer::Start(hopts, [&engine, &holder_sync](Handoff h) {
     std::string id = h.container.id;
     pid_t pid = h.container.init_pid;
@@ -318,6 +370,9 @@ int Run() {
   std::unique_ptr<metrics::HttpServer> metrics_server;
   if (!metrics_address.empty()) {
     registry.AddCollector([&decision_metrics](std::string* out) { decision_metrics.Collect(out); });
+    registry.AddCollector([&engine](std::string* out) {
+      metrics::WriteRateLimitMetrics(engine.Containers(), engine.rate_limited_total(), out);
+    });
     HandoffServer* hs = server->get();
     registry.AddCollector([hs](std::string* out) {
       metrics::WriteHandoffMetrics(hs->counters(), hs->pending_connections(), out);

@@ -31,6 +31,11 @@ class ActionRouter : public ActionHandler {
   void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
               const v1::Action& action, int rule_index, const CompiledPolicy& policy,
               Done done) override;
+  // A plugin rule whose decision is in the dispatcher's cache and is a
+  // plain reply (allow, deny, return) is answered here, inline.
+  bool TryHandleInline(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
+                       const v1::Action& action, int rule_index, const CompiledPolicy& policy,
+                       absl::StatusOr<Outcome>* out) override;
 
  private:
   // Carries out `action`; `via` names who decided ("" for a local rule,

@@ -6,12 +6,16 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
@@ -25,6 +29,7 @@ namespace {
 constexpr uint64_t kKindListener = 0;
 constexpr uint64_t kKindPidfd = 1;
 constexpr uint64_t kStopToken = ~0ULL;
+constexpr uint64_t kTimerToken = ~0ULL - 1;  // the rate limiter's timerfd
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -40,7 +45,31 @@ bool IsRuntimeComm(const char* comm) {
   return strcmp(comm, "runc:[2:INIT]") == 0 || strcmp(comm, "crun") == 0;
 }
 
+// A positive decimal from an annotation, or 0 when absent or invalid.
+double AnnotationNumber(const ContainerInfo& info, const char* key) {
+  auto it = info.annotations.find(key);
+  if (it == info.annotations.end()) return 0;
+  double v = 0;
+  if (!absl::SimpleAtod(it->second, &v) || !std::isfinite(v) || v <= 0) {
+    spdlog::warn("container {}: ignoring annotation {}=\"{}\": not a positive number", info.id, key,
+                 it->second);
+    return 0;
+  }
+  return v;
+}
+
+// The stricter of two limits, 0 meaning none.
+double Stricter(double a, double b) {
+  if (a <= 0) return b;
+  if (b <= 0) return a;
+  return std::min(a, b);
+}
+
 }  // namespace
+
+const char* RateLimitActionName(RateLimitAction a) {
+  return a == RateLimitAction::kDeny ? "deny" : "delay";
+}
 
 struct Engine::Entry {
   uint64_t key = 0;
@@ -53,6 +82,20 @@ struct Engine::Entry {
   std::atomic<bool> removed{false};
   ContainerStats stats;
   int64_t registered_unix_ns = 0;
+
+  // Rate limit, fixed at AddContainer; rate 0: none.
+  double rate = 0;
+  double burst = 0;
+  // Only the leader touches it (lead_mu_).
+  TokenBucket bucket;
+  // Delay mode: when the listener was parked; guarded by throttle_mu_.
+  int64_t parked_since_ns = 0;
+  int64_t parked_until_ns = 0;  // 0: not parked
+  // Throttle log lines: the next may come at log_due_ns; `logged` hits
+  // were already reported. Written by the leader, read by Remove.
+  std::atomic<int64_t> log_due_ns{0};
+  std::atomic<int64_t> logged_at_ns{0};
+  std::atomic<uint64_t> logged{0};
 };
 
 // A decision handed to the ActionHandler: owns what the reply and the log
@@ -83,6 +126,25 @@ absl::Status Engine::Start() {
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_event_.get(), &ev) != 0) {
     return ErrnoStatus(errno, "epoll_ctl add stop eventfd");
   }
+  // Wakes the leader when a parked (rate-limited) listener may resume.
+  timer_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer_) return ErrnoStatus(errno, "timerfd_create");
+  epoll_event tev{};
+  tev.events = EPOLLIN;
+  tev.data.u64 = kTimerToken;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, timer_.get(), &tev) != 0) {
+    return ErrnoStatus(errno, "epoll_ctl add timerfd");
+  }
+  if (opts_.container_rate > 0) {
+    spdlog::info("rate limit per container: {} notifications/s, burst {}, at the limit: {}{}",
+                 opts_.container_rate,
+                 opts_.container_burst > 0 ? opts_.container_burst
+                                           : std::max(opts_.container_rate, 1.0),
+                 RateLimitActionName(opts_.rate_limit_action),
+                 opts_.rate_limit_action == RateLimitAction::kDeny
+                     ? " " + ErrnoName(opts_.rate_limit_errno)
+                     : std::string());
+  }
   (void)SyscallName(AUDIT_ARCH_X86_64, 0);  // builds the name table off the hot path
   int n = opts_.workers > 0 ? opts_.workers : 4;
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Worker(); });
@@ -97,6 +159,10 @@ void Engine::Stop() {
   }
   for (auto& t : workers_) t.join();
   workers_.clear();
+  {
+    std::lock_guard<std::mutex> lock(throttle_mu_);
+    parked_.clear();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   entries_.clear();  // closes every listener and pidfd
 }
@@ -116,6 +182,22 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
   e->info = std::move(info);
   e->listener = std::move(listener);
   e->registered_unix_ns = absl::ToUnixNanos(absl::Now());
+  // Rate limit: the flags, lowered (never raised) by the annotations, since
+  // whoever starts the container writes them.
+  e->rate = Stricter(opts_.container_rate, AnnotationNumber(e->info, kRateAnnotation));
+  if (e->rate > 0) {
+    double burst = opts_.container_burst > 0 ? opts_.container_burst : e->rate;
+    burst = Stricter(burst, AnnotationNumber(e->info, kBurstAnnotation));
+    e->burst = std::max(burst, 1.0);
+    e->bucket = TokenBucket(e->rate, e->burst, NowNs());
+    const double default_burst = opts_.container_burst > 0
+                                     ? opts_.container_burst
+                                     : std::max(opts_.container_rate, 1.0);
+    if (e->rate != opts_.container_rate || e->burst != default_burst) {  // annotations
+      spdlog::info("container {}: rate limit {} notifications/s, burst {} ({})", e->info.id,
+                   e->rate, e->burst, RateLimitActionName(opts_.rate_limit_action));
+    }
+  }
   // SYNC_WAKE_UP (6.6+) wakes the supervisor on the task's CPU and back:
   // fewer cross-CPU wake-ups per round trip. Older kernels: EINVAL/ENOTTY.
   if (opts_.sync_wakeup && sync_wakeup_supported_) {
@@ -186,6 +268,23 @@ void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) 
     std::lock_guard<std::mutex> lock(mu_);
     entries_.erase(e->key);
   }
+  if (e->rate > 0) {
+    {
+      // A parked listener: drop its timer entry (and the reference it holds).
+      std::lock_guard<std::mutex> lock(throttle_mu_);
+      if (e->parked_until_ns != 0) {
+        parked_.erase({e->parked_until_ns, e});
+        e->stats.throttled_ns += NowNs() - e->parked_since_ns;
+        e->parked_until_ns = 0;
+      }
+    }
+    const uint64_t hits = e->stats.rate_limited.load();
+    if (hits > e->logged.load()) {
+      spdlog::warn("container {} throttled: {} notifications {} since the last report (removed)",
+                   e->info.id, hits - e->logged.load(),
+                   opts_.rate_limit_action == RateLimitAction::kDeny ? "denied" : "delayed");
+    }
+  }
   // The fds close when the last worker holding `e` lets go.
   spdlog::info("container {} removed: {}", e->info.id, reason);
   for (DecisionObserver* o : observers_) o->OnContainerRemoved(e->info, reason);
@@ -206,6 +305,10 @@ void Engine::Worker() {
     }
     if (n == 0) continue;
     if (ev.data.u64 == kStopToken) return;
+    if (ev.data.u64 == kTimerToken) {
+      OnTimer();
+      continue;
+    }
     std::shared_ptr<Entry> e = Lookup(ev.data.u64 >> 1);
     if (!e) continue;
     if ((ev.data.u64 & 1) == kKindPidfd) {
@@ -213,6 +316,18 @@ void Engine::Worker() {
       continue;
     }
     if (ev.events & EPOLLIN) {
+      // Without a limit this one branch is all the rate limiter costs.
+      if (e->rate > 0) {
+        const int64_t now = NowNs();
+        if (!e->bucket.Take(now)) {
+          if (opts_.rate_limit_action == RateLimitAction::kDelay) {
+            Park(e, now);
+            continue;
+          }
+          HandleListener(e, lead, /*over_limit=*/true);
+          continue;
+        }
+      }
       HandleListener(e, lead);
     } else if (ev.events & (EPOLLHUP | EPOLLERR)) {
       Remove(e, "listener hung up: no task left in the filter");
@@ -220,7 +335,8 @@ void Engine::Worker() {
   }
 }
 
-void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<std::mutex>& lead) {
+void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<std::mutex>& lead,
+                            bool over_limit) {
   seccomp_notif n;
   absl::Status s = unotify_.Recv(e->listener.get(), &n);
   if (!s.ok()) {
@@ -240,7 +356,136 @@ void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<st
     Remove(e, absl::StrCat("NOTIF_RECV failed: ", s.message()));
     return;
   }
+  if (over_limit) {
+    DenyOverLimit(e, n);
+    return;
+  }
   Decide(e, n, lead);
+}
+
+// Delay mode: stop polling the listener (its tasks wait in the kernel) until
+// the bucket holds a token again, or rate_limit_min_park_ns, whichever is
+// later. EPOLLHUP/EPOLLERR are still reported for a parked fd, so a
+// container that exits while parked is still removed.
+void Engine::Park(const std::shared_ptr<Entry>& e, int64_t now) {
+  const int64_t wait = std::max<int64_t>(opts_.rate_limit_min_park_ns, e->bucket.NsUntilToken());
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.u64 = (e->key << 1) | kKindListener;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, e->listener.get(), &ev) != 0) {
+    return;  // removed meanwhile (ENOENT): nothing to park
+  }
+  {
+    std::lock_guard<std::mutex> lock(throttle_mu_);
+    if (e->removed.load()) return;  // Remove ran (or runs) its erase: keep no reference
+    e->parked_since_ns = now;
+    e->parked_until_ns = now + wait;
+    parked_.emplace(e->parked_until_ns, e);
+    ArmTimerLocked();
+  }
+  NoteRateLimited(*e, now);
+}
+
+// Keeps the timerfd armed at or before the earliest resume time. A timer
+// that fires early (its entry was removed) just re-arms.
+void Engine::ArmTimerLocked() {
+  if (parked_.empty()) return;
+  const int64_t first = parked_.begin()->first;
+  if (timer_armed_ns_ != 0 && timer_armed_ns_ <= first) return;
+  itimerspec its{};
+  its.it_value.tv_sec = first / 1'000'000'000;
+  its.it_value.tv_nsec = first % 1'000'000'000;
+  if (timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr) != 0) {
+    spdlog::error("timerfd_settime: {}", strerror(errno));
+    return;
+  }
+  timer_armed_ns_ = first;
+}
+
+// The timer fired: re-arm every listener whose park is over.
+void Engine::OnTimer() {
+  uint64_t expirations;
+  (void)!read(timer_.get(), &expirations, sizeof(expirations));  // EAGAIN: spurious
+  const int64_t now = NowNs();
+  std::vector<std::shared_ptr<Entry>> due;
+  {
+    std::lock_guard<std::mutex> lock(throttle_mu_);
+    timer_armed_ns_ = 0;  // one-shot: it fired
+    while (!parked_.empty() && parked_.begin()->first <= now) {
+      std::shared_ptr<Entry> e = parked_.begin()->second;
+      parked_.erase(parked_.begin());
+      e->stats.throttled_ns += now - e->parked_since_ns;
+      e->parked_until_ns = 0;
+      due.push_back(std::move(e));
+    }
+    ArmTimerLocked();
+  }
+  for (const auto& e : due) {
+    if (e->removed.load()) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = (e->key << 1) | kKindListener;
+    // ENOENT: Remove() took it out of the set meanwhile; `e` keeps the fd
+    // open, so the number cannot have been reused.
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, e->listener.get(), &ev);
+  }
+}
+
+// Deny mode: answer at once, no policy, no memory reads.
+void Engine::DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif& n) {
+  const int64_t t0 = NowNs();
+  e->stats.notifications++;
+  SyscallEvent ev;
+  ev.container = &e->info;
+  ev.id = n.id;
+  ev.pid = static_cast<pid_t>(n.pid);
+  ev.arch = n.data.arch;
+  ev.nr = n.data.nr;
+  ev.syscall = SyscallName(n.data.arch, n.data.nr);
+  ev.instruction_pointer = n.data.instruction_pointer;
+  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+  seccomp_notif_resp resp{};
+  resp.id = n.id;
+  resp.error = -opts_.rate_limit_errno;
+  DecisionRecord rec;
+  rec.event = &ev;
+  rec.rule = "rate-limit";
+  rec.action = "deny";
+  absl::Status sent = unotify_.Send(e->listener.get(), resp);
+  if (sent.ok()) {
+    rec.result = ErrnoName(opts_.rate_limit_errno);
+    e->stats.denied++;
+  } else {
+    rec.result = "task-gone";
+    e->stats.task_gone++;
+  }
+  rec.latency_ns = NowNs() - t0;
+  Record(rec);
+  NoteRateLimited(*e, t0);
+}
+
+// Counts a rate limit hit and logs the first one of a container, then a
+// summary at most every rate_limit_log_interval_ns.
+void Engine::NoteRateLimited(Entry& e, int64_t now) {
+  const uint64_t hits = ++e.stats.rate_limited;
+  rate_limited_total_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t due = e.log_due_ns.load(std::memory_order_relaxed);
+  if (now < due) return;
+  const bool deny = opts_.rate_limit_action == RateLimitAction::kDeny;
+  if (due == 0) {
+    spdlog::warn("container {} hit its rate limit ({} notifications/s, burst {}): {}", e.info.id,
+                 e.rate, e.burst,
+                 deny ? absl::StrCat("answering ", ErrnoName(opts_.rate_limit_errno))
+                      : std::string("delaying its notifications"));
+  } else {
+    spdlog::warn("container {} throttled: {} notifications {} in the last {} s", e.info.id,
+                 hits - e.logged.load(std::memory_order_relaxed), deny ? "denied" : "delayed",
+                 (now - e.logged_at_ns.load(std::memory_order_relaxed) + 500'000'000) /
+                     1'000'000'000);
+  }
+  e.logged.store(hits, std::memory_order_relaxed);
+  e.logged_at_ns.store(now, std::memory_order_relaxed);
+  e.log_due_ns.store(now + opts_.rate_limit_log_interval_ns, std::memory_order_relaxed);
 }
 
 bool Engine::IsRuntimeTask(const Entry& e, pid_t pid) {
@@ -336,8 +581,6 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
       break;
     default: {
       if (handler_ != nullptr) {
-        // May take long: let a follower lead meanwhile.
-        if (lead.owns_lock()) lead.unlock();
         auto p = std::make_shared<Pending>();
         p->entry = e;
         p->policy = policy;
@@ -346,6 +589,16 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         p->rec.event = &p->ev;
         p->id = n.id;
         p->t0 = t0;
+        // Cheap (a plugin's cached answer): the leader replies itself, no
+        // hand-off (which costs two context switches per call).
+        absl::StatusOr<ActionHandler::Outcome> quick;
+        if (handler_->TryHandleInline(e->listener.get(), n, p->ev, action, v.rule_index,
+                                      *p->policy, &quick)) {
+          Finish(p, std::move(quick));
+          return;
+        }
+        // May take long: let a follower lead meanwhile.
+        if (lead.owns_lock()) lead.unlock();
         handler_->Handle(e->listener.get(), n, p->ev, action, v.rule_index, *p->policy,
                          [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
                            Finish(p, std::move(out));
@@ -419,7 +672,9 @@ std::vector<ContainerSnapshot> Engine::Containers() const {
     const ContainerStats& s = e->stats;
     out.push_back(ContainerSnapshot{e->info, s.notifications.load(), s.allowed.load(),
                                     s.denied.load(), s.returned.load(), s.substituted.load(),
-                                    s.task_gone.load(), s.errors.load(), e->registered_unix_ns});
+                                    s.task_gone.load(), s.errors.load(), e->registered_unix_ns,
+                                    s.rate_limited.load(), s.throttled_ns.load(), e->rate,
+                                    e->burst});
   }
   return out;
 }

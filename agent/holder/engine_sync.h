@@ -1,11 +1,13 @@
-// The agent's side of the holder: keeps the holder's copy of every served
+// The agent's side of the holder: keeps the store's copy of every served
 // listener in step with the engine's registry, and restores the registry
-// from the holder at start.
+// from the store at start. The store is the built-in holder process
+// (holder.h) or systemd's fd store (fdstore.h), behind ListenerStore.
 #ifndef SECCOMP_AGENT_HOLDER_ENGINE_SYNC_H_
 #define SECCOMP_AGENT_HOLDER_ENGINE_SYNC_H_
 
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +21,9 @@
 #include "agent/common/fd.h"
 #include "agent/common/log.h"
 #include "agent/engine/engine.h"
+#include "agent/holder/fdstore.h"
 #include "agent/holder/holder.h"
+#include "agent/holder/listener_store.h"
 
 namespace seccomp_agent::holder {
 
@@ -33,38 +37,94 @@ inline std::string HolderSocketPath(const std::string& flag, const std::string& 
          "/holder.sock";
 }
 
+// Where the listener copies live (--holder_mode).
+enum class HolderMode { kAuto, kBuiltin, kSystemd, kNone };
+
+inline absl::StatusOr<HolderMode> ParseHolderMode(const std::string& s) {
+  if (s == "auto") return HolderMode::kAuto;
+  if (s == "builtin") return HolderMode::kBuiltin;
+  if (s == "systemd") return HolderMode::kSystemd;
+  if (s == "none") return HolderMode::kNone;
+  return absl::InvalidArgumentError("--holder_mode: \"" + s +
+                                    "\" is not auto, builtin, systemd or none");
+}
+
+// auto: systemd when this agent's entries came back in LISTEN_FDS, or when
+// NOTIFY_SOCKET is set and --holder_socket was left empty; otherwise
+// builtin, with "none" for --holder_socket=none (as before the fd store
+// existed). An explicit --holder_socket keeps its old meaning.
+inline HolderMode ResolveHolderMode(HolderMode mode, const std::string& holder_socket_flag,
+                                    bool fdstore_entries_passed) {
+  if (mode != HolderMode::kAuto) return mode;
+  if (fdstore_entries_passed) return HolderMode::kSystemd;
+  if (holder_socket_flag == "none") return HolderMode::kNone;
+  const char* ns = getenv("NOTIFY_SOCKET");
+  if (holder_socket_flag.empty() && ns != nullptr && *ns != '\0') return HolderMode::kSystemd;
+  return HolderMode::kBuiltin;
+}
+
+// Starts (if needed) and connects to the built-in holder at `path`; ""
+// disables. Failure is not fatal: one warning, and nullptr.
+inline std::unique_ptr<ListenerStore> ConnectBuiltinHolder(const std::string& path) {
+  if (path.empty()) {
+    spdlog::info("holder: disabled; restarts will lose containers");
+    return nullptr;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  std::string self = n > 0 ? std::string(exe, n) : "/proc/self/exe";
+  absl::Status s = EnsureHolderRunning(path, self);
+  if (s.ok()) {
+    auto c = HolderClient::Connect(path);
+    if (c.ok()) {
+      spdlog::info("holder: connected to {}", path);
+      return *std::move(c);
+    }
+    s = c.status();
+  }
+  spdlog::warn("holder gone: restarts will lose containers ({}: {})", path,
+               std::string(s.message()));
+  return nullptr;
+}
+
+// The store for `mode` (after ResolveHolderMode). `fdstore_entries`: this
+// agent's entries from LISTEN_FDS (SplitFdStoreEntries); a mode other than
+// systemd removes them from systemd's store, unrestored, with a warning.
+inline std::unique_ptr<ListenerStore> OpenListenerStore(HolderMode mode,
+                                                        const std::string& holder_socket_path,
+                                                        std::vector<NamedFd> fdstore_entries) {
+  if (mode == HolderMode::kSystemd) {
+    return std::make_unique<SystemdFdStore>(std::move(fdstore_entries));
+  }
+  if (!fdstore_entries.empty()) {
+    size_t fds = fdstore_entries.size();
+    int names = DiscardFdStoreEntries(std::move(fdstore_entries));
+    spdlog::warn(
+        "holder: systemd passed back {} fds of {} stored containers, but --holder_mode is not "
+        "systemd: removed from the fd store unrestored (those containers get ENOSYS)",
+        fds, names);
+  }
+  if (mode == HolderMode::kNone) {
+    spdlog::info("holder: disabled; restarts will lose containers");
+    return nullptr;
+  }
+  return ConnectBuiltinHolder(holder_socket_path);
+}
+
 class EngineSync : public DecisionObserver {
  public:
-  // Starts (if needed) and connects to the holder at `path`; "" disables.
-  // Failure is not fatal: one warning, and the agent runs as without one.
-  explicit EngineSync(const std::string& path) {
-    if (path.empty()) {
-      spdlog::info("holder: disabled; restarts will lose containers");
-      return;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    std::string self = n > 0 ? std::string(exe, n) : "/proc/self/exe";
-    absl::Status s = EnsureHolderRunning(path, self);
-    if (s.ok()) {
-      auto c = HolderClient::Connect(path);
-      if (c.ok()) {
-        client_ = *std::move(c);
-        spdlog::info("holder: connected to {}", path);
-        return;
-      }
-      s = c.status();
-    }
-    spdlog::warn("holder gone: restarts will lose containers ({}: {})", path,
-                 std::string(s.message()));
-  }
+  // `store` null: no holder (restarts lose containers).
+  explicit EngineSync(std::unique_ptr<ListenerStore> store) : store_(std::move(store)) {}
+  // The built-in holder at `path` ("" disables), as before --holder_mode.
+  explicit EngineSync(const std::string& path) : store_(ConnectBuiltinHolder(path)) {}
 
-  // Re-registers every container the holder keeps. Returns how many.
+  // Re-registers every container the store kept. Returns how many.
   int Restore(Engine& engine) {
-    if (client_ == nullptr) return 0;
-    auto list = client_->List();
+    if (store_ == nullptr) return 0;
+    const std::string from = store_->name();
+    auto list = store_->List();
     if (!list.ok()) {
-      spdlog::warn("holder: LIST failed: {}", std::string(list.status().message()));
+      spdlog::warn("{}: LIST failed: {}", from, std::string(list.status().message()));
       return 0;
     }
     int restored = 0;
@@ -75,24 +135,27 @@ class EngineSync : public DecisionObserver {
       ContainerInfo info = e.info;
       absl::Status s = engine.AddContainer(std::move(e.info), std::move(e.listener));
       if (!s.ok()) {
-        spdlog::error("container {} not restored from holder: {}", id, std::string(s.message()));
-        client_->Del(info);
+        spdlog::error("container {} not restored from {}: {}", id, from, std::string(s.message()));
+        store_->Del(info);
         continue;
       }
       ++restored;
       pids.emplace_back(id, pid);
-      spdlog::info("container {} restored from holder: pid {}", id, pid);
+      spdlog::info("container {} restored from {}: pid {}", id, from, pid);
     }
-    spdlog::info("holder: {} containers restored", restored);
+    spdlog::info("{}: {} containers restored", from, restored);
     if (!pids.empty()) nudge_ = std::thread([this, pids] { RecoverOrphans(pids); });
     return restored;
   }
 
-  // Hands the holder a copy of a newly registered container's listener.
+  // Hands the store a copy of a newly registered container's listener.
   void Store(const ContainerInfo& info, int listener) {
-    if (client_ == nullptr || !client_->alive()) return;
-    absl::Status s = client_->Put(info, listener);
-    if (!s.ok()) spdlog::warn("holder: container {} not stored: {}", info.id, std::string(s.message()));
+    if (store_ == nullptr || !store_->alive()) return;
+    absl::Status s = store_->Put(info, listener);
+    if (!s.ok()) {
+      spdlog::warn("{}: container {} not stored: {}", store_->name(), info.id,
+                   std::string(s.message()));
+    }
   }
 
   ~EngineSync() override {
@@ -101,7 +164,7 @@ class EngineSync : public DecisionObserver {
 
   void OnDecision(const DecisionRecord&) override {}
   void OnContainerRemoved(const ContainerInfo& info, const std::string&) override {
-    if (client_ != nullptr) client_->Del(info);
+    if (store_ != nullptr) store_->Del(info);
   }
 
  private:
@@ -131,7 +194,7 @@ class EngineSync : public DecisionObserver {
     }
   }
 
-  std::unique_ptr<HolderClient> client_;
+  std::unique_ptr<ListenerStore> store_;
   std::thread nudge_;
 };
 

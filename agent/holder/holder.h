@@ -40,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
+#include "agent/holder/listener_store.h"
 #include "agent/policy/event.h"
 
 namespace seccomp_agent::holder {
@@ -119,26 +120,23 @@ absl::Status EnsureHolderRunning(const std::string& path, const std::string& sel
                                  absl::Duration timeout = absl::Seconds(3));
 
 // The agent's side: one persistent connection; thread-safe.
-class HolderClient {
+class HolderClient : public ListenerStore {
  public:
   static absl::StatusOr<std::unique_ptr<HolderClient>> Connect(const std::string& path);
-  ~HolderClient();
+  ~HolderClient() override;
 
-  struct Stored {
-    std::string key;
-    ContainerInfo info;
-    UniqueFd listener;
-  };
+  using Stored = StoredListener;
+  const char* name() const override { return "holder"; }
   // Every entry the holder keeps, each with a fresh copy of its listener.
-  absl::StatusOr<std::vector<Stored>> List();
+  absl::StatusOr<std::vector<Stored>> List() override;
   // Stores a copy of `listener` (the holder receives its own reference).
-  absl::Status Put(const ContainerInfo& info, int listener);
+  absl::Status Put(const ContainerInfo& info, int listener) override;
   // Forgets HolderKey(info); never blocks.
-  void Del(const ContainerInfo& info);
+  void Del(const ContainerInfo& info) override;
 
   // False once the holder hung up (logged once:
   // "holder gone: restarts will lose containers").
-  bool alive() const { return alive_.load(); }
+  bool alive() const override { return alive_.load(); }
 
  private:
   HolderClient() = default;

@@ -81,6 +81,9 @@ class EmulationBackend : public Backend {
   absl::StatusOr<Outcome> Dispatch(int listener, const seccomp_notif& notif,
                                    const Substitute& sub) {
     std::string key = ReplayCache::Key(notif, sub);
+    // Until this call has remembered (or not) its result: a restarted copy
+    // of it on another worker waits here instead of running it twice.
+    ReplayCache::Claim claim(replay_, key);
     if (std::optional<ReplayResult> r = replay_.Take(key)) {
       return Replay(listener, notif, std::move(key), std::move(*r));
     }
@@ -211,6 +214,12 @@ class EmulationBackend : public Backend {
     const int sockfd = static_cast<int>(static_cast<int32_t>(sub.args[0]));
     const auto* addr = reinterpret_cast<const sockaddr*>(sub.buf.data() + sub.args[1]);
     const socklen_t addrlen = static_cast<socklen_t>(sub.args[2]);
+    // A call that is already over (its task answered by a restarted copy,
+    // which may since have closed the socket) must not take a copy of the
+    // socket: held even briefly, it keeps the address bound under the
+    // task's next bind. While the call is valid the task cannot close it,
+    // and a restarted copy waits for this one's claim.
+    if (!u_.IdValid(listener, notif.id).ok()) return TaskGone(name());
     SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(notif.pid));
     SA_ASSIGN_OR_RETURN(UniqueFd pidfd, OpenTaskPidfd(creds));
     absl::StatusOr<UniqueFd> sock = GetTaskFd(pidfd.get(), sockfd);
@@ -230,6 +239,10 @@ class EmulationBackend : public Backend {
       rc = bind(sock->get(), addr, addrlen);
       if (rc != 0) err = errno;
     }));
+    // Close the agent's copy of the socket before the reply: once the task
+    // has its answer it may close the socket and bind the same address
+    // again (or another process may), which must not find it still held.
+    sock->reset();
     if (gone) return TaskGone(name());
     // A failed bind changed nothing: no need to remember it.
     return Reply(listener, notif.id, 0, err, err ? "" : std::move(key),
@@ -242,6 +255,7 @@ class EmulationBackend : public Backend {
     const char* bytes = sub.buf.data() + sub.args[1];
     const size_t count = sub.args[2];
     const int64_t task_count = static_cast<int64_t>(sub.task_count.value_or(count));
+    if (!u_.IdValid(listener, notif.id).ok()) return TaskGone(name());  // as in Bind
     SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(notif.pid));
     SA_ASSIGN_OR_RETURN(UniqueFd pidfd, OpenTaskPidfd(creds));
     absl::StatusOr<UniqueFd> file = GetTaskFd(pidfd.get(), fd);
@@ -269,6 +283,9 @@ class EmulationBackend : public Backend {
         done += static_cast<size_t>(n);
       }
     }));
+    // Likewise the agent's copy of the file: a task that closes its last fd
+    // after the reply (a pipe's writer) must not leave it open behind it.
+    file->reset();
     if (gone) return TaskGone(name());
     if (done == 0 && count > 0 && err) {
       return Reply(listener, notif.id, 0, err, "", ErrnoName(err));  // nothing written

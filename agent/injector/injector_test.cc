@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -305,6 +306,35 @@ TEST(ReplayCache, ExpiresAndCanBeOff) {
   ReplayCache off(absl::ZeroDuration());
   off.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
   EXPECT_EQ(off.size(), 0u);
+}
+
+// A restarted call can reach a second worker while the interrupted one is
+// still between its side effect and Remember (integration:faults_e2e_test
+// SaRestartStormTest saw writes twice): the second claim of the same key
+// waits, then finds the result; other keys do not wait.
+TEST(ReplayCache, SecondClaimOfTheSameCallWaitsForTheFirst) {
+  ReplayCache c(absl::Seconds(5));
+  seccomp_notif n = Notif(__NR_write);
+  Substitute s = Substitute::Write(3, "abc", 3);
+  const std::string key = ReplayCache::Key(n, s);
+  seccomp_notif other = n;
+  other.pid = 1234;
+  std::atomic<bool> second_has_result{false}, second_done{false};
+  std::thread second;
+  {
+    ReplayCache::Claim first(c, key);
+    second = std::thread([&] {
+      ReplayCache::Claim again(c, key);
+      second_has_result = c.Take(key).has_value();
+      second_done = true;
+    });
+    { ReplayCache::Claim unrelated(c, ReplayCache::Key(other, s)); }  // no wait
+    usleep(50000);
+    EXPECT_FALSE(second_done.load()) << "the second claim did not wait";
+    c.Remember(key, ReplayResult{3, 0, nullptr, 0});  // the side effect ran, the reply was lost
+  }
+  second.join();
+  EXPECT_TRUE(second_has_result.load());
 }
 
 // ------------------------------------------- emulation-only, real child

@@ -44,6 +44,21 @@ std::optional<ReplayResult> ReplayCache::Take(const std::string& key) {
   return std::nullopt;
 }
 
+ReplayCache::Claim::Claim(ReplayCache& cache, std::string key)
+    : cache_(cache), key_(std::move(key)) {
+  std::unique_lock<std::mutex> lock(cache_.mu_);
+  cache_.released_.wait(lock, [this] { return cache_.claimed_.count(key_) == 0; });
+  cache_.claimed_.insert(key_);
+}
+
+ReplayCache::Claim::~Claim() {
+  {
+    std::lock_guard<std::mutex> lock(cache_.mu_);
+    cache_.claimed_.erase(key_);
+  }
+  cache_.released_.notify_all();
+}
+
 size_t ReplayCache::size() {
   std::lock_guard<std::mutex> lock(mu_);
   PruneLocked(absl::Now());

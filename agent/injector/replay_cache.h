@@ -7,10 +7,12 @@
 #include <linux/seccomp.h>
 
 #include <cstdint>
+#include <condition_variable>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -40,6 +42,23 @@ class ReplayCache {
   std::optional<ReplayResult> Take(const std::string& key);
   size_t size();
 
+  // Held around one call's Take .. side effect .. Remember. A task's restarted
+  // call can reach another worker while the interrupted one is still between
+  // its side effect and Remember; the second claim of the same key waits for
+  // the first to finish, so it finds the remembered result instead of
+  // running the side effect again.
+  class Claim {
+   public:
+    Claim(ReplayCache& cache, std::string key);
+    ~Claim();
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+
+   private:
+    ReplayCache& cache_;
+    const std::string key_;
+  };
+
  private:
   void PruneLocked(absl::Time now);
   struct Entry {
@@ -50,6 +69,8 @@ class ReplayCache {
   const absl::Duration window_;
   std::mutex mu_;
   std::list<Entry> entries_;  // oldest first; only lost replies land here
+  std::set<std::string> claimed_;  // keys of calls being emulated now
+  std::condition_variable released_;
 };
 
 }  // namespace seccomp_agent::injector

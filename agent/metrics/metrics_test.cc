@@ -11,6 +11,7 @@
 #include "agent/metrics/exposition_parser.h"
 #include "agent/metrics/handoff_metrics.h"
 #include "agent/metrics/http_server.h"
+#include "agent/metrics/rate_limit_metrics.h"
 #include "agent/metrics/registry.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -185,6 +186,28 @@ TEST_F(MetricsHttpTest, ExternalCollectorAndHealthz) {
   res = cli.Get("/nope");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 404);
+}
+
+TEST(RateLimitMetricsTest, PerContainerCountersOnlyForLimitedContainers) {
+  ContainerSnapshot limited{};
+  limited.info.id = "flood\"1";
+  limited.rate = 250;
+  limited.burst = 50;
+  limited.rate_limited = 17;
+  limited.throttled_ns = 1'500'000'000;
+  ContainerSnapshot free{};
+  free.info.id = "quiet";
+  std::string out;
+  WriteRateLimitMetrics({limited, free}, 42, &out);
+  auto e = ParseExposition(out);
+  ASSERT_TRUE(e.ok()) << e.status() << "\n" << out;
+  EXPECT_EQ(*e->Value("seccomp_agent_rate_limited_total"), 42);
+  const std::map<std::string, std::string> l = {
+      {"container_id", "flood\"1"}, {"namespace", ""}, {"pod", ""}, {"container", ""}};
+  EXPECT_EQ(*e->Value("seccomp_agent_container_rate_limited_total", l), 17);
+  EXPECT_EQ(*e->Value("seccomp_agent_container_rate_limit", l), 250);
+  EXPECT_DOUBLE_EQ(*e->Value("seccomp_agent_container_throttled_seconds_total", l), 1.5);
+  EXPECT_EQ(out.find("quiet"), std::string::npos) << out;
 }
 
 TEST(HttpServerTest, ParsesAddresses) {

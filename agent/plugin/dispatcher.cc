@@ -162,7 +162,8 @@ class DecisionCache {
  public:
   explicit DecisionCache(size_t capacity) : capacity_(capacity) {}
 
-  bool Get(const std::string& key, Clock::time_point now, v1::Decision* out) {
+  // Shares the stored decision (no proto copy on the hit path).
+  bool Get(const std::string& key, Clock::time_point now, std::shared_ptr<const v1::Decision>* out) {
     std::lock_guard<std::mutex> l(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return false;
@@ -181,7 +182,7 @@ class DecisionCache {
     std::lock_guard<std::mutex> l(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) {
-      it->second->decision = d;
+      it->second->decision = std::make_shared<const v1::Decision>(d);
       it->second->expiry = expiry;
       lru_.splice(lru_.begin(), lru_, it->second);
       return;
@@ -190,14 +191,14 @@ class DecisionCache {
       map_.erase(lru_.back().key);
       lru_.pop_back();
     }
-    lru_.push_front(Entry{key, d, expiry});
+    lru_.push_front(Entry{key, std::make_shared<const v1::Decision>(d), expiry});
     map_.emplace(key, lru_.begin());
   }
 
  private:
   struct Entry {
     std::string key;
-    v1::Decision decision;
+    std::shared_ptr<const v1::Decision> decision;
     Clock::time_point expiry;
   };
   const size_t capacity_;
@@ -301,6 +302,10 @@ class PluginDispatcher::Impl {
   }
 
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
+  // A cache hit for plugin `name` (counted as a call, a hit and a decision),
+  // or false (nothing counted; Decide counts the call and the miss).
+  bool DecideCached(const std::string& name, const SyscallEvent& ev, PluginResult* out,
+                    const std::function<bool(const PluginResult&)>& accept);
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;
 
@@ -308,6 +313,8 @@ class PluginDispatcher::Impl {
   void CompleteWithDecision(const std::shared_ptr<PendingCall>& call, const v1::Decision* d,
                             const grpc::Status& status);
   bool Finish(const std::shared_ptr<PendingCall>& call, PluginResult r);
+  bool CacheHit(PluginState* p, const SyscallEvent& ev, Clock::time_point start, PluginResult* out,
+                const std::function<bool(const PluginResult&)>& accept = nullptr);
   PluginResult Error(const PluginState& p, ErrorKind kind, absl::Status s) const;
   void KickHealth(PluginState* p);
   void StreamStarted() { outstanding_.fetch_add(1); }
@@ -707,6 +714,58 @@ void PluginDispatcher::Impl::CompleteWithDecision(const std::shared_ptr<PendingC
   Finish(call, std::move(r));
 }
 
+// Cache: syscall+container scope first, then exact args. A hit is
+// validated again for this syscall (a cached write return may not fit). A
+// hit is complete here: no PendingCall (nor its grpc::ClientContext), no
+// timer, no in_flight; it is counted as a call, a hit and a decision.
+bool PluginDispatcher::Impl::CacheHit(PluginState* p, const SyscallEvent& ev, Clock::time_point start,
+                                      PluginResult* out,
+                                      const std::function<bool(const PluginResult&)>& accept) {
+  const std::string& name = p->cfg.name();
+  std::shared_ptr<const v1::Decision> cached;
+  const Clock::time_point now = Clock::now();
+  const ValidationContext vctx = ContextFor(ev, &opts_.redirect_roots);
+  if (!((cache_.Get(SyscallContainerKey(name, ev), now, &cached) && ValidateDecision(*cached, vctx).ok()) ||
+        (cache_.Get(ExactArgsKey(name, ev), now, &cached) && ValidateDecision(*cached, vctx).ok()))) {
+    return false;
+  }
+  PluginResult r;
+  FillResult(*cached, &r);
+  r.from_cache = true;
+  if (accept && !accept(r)) return false;  // not counted: the caller goes on with Decide
+  r.plugin = name;
+  r.on_error = p->cfg.on_error();
+  r.error_errno = p->cfg.error_errno();
+  r.latency = absl::FromChrono(Clock::now() - start);
+  const int64_t us = absl::ToInt64Microseconds(r.latency);
+  {
+    std::lock_guard<std::mutex> l(p->stats_mu);
+    PluginStats& st = p->stats;
+    ++st.calls;
+    ++st.cache_hits;
+    if (r.kind == PluginResult::Kind::kNoOpinion) {
+      ++st.no_opinion;
+    } else {
+      ++st.decisions;
+    }
+    size_t b = 0;
+    while (b + 1 < kLatencyBucketsUs.size() && us > kLatencyBucketsUs[b]) ++b;
+    ++st.latency_buckets[b];
+    st.latency_sum_us += static_cast<uint64_t>(std::max<int64_t>(us, 0));
+  }
+  *out = std::move(r);
+  return true;
+}
+
+bool PluginDispatcher::Impl::DecideCached(const std::string& name, const SyscallEvent& ev,
+                                          PluginResult* out,
+                                          const std::function<bool(const PluginResult&)>& accept) {
+  if (shutting_down_.load()) return false;
+  auto it = plugins_.find(name);
+  if (it == plugins_.end()) return false;
+  return CacheHit(it->second.get(), ev, Clock::now(), out, accept);
+}
+
 void PluginDispatcher::Impl::Decide(const std::string& name, const SyscallEvent& ev, Done done) {
   const Clock::time_point start = Clock::now();
   auto it = plugins_.find(name);
@@ -719,6 +778,14 @@ void PluginDispatcher::Impl::Decide(const std::string& name, const SyscallEvent&
     return;
   }
   PluginState* p = it->second.get();
+  // Cache first, before anything is allocated for an RPC.
+  {
+    PluginResult r;
+    if (!shutting_down_.load() && CacheHit(p, ev, start, &r)) {
+      done(std::move(r));
+      return;
+    }
+  }
   {
     std::lock_guard<std::mutex> l(p->stats_mu);
     ++p->stats.calls;
@@ -739,24 +806,8 @@ void PluginDispatcher::Impl::Decide(const std::string& name, const SyscallEvent&
     Finish(call, Error(*p, ErrorKind::kShutdown, absl::CancelledError("dispatcher shutting down")));
     return;
   }
-  // Cache: syscall+container scope first, then exact args. A hit is
-  // validated again for this syscall (a cached write return may not fit).
+  // The cache was asked above (CacheHit) and had no valid answer.
   {
-    v1::Decision cached;
-    const Clock::time_point now = Clock::now();
-    const ValidationContext vctx = ContextOf(*call, &opts_.redirect_roots);
-    if ((cache_.Get(call->sc_key, now, &cached) && ValidateDecision(cached, vctx).ok()) ||
-        (cache_.Get(call->exact_key, now, &cached) && ValidateDecision(cached, vctx).ok())) {
-      {
-        std::lock_guard<std::mutex> l(p->stats_mu);
-        ++p->stats.cache_hits;
-      }
-      PluginResult r;
-      FillResult(cached, &r);
-      r.from_cache = true;
-      Finish(call, std::move(r));
-      return;
-    }
     std::lock_guard<std::mutex> l(p->stats_mu);
     ++p->stats.cache_misses;
   }
@@ -946,6 +997,11 @@ absl::StatusOr<std::unique_ptr<PluginDispatcher>> PluginDispatcher::Create(
 
 void PluginDispatcher::Decide(const std::string& name, const SyscallEvent& ev, Done done) {
   impl_->Decide(name, ev, std::move(done));
+}
+
+bool PluginDispatcher::DecideCached(const std::string& name, const SyscallEvent& ev, PluginResult* out,
+                                    const std::function<bool(const PluginResult&)>& accept) {
+  return impl_->DecideCached(name, ev, out, accept);
 }
 
 namespace {

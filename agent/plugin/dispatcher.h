@@ -158,6 +158,15 @@ class PluginDispatcher {
   // rules", which the engine handles).
   void DecideChain(const std::vector<std::string>& names, const SyscallEvent& ev, Done done);
 
+  // The cache alone, synchronously: true and `*out` when plugin `name` has
+  // a valid cached answer for `ev` that `accept` (when set) takes (counted
+  // like Decide's hit: a call, a cache hit, a decision); false otherwise,
+  // with nothing counted (then call Decide). Never blocks, never touches the
+  // network: the engine's leader answers cache hits itself instead of
+  // handing off leadership.
+  bool DecideCached(const std::string& name, const SyscallEvent& ev, PluginResult* out,
+                    const std::function<bool(const PluginResult&)>& accept = nullptr);
+
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;
 
