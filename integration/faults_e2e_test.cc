@@ -2,7 +2,9 @@
 // runc / crun containers:
 //  * an SA_RESTART signal storm while a crun container does emulated
 //    (replace_write) writes and (rewrite_bind) binds: every write lands
-//    exactly once, every bind lands where the policy says, no EADDRINUSE;
+//    once, every bind lands where the policy says, no EADDRINUSE (strictly
+//    with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; within the kernel's
+//    lost-reply window without it);
 //  * exec while a thread's decision is pending (a stopped plugin): the exec
 //    is not held up, the dead thread's decision ends as task-gone, the new
 //    image's calls are decided, another container is unaffected;
@@ -14,7 +16,6 @@
 // The task SIGKILLed mid-decision is agent/engine:engine_test
 // TaskKilledMidDecisionIsNormal and agent/injector:conformance_test
 // TaskGoneMeansNoSideEffect; the RSS soak is integration:soak_test.
-#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,13 +27,10 @@
 #include <map>
 #include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -96,7 +94,6 @@ bool WaitForSocket(const std::string& path, absl::Duration timeout) {
 struct ProcCounts {
   long threads = -1;
   long fds = -1;
-  long rss_kb = -1;
 };
 ProcCounts Counts(pid_t pid) {
   ProcCounts c;
@@ -104,11 +101,6 @@ ProcCounts Counts(pid_t pid) {
   std::string line;
   while (std::getline(st, line)) {
     if (line.rfind("Threads:", 0) == 0) (void)absl::SimpleAtoi(line.substr(8), &c.threads);
-    if (line.rfind("VmRSS:", 0) == 0) {
-      (void)absl::SimpleAtoi(std::string(absl::StripSuffix(
-                                 absl::StripAsciiWhitespace(line.substr(6)), " kB")),
-                             &c.rss_kb);
-    }
   }
   std::error_code ec;
   c.fds = 0;
@@ -200,9 +192,10 @@ rules:
 //    the agent's SEND lands before the task retakes the notify lock, SEND
 //    returns 0 and the kernel drops the reply (kernel/seccomp.c, the
 //    interrupted path), so the restarted call runs again. The test allows
-//    those few (an adjacent repeated record, a bind that says EINVAL), at
-//    most 2% of the interrupted calls; before the guard serialized a
-//    restarted call behind the interrupted one it was ~50%.
+//    those few (an adjacent repeated record, a bind that says EINVAL): at
+//    most 3, or 1% of the interrupted calls (seen: 0-1 in 40-13,000). Before
+//    the guard made a restarted call wait for the interrupted one it was
+//    4.5-50%.
 //  * kWaitKillableRecv: linux.seccomp.flags SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 //    (crun accepts it): once the agent has the notification, only a fatal
 //    signal ends the wait, so the window is closed: strictly exactly once.
@@ -336,8 +329,8 @@ TEST_P(SaRestartStormTest, EmulatedWritesAndBindsRunOnce) {
     // The storm really hit pending emulations (interrupted after the
     // side effect: replayed), and the kernel's lost replies stay rare.
     EXPECT_GT(replayed, 0) << "no interrupted side effect was replayed";
-    EXPECT_GT(interrupted, replayed);
-    EXPECT_LE(repeats + binds_bad, std::max<long>(3, interrupted / 50))
+    EXPECT_GE(interrupted, replayed);  // a replay follows an interrupted call
+    EXPECT_LE(repeats + binds_bad, std::max<long>(3, interrupted / 100))
         << "side effects ran twice: " << r.Describe();
   }
 }

@@ -90,9 +90,18 @@ long Field(const std::string& out, const std::string& name) {
   return v;
 }
 
+// Under ASan (quarantine, shadow memory) or TSan the agent's RSS says
+// nothing about leaks (LeakSanitizer covers those there): the run is
+// shorter and only the answers, threads and fds are checked.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 TEST(SoakTest, SustainedNotificationsKeepRssFlat) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (seccomp listeners handed to the agent)";
-  const int total_s = EnvInt("SOAK_SECONDS", 40);
+  const int total_s = EnvInt("SOAK_SECONDS", kSanitized ? 20 : 40);
   // Warm-up: a quarter of the run, at least 10 s, at most 60 s.
   const int warm_s = std::clamp(total_s / 4, 10, 60);
   constexpr int kWindowS = 5;  // baseline window after warm-up
@@ -232,7 +241,9 @@ rules:
   EXPECT_EQ(failed, 0);
   // Sustained: thousands of notifications per second, not a trickle.
   EXPECT_GT(ops / secs, 1000) << "the load was not sustained";
-  EXPECT_LT(drift, 5.0) << "RSS drifted from " << base_rss << " kB to " << end_rss << " kB";
+  if (!kSanitized) {
+    EXPECT_LT(drift, 5.0) << "RSS drifted from " << base_rss << " kB to " << end_rss << " kB";
+  }
   EXPECT_LE(idle.threads, base_threads);
   EXPECT_LE(idle.fds, base_fds);
 }

@@ -47,6 +47,7 @@ done
 # under those frames). See agent/fuzz/README.md.
 TSAN_TARGETS=(
   //agent/engine:engine_test
+  //agent/engine:engine_rate_test
   //agent/handoff:server_test
   //agent/injector:injector_test
 )

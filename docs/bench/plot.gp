@@ -1,6 +1,6 @@
 set terminal png size 1400,760 font ',10' noenhanced
 set output 'docs/bench/cases.png'
-set title 'ns per trapped syscall (median of 7 runs)'
+set title 'ns per trapped syscall (median of 9 runs)'
 set style data histograms
 set style histogram cluster gap 1
 set style fill solid 0.8
