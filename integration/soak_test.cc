@@ -90,9 +90,10 @@ long Field(const std::string& out, const std::string& name) {
   return v;
 }
 
-// Under ASan (quarantine, shadow memory) or TSan the agent's RSS says
-// nothing about leaks (LeakSanitizer covers those there): the run is
-// shorter and only the answers, threads and fds are checked.
+// Under ASan or TSan (scripts/sanitizers.sh) the agent's RSS says nothing
+// about leaks (quarantine, shadow memory; LeakSanitizer covers leaks there),
+// and the instrumented notify-launcher's runtime writes between loading the
+// filter and handing the listener over, which traps with no agent to answer.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kSanitized = true;
 #else
@@ -101,7 +102,8 @@ constexpr bool kSanitized = false;
 
 TEST(SoakTest, SustainedNotificationsKeepRssFlat) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (seccomp listeners handed to the agent)";
-  const int total_s = EnvInt("SOAK_SECONDS", kSanitized ? 20 : 40);
+  if (kSanitized) GTEST_SKIP() << "RSS is meaningless under sanitizers (see the comment)";
+  const int total_s = EnvInt("SOAK_SECONDS", 40);
   // Warm-up: a quarter of the run, at least 10 s, at most 60 s.
   const int warm_s = std::clamp(total_s / 4, 10, 60);
   constexpr int kWindowS = 5;  // baseline window after warm-up
@@ -241,9 +243,7 @@ rules:
   EXPECT_EQ(failed, 0);
   // Sustained: thousands of notifications per second, not a trickle.
   EXPECT_GT(ops / secs, 1000) << "the load was not sustained";
-  if (!kSanitized) {
-    EXPECT_LT(drift, 5.0) << "RSS drifted from " << base_rss << " kB to " << end_rss << " kB";
-  }
+  EXPECT_LT(drift, 5.0) << "RSS drifted from " << base_rss << " kB to " << end_rss << " kB";
   EXPECT_LE(idle.threads, base_threads);
   EXPECT_LE(idle.fds, base_fds);
 }
