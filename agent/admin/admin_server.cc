@@ -39,6 +39,9 @@ void FillCounters(const ContainerSnapshot& s, v1::ContainerCounters* c) {
   c->set_substituted(s.substituted);
   c->set_task_gone(s.task_gone);
   c->set_errors(s.errors);
+  c->set_rate_limited(s.rate_limited);
+  c->set_throttled_seconds(static_cast<double>(s.throttled_ns) / 1e9);
+  c->set_rate_limit(s.rate);
 }
 
 absl::Status MakeParentDir(const std::string& path) {
@@ -111,6 +114,8 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
       t->set_substituted(t->substituted() + c.substituted);
       t->set_task_gone(t->task_gone() + c.task_gone);
       t->set_errors(t->errors() + c.errors);
+      t->set_rate_limited(t->rate_limited() + c.rate_limited);
+      t->set_throttled_seconds(t->throttled_seconds() + static_cast<double>(c.throttled_ns) / 1e9);
     }
     if (s_->options_.handoff_stats) s_->options_.handoff_stats(resp->mutable_handoff());
     PolicySummary p = s_->options_.policy();

@@ -79,6 +79,10 @@ TEST_F(AdminServerTest, ListContainersSortedWithIdentityAndCounters) {
   EXPECT_EQ(a.annotations().at("io.kubernetes.pod.namespace"), "prod");
   EXPECT_EQ(a.counters().notifications(), 10u);
   EXPECT_EQ(a.counters().denied(), 3u);
+  EXPECT_EQ(a.counters().rate_limited(), 4u);
+  EXPECT_DOUBLE_EQ(a.counters().throttled_seconds(), 1.5);
+  EXPECT_DOUBLE_EQ(a.counters().rate_limit(), 100);
+  EXPECT_DOUBLE_EQ(resp.containers(1).counters().rate_limit(), 0);
   EXPECT_EQ(resp.containers(1).id(), "plain");
   EXPECT_GT(resp.now_unix_nanos(), a.registered_unix_nanos());
 
@@ -96,6 +100,8 @@ TEST_F(AdminServerTest, StatsSumsContainersAndHandoff) {
   EXPECT_EQ(resp.active_containers(), 2u);
   EXPECT_EQ(resp.totals().notifications(), 12u);
   EXPECT_EQ(resp.totals().denied(), 5u);
+  EXPECT_EQ(resp.totals().rate_limited(), 4u);
+  EXPECT_DOUBLE_EQ(resp.totals().throttled_seconds(), 1.5);
   EXPECT_EQ(resp.handoff().connections(), 5u);
   EXPECT_EQ(resp.handoff().handoffs(), 2u);
   EXPECT_EQ(resp.handoff().rejected().at("not_listener"), 3u);

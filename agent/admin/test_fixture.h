@@ -42,6 +42,9 @@ class AdminFixture : public ::testing::Test {
     a.allowed = 6;
     a.denied = 3;
     a.returned = 1;
+    a.rate_limited = 4;
+    a.throttled_ns = 1'500'000'000;
+    a.rate = 100;
     a.registered_unix_ns = absl::ToUnixNanos(absl::Now() - absl::Minutes(3));
     ContainerSnapshot b{};
     b.info.id = "plain";

@@ -55,7 +55,7 @@ std::string FormatAge(int64_t nanos) {
 std::string FormatContainers(const v1::ListContainersResponse& r, bool wide) {
   std::vector<std::vector<std::string>> rows = {{"CONTAINER", "PID", "RUNTIME", "NAMESPACE", "POD",
                                                  "NAME", "METADATA", "AGE", "NOTIFS", "ALLOW",
-                                                 "DENY", "RETURN", "SUBST", "GONE", "ERR"}};
+                                                 "DENY", "RETURN", "SUBST", "GONE", "ERR", "LIMITED"}};
   for (const v1::ContainerEntry& c : r.containers()) {
     const v1::ContainerCounters& n = c.counters();
     rows.push_back({ShortId(c.id(), wide), absl::StrCat(c.init_pid()), Or(c.runtime()),
@@ -65,7 +65,9 @@ std::string FormatContainers(const v1::ListContainersResponse& r, bool wide) {
                     absl::StrCat(n.notifications()), absl::StrCat(n.allowed()),
                     absl::StrCat(n.denied()), absl::StrCat(n.returned()),
                     absl::StrCat(n.substituted()), absl::StrCat(n.task_gone()),
-                    absl::StrCat(n.errors())});
+                    absl::StrCat(n.errors()),
+                    n.rate_limit() > 0 ? absl::StrCat(n.rate_limited(), " (", n.rate_limit(), "/s)")
+                                       : std::string("-")});
   }
   return RenderTable(rows);
 }
@@ -83,6 +85,8 @@ std::string FormatStats(const v1::GetStatsResponse& r) {
       {"  substituted", absl::StrCat(t.substituted())},
       {"  task gone", absl::StrCat(t.task_gone())},
       {"  errors", absl::StrCat(t.errors())},
+      {"rate limited", absl::StrCat(t.rate_limited())},
+      {"  throttled", absl::StrFormat("%.3f s", t.throttled_seconds())},
       {"handoff connections", absl::StrCat(r.handoff().connections())},
       {"handoffs", absl::StrCat(r.handoff().handoffs())},
       {"handoff pending", absl::StrCat(r.handoff().pending_connections())},

@@ -37,6 +37,8 @@ v1::ListContainersResponse Sample() {
   c->mutable_counters()->set_allowed(6);
   c->mutable_counters()->set_denied(3);
   c->mutable_counters()->set_returned(1);
+  c->mutable_counters()->set_rate_limited(7);
+  c->mutable_counters()->set_rate_limit(100);
   (*c->mutable_annotations())["io.kubernetes.pod.name"] = "web-0";
   v1::ContainerEntry* d = r.add_containers();
   d->set_id("plain");
@@ -50,11 +52,11 @@ v1::ListContainersResponse Sample() {
 TEST(FormatTest, ContainersTable) {
   EXPECT_EQ(FormatContainers(Sample(), /*wide=*/false),
             "CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA     AGE  NOTIFS  "
-            "ALLOW  DENY  RETURN  SUBST  GONE  ERR\n"
+            "ALLOW  DENY  RETURN  SUBST  GONE  ERR  LIMITED\n"
             "0123456789ab  4242  runc     prod       web-0  nginx  profile=web  2m   10      "
-            "6      3     1       0      0     0\n"
+            "6      3     1       0      0     0    7 (100/s)\n"
             "plain         77    crun     -          -      -      -            5s   0       "
-            "0      0     0       0      0     0\n");
+            "0      0     0       0      0     0    -\n");
   EXPECT_NE(FormatContainers(Sample(), /*wide=*/true).find("0123456789abcdef0123"),
             std::string::npos);
 }
@@ -82,6 +84,8 @@ TEST(FormatTest, StatsListsNonZeroRejectReasons) {
   r.mutable_policy()->set_source("/etc/p.yaml");
   r.mutable_policy()->set_rules(3);
   r.mutable_totals()->set_notifications(12);
+  r.mutable_totals()->set_rate_limited(4);
+  r.mutable_totals()->set_throttled_seconds(1.5);
   (*r.mutable_handoff()->mutable_rejected())["peer_uid"] = 2;
   (*r.mutable_handoff()->mutable_rejected())["not_listener"] = 0;
   std::string s = FormatStats(r);
@@ -90,6 +94,8 @@ TEST(FormatTest, StatsListsNonZeroRejectReasons) {
   EXPECT_NE(s.find("handoff rejected:            2\n"), std::string::npos) << s;
   EXPECT_NE(s.find("  peer_uid:                  2\n"), std::string::npos) << s;
   EXPECT_EQ(s.find("not_listener"), std::string::npos) << s;
+  EXPECT_NE(s.find("rate limited:                4\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("  throttled:                 1.500 s\n"), std::string::npos) << s;
 }
 
 TEST(FormatTest, WatchLines) {
