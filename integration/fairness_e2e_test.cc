@@ -40,6 +40,7 @@
 #include "integration/harness/agent_process.h"
 #include "integration/harness/container.h"
 #include "integration/harness/subprocess.h"
+#include "integration/harness/test_util.h"
 
 namespace seccomp_agent::integration {
 namespace {
@@ -72,11 +73,7 @@ constexpr bool kSanitized = true;
 constexpr bool kSanitized = false;
 #endif
 
-std::string ProbePath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".",
-                      "/seccomp_agent/agent/testing/fairness_probe_static");
-}
+std::string ProbePath() { return Runfile("agent/testing/fairness_probe_static"); }
 
 // The p-th percentile (nearest rank).
 int64_t Percentile(std::vector<int64_t> v, int p) {

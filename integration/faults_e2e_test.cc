@@ -37,6 +37,7 @@
 #include "integration/harness/agent_process.h"
 #include "integration/harness/container.h"
 #include "integration/harness/subprocess.h"
+#include "integration/harness/test_util.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::integration {
@@ -45,11 +46,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string Runfile(const std::string& rel) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/seccomp_agent/", rel);
-}
 
 // Copies the static fault_workload into a container's rootfs as /bin/fw.
 bool InstallWorkload(const Container& c) {
@@ -63,31 +59,6 @@ bool InstallWorkload(const Container& c) {
   }
   chmod(dst.c_str(), 0755);
   return true;
-}
-
-// `name=123` in `out`, or -1.
-long Field(const std::string& out, const std::string& name) {
-  std::smatch m;
-  std::regex re("\\b" + name + "=(-?[0-9]+)");
-  if (!std::regex_search(out, m, re)) return -1;
-  long v = -1;
-  (void)absl::SimpleAtoi(m[1].str(), &v);
-  return v;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-bool WaitForSocket(const std::string& path, absl::Duration timeout) {
-  absl::Time end = absl::Now() + timeout;
-  struct stat st;
-  while (absl::Now() < end) {
-    if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
 }
 
 // The agent's thread and fd counts (/proc/PID/status Threads, /proc/PID/fd).

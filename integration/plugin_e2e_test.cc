@@ -20,6 +20,7 @@
 #include "integration/harness/agent_process.h"
 #include "integration/harness/container.h"
 #include "integration/harness/subprocess.h"
+#include "integration/harness/test_util.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::integration {
@@ -27,21 +28,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string Runfile(const std::string& rel) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/seccomp_agent/", rel);
-}
-
-bool WaitForSocket(const std::string& path, absl::Duration timeout) {
-  absl::Time end = absl::Now() + timeout;
-  struct stat st;
-  while (absl::Now() < end) {
-    if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
 
 class PluginE2ETest : public ::testing::Test {
  protected:

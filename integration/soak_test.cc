@@ -33,16 +33,12 @@
 #include "integration/harness/agent_process.h"
 #include "integration/harness/container.h"
 #include "integration/harness/subprocess.h"
+#include "integration/harness/test_util.h"
 
 namespace seccomp_agent::integration {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Runfile(const std::string& rel) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/seccomp_agent/", rel);
-}
 
 int EnvInt(const char* name, int def) {
   const char* v = getenv(name);
@@ -79,15 +75,6 @@ Sample Take(pid_t pid, double t) {
     ++s.fds;
   }
   return s;
-}
-
-long Field(const std::string& out, const std::string& name) {
-  std::smatch m;
-  std::regex re("\\b" + name + "=(-?[0-9]+)");
-  if (!std::regex_search(out, m, re)) return -1;
-  long v = -1;
-  (void)absl::SimpleAtoi(m[1].str(), &v);
-  return v;
 }
 
 // Under ASan or TSan (scripts/sanitizers.sh) the agent's RSS says nothing

@@ -58,6 +58,20 @@ double AnnotationNumber(const ContainerInfo& info, const char* key) {
   return v;
 }
 
+// The event of a notification, before any argument is decoded.
+SyscallEvent EventOf(const ContainerInfo& info, const seccomp_notif& n) {
+  SyscallEvent ev;
+  ev.container = &info;
+  ev.id = n.id;
+  ev.pid = static_cast<pid_t>(n.pid);
+  ev.arch = n.data.arch;
+  ev.nr = n.data.nr;
+  ev.syscall = SyscallName(n.data.arch, n.data.nr);
+  ev.instruction_pointer = n.data.instruction_pointer;
+  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+  return ev;
+}
+
 // The stricter of two limits, 0 meaning none.
 double Stricter(double a, double b) {
   if (a <= 0) return b;
@@ -435,15 +449,7 @@ void Engine::OnTimer() {
 void Engine::DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif& n) {
   const int64_t t0 = NowNs();
   e->stats.notifications++;
-  SyscallEvent ev;
-  ev.container = &e->info;
-  ev.id = n.id;
-  ev.pid = static_cast<pid_t>(n.pid);
-  ev.arch = n.data.arch;
-  ev.nr = n.data.nr;
-  ev.syscall = SyscallName(n.data.arch, n.data.nr);
-  ev.instruction_pointer = n.data.instruction_pointer;
-  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+  SyscallEvent ev = EventOf(e->info, n);
   seccomp_notif_resp resp{};
   resp.id = n.id;
   resp.error = -opts_.rate_limit_errno;
@@ -507,15 +513,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   e->stats.notifications++;
   std::shared_ptr<const CompiledPolicy> policy = this->policy();
 
-  SyscallEvent ev;
-  ev.container = &e->info;
-  ev.id = n.id;
-  ev.pid = static_cast<pid_t>(n.pid);
-  ev.arch = n.data.arch;
-  ev.nr = n.data.nr;
-  ev.syscall = SyscallName(n.data.arch, n.data.nr);
-  ev.instruction_pointer = n.data.instruction_pointer;
-  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+  SyscallEvent ev = EventOf(e->info, n);
 
   // The runtime's own pre-exec calls (runc init) pass when no rule names
   // them. Only the init pid qualifies, and only until the init first traps

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/status.h"
+#include "integration/harness/test_util.h"
 
 namespace seccomp_agent::integration {
 
@@ -28,8 +29,7 @@ rules:
 
 std::string AgentBinaryPath() {
   if (const char* p = getenv("SECCOMP_AGENT_BIN"); p != nullptr && *p != '\0') return p;
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/seccomp_agent/agent/seccomp-agent");
+  return Runfile("agent/seccomp-agent");
 }
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options) {
