@@ -814,36 +814,28 @@ int Main() {
       if (results.count(a) == 0 || results.count(b) == 0 || results[b].pinned_min <= 0) return 0;
       return results[a].pinned_min / results[b].pinned_min;
     };
-    std::string cur_a, cur_b;
-    auto line = [&](const std::string& what, double v, double target, const std::string& extra) {
+    // One row: case `a` over case `b`, pinned median and best run.
+    auto line = [&](const std::string& what, const std::string& a, const std::string& b, double target,
+                    const std::string& extra) {
+      const double v = ratio(a, b);
       if (v <= 0) return;
-      md << absl::StrFormat("| %s | %.2fx | %.2fx | <= %.2fx | %s |\n", what, v, best(cur_a, cur_b), target,
+      md << absl::StrFormat("| %s | %.2fx | %.2fx | <= %.2fx | %s |\n", what, v, best(a, b), target,
                             v <= target ? "met" : absl::StrCat("missed", extra));
     };
     md << "\n| target | pinned medians | pinned best runs | target | status (medians) |\n"
           "| --- | ---: | ---: | ---: | --- |\n";
-    cur_a = "agent: in-process rule, deny";
-    cur_b = "floor: minimal supervisor, spoofed return";
-    line("in-process deny / minimal supervisor (spoofed return)",
-         ratio("agent: in-process rule, deny", "floor: minimal supervisor, spoofed return"), 1.10,
+    line("in-process deny / minimal supervisor (spoofed return)", "agent: in-process rule, deny",
+         "floor: minimal supervisor, spoofed return", 1.10,
          absl::StrFormat(" (%.2fx the epoll floor)",
                          ratio("agent: in-process rule, deny", "floor: epoll + minimal supervisor, spoofed return")));
-    cur_a = "agent: in-process rule, allow (CONTINUE)";
-    cur_b = "floor: minimal supervisor, CONTINUE";
-    line("in-process allow / minimal supervisor (CONTINUE)",
-         ratio("agent: in-process rule, allow (CONTINUE)", "floor: minimal supervisor, CONTINUE"), 1.10, "");
-    cur_a = "agent: redirect_open (emulation) (openat)";
-    cur_b = "floor: open + ADDFD(SEND) (openat)";
-    line("redirect_open emulation / open + ADDFD",
-         ratio("agent: redirect_open (emulation) (openat)", "floor: open + ADDFD(SEND) (openat)"), 1.15, "");
-    cur_a = "agent: gRPC plugin, cache hit, unary";
-    cur_b = "agent: in-process rule, allow (CONTINUE)";
-    line("gRPC cache hit (unary) / in-process allow",
-         ratio("agent: gRPC plugin, cache hit, unary", "agent: in-process rule, allow (CONTINUE)"), 1.30, "");
-    cur_a = "agent: gRPC plugin, cache hit, stream";
-    cur_b = "agent: in-process rule, allow (CONTINUE)";
-    line("gRPC cache hit (stream) / in-process allow",
-         ratio("agent: gRPC plugin, cache hit, stream", "agent: in-process rule, allow (CONTINUE)"), 1.30, "");
+    line("in-process allow / minimal supervisor (CONTINUE)", "agent: in-process rule, allow (CONTINUE)",
+         "floor: minimal supervisor, CONTINUE", 1.10, "");
+    line("redirect_open emulation / open + ADDFD", "agent: redirect_open (emulation) (openat)",
+         "floor: open + ADDFD(SEND) (openat)", 1.15, "");
+    line("gRPC cache hit (unary) / in-process allow", "agent: gRPC plugin, cache hit, unary",
+         "agent: in-process rule, allow (CONTINUE)", 1.30, "");
+    line("gRPC cache hit (stream) / in-process allow", "agent: gRPC plugin, cache hit, stream",
+         "agent: in-process rule, allow (CONTINUE)", 1.30, "");
     double t10 = 0, t1000 = 0, f10 = 0, f1000 = 0, rss1000 = -1;
     for (auto& p : scale) {
       if (p.listeners == 10) t10 = p.calls_per_sec, f10 = p.floor_calls_per_sec;
