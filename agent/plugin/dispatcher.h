@@ -1,4 +1,6 @@
 // The agent's client of gRPC policy plugins (proto/seccompagent/v1/plugin.proto).
+// One dispatcher serves one set of PluginConfigs (one policy version): build
+// a new one for a new policy and destroy the old one when it is idle.
 //
 // PluginDispatcher owns one gRPC channel per declared plugin and answers
 // "what does plugin NAME say about this syscall?" ASYNCHRONOUSLY: Decide()
@@ -26,6 +28,7 @@
 #define SECCOMP_AGENT_PLUGIN_DISPATCHER_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -125,6 +128,9 @@ struct DispatcherOptions {
   size_t max_write_bytes = 4096;
   // Policy.redirect_roots: where redirect_open decisions may point.
   std::vector<std::string> redirect_roots;
+  // The decision cache's clock (expiry); null: steady_clock::now. Tests
+  // inject one to expire entries without sleeping.
+  std::function<std::chrono::steady_clock::time_point()> now;
 };
 
 class PluginDispatcher {
@@ -150,13 +156,6 @@ class PluginDispatcher {
   // dispatcher lock is held while it runs, so it may call Decide again.
   // Decide must not race with the destructor.
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
-
-  // Asks the plugins of `names` in order, moving on while the answer is
-  // kNoOpinion; calls `done` once with the first decisive answer or error,
-  // or kNoOpinion (plugin "") when all defer. Errors stop the chain (the
-  // erroring plugin's on_error decides; LOCAL means "continue with the local
-  // rules", which the engine handles).
-  void DecideChain(const std::vector<std::string>& names, const SyscallEvent& ev, Done done);
 
   // The cache alone, synchronously: true and `*out` when plugin `name` has
   // a valid cached answer for `ev` that `accept` (when set) takes (counted

@@ -1,0 +1,54 @@
+// Bounded LRU of validated plugin decisions, each with its own expiry. The
+// clock is injected (tests drive expiry without sleeping).
+#ifndef SECCOMP_AGENT_PLUGIN_DECISION_CACHE_H_
+#define SECCOMP_AGENT_PLUGIN_DECISION_CACHE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "proto/seccompagent/v1/plugin.pb.h"
+
+namespace seccomp_agent {
+namespace plugin {
+
+// A monotonic clock: steady_clock::now, or a test's.
+using MonoClock = std::chrono::steady_clock;
+using NowFn = std::function<MonoClock::time_point()>;
+
+class DecisionCache {
+ public:
+  // `now` null: steady_clock::now.
+  DecisionCache(size_t capacity, NowFn now);
+
+  // Shares the stored decision (no proto copy on the hit path). An expired
+  // entry is dropped and is a miss.
+  bool Get(const std::string& key, std::shared_ptr<const ::seccompagent::v1::Decision>* out);
+  // Stores `d` for `ttl` from now, evicting the least recently used entry
+  // when full. Capacity 0 stores nothing.
+  void Put(const std::string& key, const ::seccompagent::v1::Decision& d,
+           MonoClock::duration ttl);
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::string key;
+    std::shared_ptr<const ::seccompagent::v1::Decision> decision;
+    MonoClock::time_point expiry;
+  };
+  const size_t capacity_;
+  const NowFn now_;
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;
+  absl::flat_hash_map<std::string, std::list<Entry>::iterator> map_;
+};
+
+}  // namespace plugin
+}  // namespace seccomp_agent
+
+#endif  // SECCOMP_AGENT_PLUGIN_DECISION_CACHE_H_

@@ -1,0 +1,15 @@
+// Workaround for grpc++ 1.51 (see grpc_pin.cc).
+#ifndef SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_
+#define SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_
+
+namespace seccomp_agent {
+namespace plugin {
+
+// Keeps grpc's process-wide callback completion queue alive for the rest of
+// the process. Idempotent; call before the first callback RPC.
+void PinCallbackCompletionQueue();
+
+}  // namespace plugin
+}  // namespace seccomp_agent
+
+#endif  // SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_
