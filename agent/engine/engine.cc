@@ -174,6 +174,12 @@ void Engine::Stop() {
   for (auto& t : workers_) t.join();
   workers_.clear();
   {
+    // Decisions handed to the ActionHandler finish into a live engine (a
+    // plugin call ends at its timeout at the latest).
+    std::unique_lock<std::mutex> lock(inflight_mu_);
+    inflight_cv_.wait(lock, [this] { return inflight_ == 0; });
+  }
+  {
     std::lock_guard<std::mutex> lock(throttle_mu_);
     parked_.clear();
   }
@@ -587,6 +593,10 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         p->rec.event = &p->ev;
         p->id = n.id;
         p->t0 = t0;
+        {
+          std::lock_guard<std::mutex> lock(inflight_mu_);
+          inflight_++;
+        }
         // Cheap (a plugin's cached answer): the leader replies itself, no
         // hand-off (which costs two context switches per call).
         absl::StatusOr<ActionHandler::Outcome> quick;
@@ -656,6 +666,8 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
   }
   rec.latency_ns = NowNs() - p->t0;
   Record(rec);
+  std::lock_guard<std::mutex> lock(inflight_mu_);
+  if (--inflight_ == 0) inflight_cv_.notify_all();
 }
 
 void Engine::Record(const DecisionRecord& rec) {

@@ -28,6 +28,7 @@
 #include <linux/seccomp.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -178,7 +179,8 @@ class Engine {
   ~Engine();
 
   absl::Status Start();
-  // Stops the workers and closes every listener (tasks then get ENOSYS).
+  // Stops the workers, waits for the decisions handed to the ActionHandler
+  // to finish, and closes every listener (tasks then get ENOSYS).
   void Stop();
 
   // Takes ownership of a container's listener and starts serving it.
@@ -237,6 +239,10 @@ class Engine {
   std::function<void(const std::string&, const std::string&)> on_removed_;
   std::vector<DecisionObserver*> observers_;
   bool decode_for_observers_ = false;
+  // Decisions handed to handler_ and not finished; Stop waits for them.
+  std::mutex inflight_mu_;
+  std::condition_variable inflight_cv_;
+  int inflight_ = 0;
   void Record(const DecisionRecord& rec);
 
   mutable std::mutex policy_mu_;
