@@ -14,6 +14,8 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   # runtimes and test rootfs
   runc crun busybox-static umoci util-linux iproute2 procps jq curl python3-yaml systemd
+  # real engines (integration:engines_e2e_test)
+  podman containerd
   # kernel build and VM
   linux-source-6.1 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
   xz-utils kmod rsync
