@@ -120,11 +120,10 @@ struct Shared {
 Shared* g = nullptr;
 
 absl::Status InstallHook() {
-  SA_RETURN_IF_ERROR(
-      Must({"sh", Runfile("oci-hook/install.sh"), "--binary", Runfile("oci-hook/seccomp-agent-hook"),
-            "--prefix", g->W("prefix"), "--hooks-dir", g->podman->hooks_dir(), "--config",
-            g->W("hook.json")})
-          .status());
+  SA_RETURN_IF_ERROR(Must({"sh", Runfile("oci-hook/install.sh"), "--binary",
+                           Runfile("oci-hook/seccomp-agent-hook"), "--prefix", g->W("prefix"),
+                           "--hooks-dir", g->podman->hooks_dir(), "--config", g->W("hook.json")})
+                         .status());
   fs::create_directories(g->W("policies"));
   SA_RETURN_IF_ERROR(WriteText(g->W("policies/strict.yaml"), kHookPolicy));
   const std::string sock = g->agent->socket_path();
@@ -197,7 +196,8 @@ void ExpectDecisions(const std::string& id, const std::string& deny_rule,
     return ByRule(ds, deny_rule) && ByRule(ds, "fake-success") && ByRule(ds, "motd-redirect");
   };
   ASSERT_TRUE(g->agent->WaitForDecisions(id, all, absl::Seconds(10)))
-      << "decisions of " << id << ":\n" << nlohmann::json(g->agent->DecisionsFor(id)).dump(1);
+      << "decisions of " << id << ":\n"
+      << nlohmann::json(g->agent->DecisionsFor(id)).dump(1);
   auto ds = g->agent->DecisionsFor(id);
   EXPECT_EQ((*ByRule(ds, deny_rule))["result"], deny_errno);
   EXPECT_EQ((*ByRule(ds, "fake-success"))["result"], "0");
@@ -220,8 +220,8 @@ class PodmanRuntimeTest : public ::testing::TestWithParam<std::string> {
   // `podman run` in the foreground; returns the container's full id.
   std::string RunNamed(const std::string& name, const std::vector<std::string>& opts,
                        std::string* out) {
-    std::vector<std::string> args = {"run", "--name", name, "--network=none", "--runtime",
-                                     GetParam()};
+    std::vector<std::string> args = {"run",       "--name",  name, "--network=none",
+                                     "--runtime", GetParam()};
     args.insert(args.end(), opts.begin(), opts.end());
     args.insert(args.end(), {kImage, "sh", "-c", kScript});
     ProcessResult r = g->podman->Run(args);
@@ -298,7 +298,6 @@ TEST(Podman, ContainerWithoutAnnotationIsUntouched) {
   g->podman->Run({"rm", "--force", "sa-plain"});
 }
 
-
 // ---- the DaemonSet and the example pod ----
 
 YAML::Node LoadManifest(const std::string& name) {
@@ -324,7 +323,8 @@ absl::StatusOr<std::map<std::string, std::string>> KubeVolumes(const YAML::Node&
       const std::string path = v["hostPath"]["path"].as<std::string>();
       dir = absl::StartsWith(path, "/run/") ? path : root + "/host" + path;
     } else if (v["configMap"]) {
-      if (v["configMap"]["name"].as<std::string>() != configmap["metadata"]["name"].as<std::string>()) {
+      if (v["configMap"]["name"].as<std::string>() !=
+          configmap["metadata"]["name"].as<std::string>()) {
         return absl::NotFoundError("configMap " + v["configMap"]["name"].as<std::string>());
       }
       dir = root + "/configmap-" + name;
@@ -356,8 +356,10 @@ absl::StatusOr<std::vector<std::string>> PodmanFlags(
   if (sc["runAsUser"]) f.push_back("--user=" + sc["runAsUser"].as<std::string>());
   if (Flag(sc, "readOnlyRootFilesystem", true)) f.push_back("--read-only");
   if (Flag(sc, "allowPrivilegeEscalation", false)) f.push_back("--security-opt=no-new-privileges");
-  for (const auto& cap : sc["capabilities"]["drop"]) f.push_back("--cap-drop=" + cap.as<std::string>());
-  for (const auto& cap : sc["capabilities"]["add"]) f.push_back("--cap-add=" + cap.as<std::string>());
+  for (const auto& cap : sc["capabilities"]["drop"])
+    f.push_back("--cap-drop=" + cap.as<std::string>());
+  for (const auto& cap : sc["capabilities"]["add"])
+    f.push_back("--cap-add=" + cap.as<std::string>());
   if (sc["seccompProfile"] && sc["seccompProfile"]["type"].as<std::string>() == "Unconfined") {
     f.push_back("--security-opt=seccomp=unconfined");
   }
@@ -367,7 +369,9 @@ absl::StatusOr<std::vector<std::string>> PodmanFlags(
     f.push_back(absl::StrCat("--volume=", it->second, ":", m["mountPath"].as<std::string>(),
                              Flag(m, "readOnly", true) ? ":ro" : ""));
   }
-  if (c["command"]) f.push_back("--entrypoint=" + nlohmann::json(c["command"].as<std::vector<std::string>>()).dump());
+  if (c["command"])
+    f.push_back("--entrypoint=" +
+                nlohmann::json(c["command"].as<std::vector<std::string>>()).dump());
   return f;
 }
 
@@ -388,11 +392,11 @@ absl::StatusOr<std::vector<std::string>> PodmanRunArgs(
 // The agent image from deploy/image/build.sh, in podman's storage.
 absl::Status LoadAgentImage(const std::string& name) {
   const std::string layout = g->W("agent-oci");
-  SA_RETURN_IF_ERROR(Must({"bash", Runfile("deploy/image/build.sh"), layout, AgentBinaryPath(),
-                           Runfile("agent/ctl/seccomp-agentctl"),
-                           Runfile("deploy/policy/default-policy.yaml")},
-                          absl::Seconds(300))
-                         .status());
+  SA_RETURN_IF_ERROR(
+      Must({"bash", Runfile("deploy/image/build.sh"), layout, AgentBinaryPath(),
+            Runfile("agent/ctl/seccomp-agentctl"), Runfile("deploy/policy/default-policy.yaml")},
+           absl::Seconds(300))
+          .status());
   // podman names the image after the layout's path, which must be lowercase:
   // the temp dir's is not, a link in the test's private /run is.
   const std::string link = "/run/sa-e2e-agent-oci";
@@ -441,9 +445,9 @@ absl::StatusOr<std::string> StartDaemonSet(const YAML::Node& configmap) {
   SA_RETURN_IF_ERROR(g->podman->Must(agent_args).status());
   for (const char* s : {"/agent.sock", "/admin.sock"}) {
     if (!WaitForSocket(std::string(kNodeSocketDir) + s, absl::Seconds(60))) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the DaemonSet's agent did not create ", s, ": ",
-          g->podman->Run({"logs", "sa-daemonset"}).Describe()));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the DaemonSet's agent did not create ", s, ": ",
+                       g->podman->Run({"logs", "sa-daemonset"}).Describe()));
     }
   }
   return g->W("kube/host/var/lib/kubelet/seccomp");
@@ -474,8 +478,10 @@ TEST_F(KubeTest, DaemonSetAgentServesExamplePodUnderKubePlay) {
   // runs with podman's default profile, no listener (the limitation README
   // states; this fails once podman honours the field).
   const std::string pod_yaml = Runfile("deploy/kubernetes/example-pod.yaml");
-  ASSERT_TRUE(g->podman->Must({"kube", "play", "--network=none", "--seccomp-profile-root",
-                               *profile_root, pod_yaml}).ok());
+  ASSERT_TRUE(g->podman
+                  ->Must({"kube", "play", "--network=none", "--seccomp-profile-root", *profile_root,
+                          pod_yaml})
+                  .ok());
   const std::string demo = "seccomp-agent-demo-demo";
   auto plain_id = g->podman->Id(demo);
   ASSERT_TRUE(plain_id.ok()) << plain_id.status();
@@ -492,11 +498,14 @@ TEST_F(KubeTest, DaemonSetAgentServesExamplePodUnderKubePlay) {
       "localhost/notify-mkdir.json";
   const std::string annotated = g->W("example-pod-podman.yaml");
   ASSERT_TRUE(WriteText(annotated, YAML::Dump(pod)).ok());
-  ASSERT_TRUE(g->podman->Must({"kube", "play", "--network=none", "--seccomp-profile-root",
-                               *profile_root + "/seccomp-agent", annotated}).ok());
+  ASSERT_TRUE(g->podman
+                  ->Must({"kube", "play", "--network=none", "--seccomp-profile-root",
+                          *profile_root + "/seccomp-agent", annotated})
+                  .ok());
   const std::string logs = WaitForLogs(demo, "Operation not permitted");
   EXPECT_THAT(logs, HasSubstr("allowed"));
-  EXPECT_THAT(logs, HasSubstr("mkdir: can't create directory '/forbidden/x': Operation not permitted"));
+  EXPECT_THAT(logs,
+              HasSubstr("mkdir: can't create directory '/forbidden/x': Operation not permitted"));
   auto id = g->podman->Id(demo);
   ASSERT_TRUE(id.ok()) << id.status();
   auto config = g->podman->OciConfig(*id);
@@ -540,8 +549,8 @@ TEST(Containerd, CtrRunHandsListenerToAgent) {
   fs::create_directories(g->W("containerd"));
   auto containerd = Containerd::Start(g->W("containerd"));
   ASSERT_TRUE(containerd.ok()) << containerd.status();
-  auto imported = Must((*containerd)->Ctr({"images", "import", "--base-name",
-                                           "localhost/sa-busybox", archive}));
+  auto imported = Must(
+      (*containerd)->Ctr({"images", "import", "--base-name", "localhost/sa-busybox", archive}));
   ASSERT_TRUE(imported.ok()) << imported.status();
   const std::string profile = g->W("ctr-profile.json");
   ASSERT_TRUE(WriteText(profile, ProfileJson(g->agent->socket_path(), "tenant-a")).ok());

@@ -71,9 +71,8 @@ absl::Status RequireTools(const std::vector<std::string>& tools) {
     if (!OnPath(t)) missing.push_back(t);
   }
   if (missing.empty()) return absl::OkStatus();
-  return absl::FailedPreconditionError(
-      absl::StrCat("not installed: ", absl::StrJoin(missing, ", "),
-                   " (scripts/install-deps.sh installs them)"));
+  return absl::FailedPreconditionError(absl::StrCat("not installed: ", absl::StrJoin(missing, ", "),
+                                                    " (scripts/install-deps.sh installs them)"));
 }
 
 absl::StatusOr<std::string> Must(const std::vector<std::string>& argv, absl::Duration timeout) {
@@ -101,7 +100,8 @@ events_logger = "file"
 infra_image = "localhost/sa-busybox:e2e"
 infra_command = "/pause"
 [network]
-network_config_dir = ")", dir, "/cni\"\n")));
+network_config_dir = ")",
+                                                  dir, "/cni\"\n")));
   // Read by every podman process, and by those conmon starts (exit commands).
   setenv("CONTAINERS_CONF", conf.c_str(), 1);
   return p;
@@ -168,14 +168,14 @@ absl::StatusOr<std::unique_ptr<Containerd>> Containerd::Start(const std::string&
   const std::string conf = dir + "/config.toml";
   // No CRI plugin (no kubelet here); every path under `dir`.
   SA_RETURN_IF_ERROR(WriteText(
-      conf, absl::StrCat("version = 2\nroot = \"", dir, "/root\"\nstate = \"", dir,
-                         "/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
-                         "[grpc]\n  address = \"", c->socket_, "\"\n[ttrpc]\n  address = \"",
-                         c->socket_, ".ttrpc\"\n[debug]\n  address = \"\"\n",
-                         "[metrics]\n  address = \"\"\n")));
-  SA_ASSIGN_OR_RETURN(c->process_,
-                      Subprocess::Start({"sh", "-c", "exec containerd --config \"$0\" 2>\"$1\"",
-                                         conf, c->log_}));
+      conf,
+      absl::StrCat("version = 2\nroot = \"", dir, "/root\"\nstate = \"", dir,
+                   "/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+                   "[grpc]\n  address = \"", c->socket_, "\"\n[ttrpc]\n  address = \"", c->socket_,
+                   ".ttrpc\"\n[debug]\n  address = \"\"\n", "[metrics]\n  address = \"\"\n")));
+  SA_ASSIGN_OR_RETURN(
+      c->process_,
+      Subprocess::Start({"sh", "-c", "exec containerd --config \"$0\" 2>\"$1\"", conf, c->log_}));
   if (!WaitForSocket(c->socket_, absl::Seconds(60))) {
     return absl::DeadlineExceededError("containerd did not serve " + c->socket_ + ": " +
                                        ReadAll(c->log_));
