@@ -319,6 +319,21 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
   return Invalid(absl::StrCat("unknown decision kind ", d.kind_case()));
 }
 
+namespace {
+// `resolved` is what the policy's globs match (policy.cc): the engine's
+// resolution when it made one, else the path itself when absolute.
+void FillPath(const std::string& raw, const std::optional<std::string>& resolved,
+              v1::DecodedPath* out) {
+  out->set_value(raw);
+  out->set_source(v1::VALUE_SOURCE_TASK_MEMORY_SNAPSHOT);
+  if (resolved) {
+    out->set_resolved(*resolved);
+  } else if (!raw.empty() && raw[0] == '/') {
+    out->set_resolved(raw);
+  }
+}
+}  // namespace
+
 v1::Notification BuildNotification(const SyscallEvent& ev, size_t max_write_bytes) {
   v1::Notification n;
   if (ev.container != nullptr) {
@@ -348,14 +363,8 @@ v1::Notification BuildNotification(const SyscallEvent& ev, size_t max_write_byte
   n.set_instruction_pointer(ev.instruction_pointer);
   v1::Decoded* d = n.mutable_decoded();
   constexpr auto kSnap = v1::VALUE_SOURCE_TASK_MEMORY_SNAPSHOT;
-  if (ev.path) {
-    d->mutable_path()->set_value(*ev.path);
-    d->mutable_path()->set_source(kSnap);
-  }
-  if (ev.path2) {
-    d->mutable_path2()->set_value(*ev.path2);
-    d->mutable_path2()->set_source(kSnap);
-  }
+  if (ev.path) FillPath(*ev.path, ev.abs_path, d->mutable_path());
+  if (ev.path2) FillPath(*ev.path2, ev.abs_path2, d->mutable_path2());
   if (ev.dirfd) {
     d->mutable_dirfd()->set_value(static_cast<int32_t>(*ev.dirfd));
     d->mutable_dirfd()->set_source(v1::VALUE_SOURCE_REGISTERS);
@@ -415,6 +424,9 @@ std::string ExactArgsKey(absl::string_view plugin, const SyscallEvent& ev) {
   };
   put_opt(ev.path);
   put_opt(ev.path2);
+  // The same relative path names another file in another cwd.
+  put_opt(ev.abs_path);
+  put_opt(ev.abs_path2);
   k.push_back(ev.sockaddr ? '1' : '0');
   if (ev.sockaddr) {
     Put(&k,

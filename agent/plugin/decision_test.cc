@@ -271,6 +271,38 @@ TEST_F(DecisionTest, NotificationCarriesEverything) {
   EXPECT_EQ(back.decoded().dirfd().value(), -100);
 }
 
+TEST_F(DecisionTest, NotificationCarriesTheResolvedPath) {
+  SyscallEvent rel = OpenatEvent(&c_, "rel");
+  rel.abs_path = "/secret/rel";
+  v1::Notification n = BuildNotification(rel, 4096);
+  EXPECT_EQ(n.decoded().path().value(), "rel");
+  EXPECT_EQ(n.decoded().path().resolved(), "/secret/rel");
+  // Absolute and not resolved further by the engine: the path itself, as
+  // the policy's globs see it.
+  n = BuildNotification(OpenatEvent(&c_, "/etc/a"), 4096);
+  EXPECT_EQ(n.decoded().path().resolved(), "/etc/a");
+  // Relative and unresolved (the engine says why in decode_error): empty.
+  SyscallEvent lost = OpenatEvent(&c_, "rel");
+  lost.decode_error = "relative path could not be resolved";
+  n = BuildNotification(lost, 4096);
+  EXPECT_EQ(n.decoded().path().resolved(), "");
+  EXPECT_FALSE(n.decoded().error().empty());
+  SyscallEvent ren = OpenatEvent(&c_, "a");
+  ren.path2 = "b";
+  ren.abs_path2 = "/d/b";
+  n = BuildNotification(ren, 4096);
+  EXPECT_EQ(n.decoded().path2().resolved(), "/d/b");
+}
+
+TEST_F(DecisionTest, CacheKeysTellResolvedPathsApart) {
+  // The same relative path in two cwds names two files.
+  SyscallEvent in_secret = OpenatEvent(&c_, "x");
+  in_secret.abs_path = "/secret/x";
+  SyscallEvent in_tmp = OpenatEvent(&c_, "x");
+  in_tmp.abs_path = "/tmp/x";
+  EXPECT_NE(ExactArgsKey("p", in_secret), ExactArgsKey("p", in_tmp));
+}
+
 TEST_F(DecisionTest, CacheKeys) {
   SyscallEvent a = OpenatEvent(&c_, "/etc/a");
   SyscallEvent a2 = a;

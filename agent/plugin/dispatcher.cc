@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/common/status.h"
 #include "agent/plugin/decision_cache.h"
 #include "agent/plugin/grpc_pin.h"
 #include "agent/plugin/health_checker.h"
@@ -145,6 +146,33 @@ void NoteLateness(PluginState* p, Clock::time_point due) {
   p->stats.timer_lateness_max_us = std::max(p->stats.timer_lateness_max_us, us);
 }
 
+// What a failed call does, for the transition log.
+std::string OnErrorText(const v1::PluginConfig& pc) {
+  switch (pc.on_error()) {
+    case v1::PluginConfig::ALLOW:
+      return "are allowed (on_error: allow)";
+    case v1::PluginConfig::LOCAL:
+      return "go to the local rules (on_error: local)";
+    default:
+      return absl::StrCat("are denied with ", ErrnoName(static_cast<int>(pc.error_errno())),
+                          " (on_error: deny)");
+  }
+}
+
+void NoteTransition(PluginState* p, const PluginResult& r) {
+  if (r.kind != PluginResult::Kind::kError) return p->transitions->OnAnswer();
+  switch (r.error_kind) {
+    case ErrorKind::kUnavailable:
+      return p->transitions->OnUnavailable(std::string(r.error.message()));
+    case ErrorKind::kTimeout:
+      return p->transitions->OnTimeout();
+    case ErrorKind::kShutdown:
+      return;
+    default:
+      return p->transitions->OnOtherError();
+  }
+}
+
 absl::Status TimeoutError(const PluginState& p) {
   return absl::DeadlineExceededError(absl::StrCat("no answer within ", p.cfg.timeout_ms(), " ms"));
 }
@@ -241,6 +269,9 @@ absl::Status PluginDispatcher::Impl::AddPlugin(const v1::PluginConfig& in) {
   }
   p->stub = v1::PolicyPlugin::NewStub(p->channel);
   p->health_stub = health::Health::NewStub(p->channel);
+  p->transitions = std::make_unique<TransitionLog>(p->cfg.name(), OnErrorText(p->cfg),
+                                                   p->cfg.timeout_ms(),
+                                                   opts_.stream_timeouts_before_reset, opts_.log);
   plugins_.emplace(in.name(), std::move(p));
   return absl::OkStatus();
 }
@@ -309,6 +340,7 @@ bool PluginDispatcher::Impl::Finish(const std::shared_ptr<PendingCall>& call, Pl
     }
     CountLatency(st, r.latency);
   }
+  NoteTransition(p, r);
   if (r.kind == PluginResult::Kind::kError && r.error_kind == ErrorKind::kUnavailable) {
     KickHealth(p);
   }

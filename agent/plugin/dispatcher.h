@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/plugin/decision.h"
+#include "agent/plugin/transition_log.h"
 #include "agent/policy/event.h"
 #include "proto/seccompagent/v1/plugin.pb.h"
 #include "proto/seccompagent/v1/policy.pb.h"
@@ -131,6 +132,10 @@ struct DispatcherOptions {
   // The decision cache's clock (expiry); null: steady_clock::now. Tests
   // inject one to expire entries without sleeping.
   std::function<std::chrono::steady_clock::time_point()> now;
+  // Where a plugin's availability changes are logged (one line each:
+  // unavailable, a streak of stream_timeouts_before_reset timeouts,
+  // healthy again); null: spdlog.
+  LogSink log;
 };
 
 class PluginDispatcher {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
+
 namespace seccomp_agent {
 namespace plugin {
 
@@ -72,8 +74,13 @@ void HealthChecker::StartCheck(PluginState* p, bool overall) {
   p->health_stub->async()->Check(&c->ctx, &c->req, &c->resp, [this, p, c, overall](grpc::Status s) {
     bool again = false;
     if (s.ok()) {
-      p->health.store(c->resp.status() == health::HealthCheckResponse::SERVING ? kHealthServing
-                                                                               : kHealthNotServing);
+      const bool serving = c->resp.status() == health::HealthCheckResponse::SERVING;
+      p->health.store(serving ? kHealthServing : kHealthNotServing);
+      if (serving) {
+        p->transitions->OnServing();
+      } else {
+        p->transitions->OnUnavailable("its health check says NOT_SERVING");
+      }
     } else if (s.error_code() == grpc::StatusCode::NOT_FOUND && !overall) {
       // The server keeps no status for our service name: ask about the
       // server as a whole from now on.
@@ -82,6 +89,9 @@ void HealthChecker::StartCheck(PluginState* p, bool overall) {
     } else if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
       p->health.store(kHealthServing);  // no health service: calls decide
     } else {
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        p->transitions->OnUnavailable(absl::StrCat("health check: ", s.error_message()));
+      }
       // Unreachable or slow: unknown. Calls are still tried (and fail fast
       // while the channel is down); not a reason to refuse them.
       p->health.store(kHealthUnknown);

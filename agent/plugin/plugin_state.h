@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "agent/plugin/dispatcher.h"
+#include "agent/plugin/transition_log.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
 #include "proto/seccompagent/v1/plugin.grpc.pb.h"
 
@@ -47,6 +48,8 @@ struct PluginState {
 
   mutable std::mutex stats_mu;
   PluginStats stats;
+
+  std::unique_ptr<TransitionLog> transitions;  // set by AddPlugin
 };
 
 // One decision in flight.

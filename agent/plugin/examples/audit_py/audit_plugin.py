@@ -46,13 +46,23 @@ class Auditor:
         d = plugin_pb2.Decision()
         path = None
         if n.decoded.HasField("path"):
-            path = os.fsdecode(n.decoded.path.value)
+            # Decide on the path the agent resolved (absolute, in the
+            # task's root), not on what the task wrote ("rel", "../x").
+            # Empty: the agent could not resolve it; fall back to the raw
+            # value only when that is absolute.
+            p = n.decoded.path
+            raw = os.fsdecode(p.value)
+            path = os.fsdecode(p.resolved) if p.resolved else (raw if raw.startswith("/") else None)
         if n.syscall_name in self.deny_syscalls:
             d.deny.errno_code = self.deny_errno
             d.reason = "syscall %s is denied" % n.syscall_name
             # The answer holds for every call of this syscall by this container.
             d.cache.scope = plugin_pb2.CacheHint.SCOPE_SYSCALL_CONTAINER
             d.cache.ttl_ms = 5000
+        elif path is None and n.decoded.HasField("path") and self.deny_paths:
+            # A relative path the agent could not resolve: fail closed.
+            d.deny.errno_code = self.deny_errno
+            d.reason = "unresolved path: %s" % n.decoded.error
         elif path is not None and any(fnmatch.fnmatchcase(path, g) for g in self.deny_paths):
             d.deny.errno_code = self.deny_errno
             d.reason = "path %s is denied" % path
@@ -76,6 +86,8 @@ class Auditor:
         }
         if path is not None:
             rec["path"] = path
+        if n.decoded.HasField("path"):
+            rec["raw_path"] = os.fsdecode(n.decoded.path.value)
         if n.decoded.HasField("sockaddr"):
             rec["sockaddr"] = {"family": n.decoded.sockaddr.family,
                                "address": os.fsdecode(n.decoded.sockaddr.address),
