@@ -70,6 +70,17 @@ void WritePluginMetrics(const std::vector<plugin::PluginStats>& stats, std::stri
   }
 }
 
+void WriteDecisionLogMetrics(const DecisionLog& log, std::string* out) {
+  using metrics::WriteHeader;
+  using metrics::WriteSample;
+  WriteHeader(out, "seccomp_agent_decision_log_dropped_total",
+              "Decision log lines dropped (rate limit, failed write or rotation).", "counter");
+  WriteSample(out, "seccomp_agent_decision_log_dropped_total", "", log.dropped_lines());
+  WriteHeader(out, "seccomp_agent_decision_log_rotations_total", "Decision log files rotated.",
+              "counter");
+  WriteSample(out, "seccomp_agent_decision_log_rotations_total", "", log.rotations());
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(Config config) {
@@ -108,7 +119,7 @@ absl::Status Agent::LoadPolicy() {
 
 absl::Status Agent::OpenDecisionLog() {
   if (config_.decision_log.empty()) return absl::OkStatus();
-  SA_ASSIGN_OR_RETURN(decisions_, DecisionLog::Open(config_.decision_log));
+  SA_ASSIGN_OR_RETURN(decisions_, DecisionLog::Open(config_.decision_log, config_.decision_log_options));
   return absl::OkStatus();
 }
 
@@ -259,6 +270,7 @@ void Agent::AddAgentMetrics() {
     WriteHeader(out, "seccomp_agent_policy_rules", "Rules in the policy in force.", "gauge");
     WriteSample(out, "seccomp_agent_policy_rules", "",
                 static_cast<uint64_t>(engine_->policy()->proto().rules_size()));
+    if (decisions_) WriteDecisionLogMetrics(*decisions_, out);
     if (!admin_) return;
     WriteHeader(out, "seccomp_agent_admin_connections_rejected_total",
                 "Admin socket connections refused by the SO_PEERCRED check.", "counter");

@@ -15,6 +15,14 @@ ABSL_FLAG(std::string, policy, "",
           "Policy file (YAML or JSON). Empty: the built-in default policy. SIGHUP reloads it.");
 ABSL_FLAG(std::string, decision_log, "",
           "Decision log (JSON lines): a path, or - for stdout. Empty: none.");
+ABSL_FLAG(uint64_t, decision_log_max_bytes, uint64_t{100} << 20,
+          "Rotate the decision log file when the next line would take it past this size "
+          "(PATH -> PATH.1). 0: never.");
+ABSL_FLAG(int, decision_log_keep, 1,
+          "Rotated decision log files kept (PATH.1 .. PATH.N); 0 truncates PATH instead.");
+ABSL_FLAG(double, decision_log_rate, 1 << 20,
+          "Bytes per second each container's decision log lines may take (file or stdout); "
+          "beyond it lines are dropped and a {\"dropped\":N} line reports them. 0: no limit.");
 ABSL_FLAG(std::vector<std::string>, allowed_uids, {"0"},
           "Peer uids allowed to hand over listener fds (SO_PEERCRED), comma separated.");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off.");
@@ -104,6 +112,20 @@ absl::Status ParseRateLimit(EngineOptions* e) {
   return absl::OkStatus();
 }
 
+absl::Status ParseDecisionLog(DecisionLogOptions* d) {
+  d->max_bytes = absl::GetFlag(FLAGS_decision_log_max_bytes);
+  d->keep = absl::GetFlag(FLAGS_decision_log_keep);
+  d->rate_bytes = absl::GetFlag(FLAGS_decision_log_rate);
+  if (d->keep < 0 || d->keep > DecisionLog::kMaxKeep) {
+    return absl::InvalidArgumentError(absl::StrCat("--decision_log_keep must be in 0..",
+                                                   DecisionLog::kMaxKeep, ", not ", d->keep));
+  }
+  if (!(d->rate_bytes >= 0)) {
+    return absl::InvalidArgumentError("--decision_log_rate must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
 // The sockets next to --socket, each "none" to disable ("" in Config).
 void ResolveSockets(Config* c) {
   c->hook_socket = absl::GetFlag(FLAGS_hook_socket);
@@ -128,6 +150,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.socket = absl::GetFlag(FLAGS_socket);
   c.policy_path = absl::GetFlag(FLAGS_policy);
   c.decision_log = absl::GetFlag(FLAGS_decision_log);
+  SA_RETURN_IF_ERROR(ParseDecisionLog(&c.decision_log_options));
   c.log_level = absl::GetFlag(FLAGS_log_level);
   c.check_policy = absl::GetFlag(FLAGS_check_policy);
   c.run_holder = absl::GetFlag(FLAGS_holder);

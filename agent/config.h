@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/engine/decision_log.h"
 #include "agent/engine/engine.h"
 #include "agent/holder/engine_sync.h"
 #include "agent/metrics/decision_metrics.h"
@@ -21,6 +22,7 @@ struct Config {
   std::string socket;          // --socket: the handoff socket
   std::string policy_path;     // --policy; "" = the built-in default
   std::string decision_log;    // "" = none, "-" = stdout
+  DecisionLogOptions decision_log_options;  // rate limit and rotation
   std::string log_level;
   bool check_policy = false;   // validate the policy and exit
   bool run_holder = false;     // run as the listener-fd holder (internal)

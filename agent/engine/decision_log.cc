@@ -5,40 +5,103 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/common/log.h"
 #include "agent/common/status.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent {
 
-absl::StatusOr<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path) {
-  if (path == "-") return std::unique_ptr<DecisionLog>(new DecisionLog(stdout, false));
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open decision log ", path));
-  FILE* f = fdopen(fd, "a");
-  if (f == nullptr) {
-    ::close(fd);
-    return ErrnoStatus(errno, "fdopen decision log");
+namespace {
+
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::string NowText() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+}
+
+absl::StatusOr<UniqueFd> OpenForAppend(const std::string& path, int extra_flags) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | extra_flags,
+                     0640));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open decision log ", path));
+  return fd;
+}
+
+// Writes all of `s` (a pipe may take it in parts); false on error.
+bool WriteAll(int fd, absl::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<size_t>(n));
   }
-  return std::unique_ptr<DecisionLog>(new DecisionLog(f, true));
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DecisionLog>> DecisionLog::Open(const std::string& path,
+                                                               const DecisionLogOptions& opts) {
+  if (opts.keep < 0 || opts.keep > kMaxKeep) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("decision log: keep ", opts.keep, " is not in 0..", kMaxKeep));
+  }
+  if (opts.rate_bytes < 0) {
+    return absl::InvalidArgumentError("decision log: the rate must not be negative");
+  }
+  if (path == "-") {
+    return std::unique_ptr<DecisionLog>(new DecisionLog(path, UniqueFd(), 0, opts));
+  }
+  SA_ASSIGN_OR_RETURN(UniqueFd fd, OpenForAppend(path, 0));
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat decision log");
+  return std::unique_ptr<DecisionLog>(
+      new DecisionLog(path, std::move(fd), static_cast<uint64_t>(st.st_size), opts));
+}
+
+DecisionLog::DecisionLog(const std::string& path, UniqueFd file, uint64_t size,
+                         const DecisionLogOptions& opts)
+    : path_(path), to_stdout_(path == "-"), opts_(opts), file_(std::move(file)), size_(size) {
+  if (opts_.rate_bytes > 0) reporter_ = std::thread([this] { ReportLoop(); });
 }
 
 DecisionLog::~DecisionLog() {
-  if (owned_) {
-    fclose(f_);
-  } else {
-    fflush(f_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
   }
+  stop_cv_.notify_all();
+  if (reporter_.joinable()) reporter_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  ReportDropped(MonoNs());
+}
+
+uint64_t DecisionLog::dropped_lines() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_total_;
+}
+
+uint64_t DecisionLog::rotations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rotations_;
 }
 
 std::string DecisionLog::Format(const DecisionRecord& r) {
   const SyscallEvent& ev = *r.event;
   nlohmann::json j;
-  j["time"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+  j["time"] = NowText();
   j["container"] = ev.container ? ev.container->id : "";
   j["pid"] = ev.pid;
   j["syscall"] = ev.syscall;
@@ -83,9 +146,107 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
 void DecisionLog::Write(const DecisionRecord& r) {
   std::string line = Format(r);
   line.push_back('\n');
+  const SyscallEvent& ev = *r.event;
+  static const std::string kNoContainer;
+  const std::string& container = ev.container ? ev.container->id : kNoContainer;
   std::lock_guard<std::mutex> lock(mu_);
-  fwrite(line.data(), 1, line.size(), f_);
-  fflush(f_);
+  if (opts_.rate_bytes > 0 && !Admit(container, line.size(), MonoNs())) return;
+  Append(line);
+}
+
+bool DecisionLog::Admit(const std::string& container, size_t bytes, int64_t now_ns) {
+  auto [it, added] = budgets_.try_emplace(container);
+  Budget& b = it->second;
+  if (added) {
+    const double burst = std::max(4 * opts_.rate_bytes, kMinBurstBytes);
+    b.bucket = TokenBucket(opts_.rate_bytes, burst, now_ns);
+  }
+  b.last_ns = now_ns;
+  if (b.bucket.Take(now_ns, static_cast<double>(bytes))) return true;
+  b.dropped++;
+  b.dropped_bytes += bytes;
+  dropped_total_++;
+  return false;
+}
+
+void DecisionLog::Append(const std::string& line) {
+  if (!to_stdout_ && opts_.max_bytes > 0 && size_ + line.size() > opts_.max_bytes) {
+    if (line.size() > opts_.max_bytes) {
+      dropped_total_++;
+      return;
+    }
+    Rotate();
+  }
+  if (!to_stdout_ && !file_.valid() && MonoNs() >= reopen_after_ns_) Rotate();
+  int fd = out_fd();
+  if (fd < 0 || !WriteAll(fd, line)) {
+    dropped_total_++;
+    return;
+  }
+  size_ += line.size();
+}
+
+// PATH.keep-1 -> PATH.keep, ..., PATH -> PATH.1, then a new PATH. On failure
+// the log stays closed (lines are dropped and counted) and the next attempt
+// waits a second, so a full disk costs one try per second.
+void DecisionLog::Rotate() {
+  file_.reset();
+  size_ = 0;
+  absl::Status s = ShiftRotated();
+  if (s.ok()) {
+    auto fd = OpenForAppend(path_, O_TRUNC);
+    if (fd.ok()) {
+      file_ = std::move(*fd);
+      rotations_++;
+      return;
+    }
+    s = fd.status();
+  }
+  reopen_after_ns_ = MonoNs() + 1000000000;
+  spdlog::error("decision log {}: rotation failed, dropping lines until it works: {}", path_,
+                std::string(s.message()));
+}
+
+absl::Status DecisionLog::ShiftRotated() const {
+  for (int i = opts_.keep; i >= 1; --i) {
+    std::string from = i == 1 ? path_ : absl::StrCat(path_, ".", i - 1);
+    std::string to = absl::StrCat(path_, ".", i);
+    if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus(errno, absl::StrCat("rename ", from, " to ", to));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DecisionLog::ReportDropped(int64_t now_ns) {
+  const int64_t idle_ns = absl::ToInt64Nanoseconds(absl::Seconds(60));
+  for (auto it = budgets_.begin(); it != budgets_.end();) {
+    Budget& b = it->second;
+    if (b.dropped > 0) {
+      nlohmann::json j;
+      j["time"] = NowText();
+      j["container"] = it->first;
+      j["dropped"] = b.dropped;
+      j["dropped_bytes"] = b.dropped_bytes;
+      j["reason"] = "rate-limit";
+      Append(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      b.dropped = 0;
+      b.dropped_bytes = 0;
+    }
+    if (now_ns - b.last_ns > idle_ns) {
+      budgets_.erase(it++);  // full again long since: forget it
+    } else {
+      ++it;
+    }
+  }
+}
+
+void DecisionLog::ReportLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(lock, absl::ToChronoNanoseconds(opts_.report_interval));
+    if (!stop_) ReportDropped(MonoNs());
+  }
 }
 
 }  // namespace seccomp_agent
