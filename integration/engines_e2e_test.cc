@@ -10,6 +10,7 @@
 //     archive, `ctr run --seccomp-profile` under runc and crun.
 // Everything runs in a private mount namespace (engines.h) with podman's
 // storage and containerd's root under a temp dir. A missing engine fails.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -566,6 +568,134 @@ TEST(Containerd, CtrRunHandsListenerToAgent) {
     ExpectRegistered(id, runtime);
     ExpectDecisions(id, "profile-forbidden", "EPERM");
   }
+}
+
+// ---- rootless podman ----
+
+constexpr uid_t kRootlessUid = 65534;  // nobody: no /etc/subuid range, one uid mapped
+
+// A process run as kRootlessUid with its own HOME and XDG_RUNTIME_DIR.
+std::vector<std::string> AsRootless(const std::string& dir, std::vector<std::string> argv) {
+  std::vector<std::string> v = {"setpriv",
+                                absl::StrCat("--reuid=", kRootlessUid),
+                                absl::StrCat("--regid=", kRootlessUid),
+                                "--clear-groups",
+                                "env",
+                                "--chdir=" + dir,
+                                "USER=nobody",
+                                "LOGNAME=nobody",
+                                "HOME=" + dir + "/home",
+                                "XDG_RUNTIME_DIR=" + dir + "/xdg",
+                                "CONTAINERS_CONF=" + dir + "/containers.conf"};
+  v.insert(v.end(), argv.begin(), argv.end());
+  return v;
+}
+
+std::vector<std::string> RootlessPodman(const std::string& dir,
+                                        const std::vector<std::string>& args) {
+  std::vector<std::string> v = {"podman",
+                                "--root=" + dir + "/home/storage",
+                                "--runroot=" + dir + "/xdg/run",
+                                "--tmpdir=" + dir + "/xdg/tmp",
+                                "--storage-driver=vfs",
+                                "--cgroup-manager=cgroupfs",
+                                "--events-backend=file"};
+  v.insert(v.end(), args.begin(), args.end());
+  return AsRootless(dir, v);
+}
+
+// A temp dir the rootless user can use: agent binary, image tar, policy.
+absl::StatusOr<TempDir> RootlessDir() {
+  SA_ASSIGN_OR_RETURN(TempDir dir, TempDir::Make("sa-rootless"));
+  const std::string d = dir.path();
+  for (const char* sub : {"/home", "/xdg", "/agent"}) {
+    if (mkdir((d + sub).c_str(), 0700) != 0) return ErrnoStatus(errno, "mkdir " + d + sub);
+    if (chown((d + sub).c_str(), kRootlessUid, kRootlessUid) != 0) {
+      return ErrnoStatus(errno, "chown " + d + sub);
+    }
+  }
+  if (chmod(d.c_str(), 0755) != 0) return ErrnoStatus(errno, "chmod " + d);
+  fs::copy_file(AgentBinaryPath(), d + "/seccomp-agent");
+  fs::copy_file(g->rootfs_tar, d + "/busybox.tar");
+  fs::permissions(d + "/seccomp-agent",
+                  fs::perms::all & ~fs::perms::group_write & ~fs::perms::others_write);
+  fs::permissions(d + "/busybox.tar", fs::perms::owner_read | fs::perms::owner_write |
+                                          fs::perms::group_read | fs::perms::others_read);
+  SA_RETURN_IF_ERROR(WriteText(d + "/policy.yaml", kAgentPolicy));
+  SA_RETURN_IF_ERROR(WriteText(d + "/containers.conf", R"([containers]
+default_ulimits = []
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+)"));
+  SA_RETURN_IF_ERROR(
+      WriteText(d + "/profile.json", ProfileJson(d + "/agent/agent.sock", "tenant-a")));
+  return dir;
+}
+
+class RootlessTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (!dir_) return;
+    RunProcess(RootlessPodman(dir_->path(), {"rm", "--all", "--force", "--time", "0"}),
+               absl::Seconds(60));
+    RunProcess(RootlessPodman(dir_->path(), {"rmi", "--all", "--force"}), absl::Seconds(60));
+    // Rootless podman keeps a pause process holding its user namespace.
+    long pause = -1;
+    const std::string pid = ReadAll(dir_->path() + "/xdg/libpod/tmp/pause.pid");
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(pid), &pause) && pause > 1) {
+      kill(static_cast<pid_t>(pause), SIGKILL);
+    }
+    agent_.reset();
+  }
+  std::optional<TempDir> dir_;
+  std::unique_ptr<Subprocess> agent_;
+};
+
+// Rootless runtimes hand the listener to an agent running as the same
+// user: it may read its own user's tasks (process_vm_readv) without any
+// capability. (An agent running as root keeps its socket 0600 root, which a
+// rootless runtime cannot connect to.)
+TEST_F(RootlessTest, ListenerReachesAnAgentOfTheSameUser) {
+  REQUIRE_ENV();
+  auto dir = RootlessDir();
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  dir_.emplace(std::move(*dir));
+  const std::string d = dir_->path();
+  auto agent = Subprocess::Start(AsRootless(
+      d, {d + "/seccomp-agent", "--socket=" + d + "/agent/agent.sock",
+          "--policy=" + d + "/policy.yaml", "--decision_log=" + d + "/agent/decisions.jsonl",
+          "--holder_socket=none", absl::StrCat("--allowed_uids=", kRootlessUid),
+          absl::StrCat("--admin_uids=", kRootlessUid)}));
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  agent_ = std::move(*agent);
+  ASSERT_TRUE(agent_->WaitForStderr("listening on", absl::Seconds(30))) << agent_->StderrText();
+  auto imported =
+      Must(RootlessPodman(d, {"import", "--change", "ENV=PATH=/bin", d + "/busybox.tar", kImage}));
+  ASSERT_TRUE(imported.ok()) << imported.status();
+  for (const std::string runtime : {"crun", "runc"}) {
+    SCOPED_TRACE(runtime);
+    ProcessResult r = RunProcess(
+        RootlessPodman(d, {"run", "--rm", "--network=none", "--runtime", runtime, "--security-opt",
+                           "seccomp=" + d + "/profile.json", kImage, "sh", "-c", kScript}),
+        absl::Seconds(120));
+    const std::string out = r.out + r.err;
+    EXPECT_THAT(out, HasSubstr("'/forbidden/x': Operation not permitted")) << out;
+    EXPECT_EQ(Field(out, "deny_rc"), 1) << out;
+    EXPECT_EQ(Field(out, "spoof_rc"), 0) << out;
+    EXPECT_THAT(out, HasSubstr("fake_absent"));
+    EXPECT_THAT(out, HasSubstr("allow_ok"));
+    EXPECT_TRUE(
+        agent_->WaitForStderrCount("runtime " + runtime + ", peer pid", 1, absl::Seconds(10)))
+        << agent_->StderrText();
+  }
+  const std::string log = ReadAll(d + "/agent/decisions.jsonl");
+  EXPECT_THAT(log, HasSubstr("\"rule\":\"profile-forbidden\""));
+  EXPECT_THAT(log, HasSubstr("\"rule\":\"fake-success\""));
+  // A substitution fails closed: emulation chroots into the task's root,
+  // which an agent without CAP_SYS_CHROOT cannot.
+  EXPECT_THAT(log, HasSubstr("\"result\":\"EPERM\",\"rule\":\"motd-redirect\""));
+  EXPECT_THAT(log, Not(HasSubstr("\"result\":\"fd ")));
 }
 
 }  // namespace
