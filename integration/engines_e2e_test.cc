@@ -689,6 +689,14 @@ TEST_F(RootlessTest, ListenerReachesAnAgentOfTheSameUser) {
         agent_->WaitForStderrCount("runtime " + runtime + ", peer pid", 1, absl::Seconds(10)))
         << agent_->StderrText();
   }
+  // An agent running as root: its socket directory and socket are root's.
+  const std::string root_profile = d + "/root-agent-profile.json";
+  ASSERT_TRUE(WriteText(root_profile, ProfileJson(g->agent->socket_path(), "tenant-a")).ok());
+  ProcessResult r = RunProcess(RootlessPodman(d, {"run", "--rm", "--network=none", "--security-opt",
+                                                  "seccomp=" + root_profile, kImage, "true"}),
+                               absl::Seconds(120));
+  EXPECT_NE(r.exit.exit_code, 0) << r.Describe();
+  EXPECT_THAT(r.err, HasSubstr("Permission denied")) << r.Describe();
   const std::string log = ReadAll(d + "/agent/decisions.jsonl");
   EXPECT_THAT(log, HasSubstr("\"rule\":\"profile-forbidden\""));
   EXPECT_THAT(log, HasSubstr("\"rule\":\"fake-success\""));
