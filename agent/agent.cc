@@ -249,6 +249,7 @@ absl::Status Agent::StartAdmin() {
     admin::FillHandoffStats(handoff_->counters(), handoff_->pending_connections(), out);
   };
   aopts.broadcaster = &broadcaster_;
+  aopts.healthy = [this] { return engine_->StuckWorkers() == 0; };
   auto a = admin::AdminServer::Start(std::move(aopts));
   if (!a.ok()) return Prefixed("admin socket", a.status());
   admin_ = *std::move(a);
@@ -299,7 +300,9 @@ absl::Status Agent::StartMetrics() {
     registry_.AddCollector([this](std::string* out) { WritePluginMetrics(plugins_->Stats(), out); });
   }
   auto m = metrics::HttpServer::Start(config_.metrics_address, &registry_,
-                                      [this] { return serving_.load(); });
+                                      [this] {
+                                        return serving_.load() && engine_->StuckWorkers() == 0;
+                                      });
   if (!m.ok()) return m.status();
   metrics_server_ = *std::move(m);
   spdlog::info("metrics on http://{}/metrics", config_.metrics_address);

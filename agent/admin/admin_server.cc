@@ -230,7 +230,8 @@ class AdminServer::HealthServiceImpl final : public grpc::health::v1::Health::Se
     return service.empty() || service == kServiceName;
   }
   grpc::health::v1::HealthCheckResponse::ServingStatus Current() const {
-    return s_->serving_.load() && !s_->stopping_.load()
+    const bool healthy = !s_->options_.healthy || s_->options_.healthy();
+    return s_->serving_.load() && !s_->stopping_.load() && healthy
                ? grpc::health::v1::HealthCheckResponse::SERVING
                : grpc::health::v1::HealthCheckResponse::NOT_SERVING;
   }

@@ -61,6 +61,9 @@ class AdminServer {
     Broadcaster* broadcaster = nullptr;
     // Concurrent WatchDecisions streams; more fail with RESOURCE_EXHAUSTED.
     int max_watchers = 16;
+    // Optional: false makes health NOT_SERVING while it stays false (the
+    // agent: no engine worker stuck in one substitution).
+    std::function<bool()> healthy;
   };
 
   // Creates the socket (parent directory 0755 if missing; a stale socket is

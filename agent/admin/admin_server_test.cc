@@ -135,6 +135,13 @@ TEST_F(AdminServerTest, HealthCheck) {
   named.set_service("seccompagent.v1.AdminService");
   ASSERT_TRUE(health->Check(Ctx().get(), named, &resp).ok());
   EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  // Stuck engine workers (Options::healthy false): NOT_SERVING until back.
+  healthy_ = false;
+  ASSERT_TRUE(health->Check(Ctx().get(), HealthCheckRequest(), &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  healthy_ = true;
+  ASSERT_TRUE(health->Check(Ctx().get(), HealthCheckRequest(), &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
   server_->SetServing(false);
   ASSERT_TRUE(health->Check(Ctx().get(), HealthCheckRequest(), &resp).ok());
   EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,6 +81,7 @@ class AdminFixture : public ::testing::Test {
     };
     o.handoff_stats = [this](v1::HandoffStats* s) { FillHandoffStats(handoff_, 1, s); };
     o.broadcaster = &broadcaster_;
+    o.healthy = [this] { return healthy_.load(); };
     auto s = AdminServer::Start(std::move(o));
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
@@ -116,6 +118,7 @@ class AdminFixture : public ::testing::Test {
   int reloads_ = 0;
   HandoffCounters handoff_;
   Broadcaster broadcaster_;
+  std::atomic<bool> healthy_{true};  // what Options::healthy says
   std::unique_ptr<AdminServer> server_;
 };
 

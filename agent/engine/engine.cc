@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,9 @@ int64_t NowNs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// The calling worker's busy_since_ slot (null outside the workers).
+thread_local std::atomic<int64_t>* tls_busy = nullptr;
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -94,6 +98,11 @@ struct Engine::Entry {
   // not the runtime's: from then on the workload runs.
   std::atomic<bool> runtime_phase{true};
   std::atomic<bool> removed{false};
+  // The substitution lane: at most one worker runs this container's
+  // handler calls at a time; the others' are queued for it.
+  std::mutex lane_mu;
+  bool lane_busy = false;                      // guarded by lane_mu
+  std::deque<std::shared_ptr<Pending>> lane;   // guarded by lane_mu
   ContainerStats stats;
   int64_t registered_unix_ns = 0;
 
@@ -121,6 +130,9 @@ struct Engine::Pending {
   DecisionRecord rec;
   uint64_t id = 0;
   int64_t t0 = 0;
+  seccomp_notif notif{};
+  const v1::Action* action = nullptr;  // in *policy
+  int rule_index = -1;
 };
 
 Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
@@ -161,6 +173,9 @@ absl::Status Engine::Start() {
   }
   (void)SyscallName(AUDIT_ARCH_X86_64, 0);  // builds the name table off the hot path
   int n = opts_.workers > 0 ? opts_.workers : 4;
+  busy_since_.reset(new std::atomic<int64_t>[n]);
+  for (int i = 0; i < n; ++i) busy_since_[i].store(0);
+  busy_slots_ = n;
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { Worker(); });
   return absl::OkStatus();
 }
@@ -312,6 +327,8 @@ void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) 
 }
 
 void Engine::Worker() {
+  const int slot = next_slot_.fetch_add(1);
+  tls_busy = slot < busy_slots_ ? &busy_since_[slot] : nullptr;
   std::unique_lock<std::mutex> lead(lead_mu_, std::defer_lock);
   epoll_event ev;
   while (!stopping_) {
@@ -597,6 +614,9 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
           std::lock_guard<std::mutex> lock(inflight_mu_);
           inflight_++;
         }
+        p->notif = n;
+        p->action = &action;
+        p->rule_index = v.rule_index;
         // Cheap (a plugin's cached answer): the leader replies itself, no
         // hand-off (which costs two context switches per call).
         absl::StatusOr<ActionHandler::Outcome> quick;
@@ -607,10 +627,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         }
         // May take long: let a follower lead meanwhile.
         if (lead.owns_lock()) lead.unlock();
-        handler_->Handle(e->listener.get(), n, p->ev, action, v.rule_index, *p->policy,
-                         [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
-                           Finish(p, std::move(out));
-                         });
+        RunInLane(std::move(p));
         return;
       }
       spdlog::warn("container {}: action {} is not available in this build; answering {}",
@@ -638,6 +655,47 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
                  ev.path.value_or(""), rec.rule);
   }
+}
+
+void Engine::RunInLane(std::shared_ptr<Pending> p) {
+  Entry& e = *p->entry;
+  {
+    std::lock_guard<std::mutex> lock(e.lane_mu);
+    if (e.lane_busy) {
+      e.lane.push_back(std::move(p));  // the worker in the lane runs it next
+      return;
+    }
+    e.lane_busy = true;
+  }
+  for (;;) {
+    CallHandler(p);
+    std::lock_guard<std::mutex> lock(e.lane_mu);
+    if (e.lane.empty()) {
+      e.lane_busy = false;
+      return;
+    }
+    p = std::move(e.lane.front());
+    e.lane.pop_front();
+  }
+}
+
+void Engine::CallHandler(const std::shared_ptr<Pending>& p) {
+  if (tls_busy != nullptr) tls_busy->store(NowNs(), std::memory_order_relaxed);
+  handler_->Handle(p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index,
+                   *p->policy, [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
+                     Finish(p, std::move(out));
+                   });
+  if (tls_busy != nullptr) tls_busy->store(0, std::memory_order_relaxed);
+}
+
+int Engine::StuckWorkers() const {
+  const int64_t now = NowNs();
+  int stuck = 0;
+  for (int i = 0; i < busy_slots_; ++i) {
+    const int64_t since = busy_since_[i].load(std::memory_order_relaxed);
+    if (since != 0 && now - since > opts_.stuck_after_ns) ++stuck;
+  }
+  return stuck;
 }
 
 void Engine::Finish(const std::shared_ptr<Pending>& p,

@@ -138,6 +138,11 @@ struct EngineOptions {
   // 2-7x its unloaded value, as the agent's frequent wake-ups cost it its
   // wake-up preemption; 10 ms kept it within 0.9-1.8x.
   int64_t rate_limit_min_park_ns = 10'000'000;
+
+  // A worker inside one handler call (a substitution: the emulation runs in
+  // the worker) for longer than this counts as stuck: StuckWorkers() > 0,
+  // and health reports NOT_SERVING until it comes back.
+  int64_t stuck_after_ns = 10'000'000'000;
 };
 
 // The annotations that lower a container's limits (values: notifications
@@ -205,6 +210,11 @@ class Engine {
   // Rate limit hits over every container ever served (removed ones too).
   uint64_t rate_limited_total() const { return rate_limited_total_.load(); }
   const EngineOptions& options() const { return opts_; }
+  // Workers inside one handler call for longer than stuck_after_ns. A
+  // container's substitutions run one at a time (its "lane"), so one
+  // container can hold at most one worker however many threads it traps
+  // from; this says when some are held anyway (health: NOT_SERVING).
+  int StuckWorkers() const;
 
   // Called after a container is removed (id, reason).
   void OnRemoved(std::function<void(const std::string&, const std::string&)> cb) {
@@ -225,6 +235,11 @@ class Engine {
   bool IsRuntimeTask(const Entry& e, pid_t pid);
   struct Pending;
   void Finish(const std::shared_ptr<Pending>& p, absl::StatusOr<ActionHandler::Outcome> out);
+  // Runs `p` through the handler in this container's lane: at once when no
+  // other worker is in it, else queued for the worker that is (which
+  // drains the queue before it leaves).
+  void RunInLane(std::shared_ptr<Pending> p);
+  void CallHandler(const std::shared_ptr<Pending>& p);
   // Rate limiting; only reached for a container that has a limit.
   void Park(const std::shared_ptr<Entry>& e, int64_t now);  // caller leads
   void DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif& n);
@@ -252,6 +267,10 @@ class Engine {
   UniqueFd stop_event_;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;
+  // Per worker: when its current handler call began (steady ns), 0 if none.
+  std::unique_ptr<std::atomic<int64_t>[]> busy_since_;
+  int busy_slots_ = 0;
+  std::atomic<int> next_slot_{0};
   std::mutex lead_mu_;  // held by the one worker that waits in epoll_wait
 
   // Parked (rate-limited, delay mode) listeners by resume time, and the one

@@ -7,7 +7,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <vector>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -90,9 +94,10 @@ class EngineTest : public ::testing::Test {
     log_.reset();
     std::system(("rm -rf " + dir_).c_str());
   }
-  void StartEngine(ActionHandler* handler = nullptr) {
+  void StartEngine(ActionHandler* handler = nullptr, int64_t stuck_after_ns = 10'000'000'000) {
     EngineOptions o;
     o.workers = 4;
+    o.stuck_after_ns = stuck_after_ns;
     engine_ = std::make_unique<Engine>(o, DefaultUnotify(), TestPolicy(), log_.get());
     if (handler) engine_->SetActionHandler(handler);
     ASSERT_TRUE(engine_->Start().ok());
@@ -240,6 +245,84 @@ TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
   // 100 decisions of B complete while A's decision is still held (1.5 s).
   EXPECT_LT(fast_ms, 1000) << "container B waited behind container A's slow decision";
   EXPECT_EQ(a->Wait(), 0);
+}
+
+// Blocks every call until released, like an emulated open parked on a FIFO
+// or a hung FUSE server.
+class BlockingHandler : public ActionHandler {
+ public:
+  void Handle(int listener, const seccomp_notif& n, const SyscallEvent&, const v1::Action&, int,
+              const CompiledPolicy&, Done done) override {
+    started++;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [this] { return released; });
+    }
+    seccomp_notif_resp r{};
+    r.id = n.id;
+    r.val = 7;
+    absl::Status s = DefaultUnotify().Send(listener, r);
+    if (!s.ok()) return done(s);
+    Outcome o;
+    o.result = "7";
+    done(o);
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  std::atomic<int> started{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;  // guarded by mu
+};
+
+// Issue 12 item 3: one container trapping from 8 threads into a handler
+// that never returns parked every worker, and health said SERVING.
+TEST_F(EngineTest, OneContainerHoldsAtMostOneWorkerAndStuckWorkersShow) {
+  BlockingHandler blocking;
+  StartEngine(&blocking, /*stuck_after_ns=*/200'000'000);
+  constexpr int kThreads = 8;
+  auto a = TrappedChild::Spawn({"getpgrp"}, [] {
+    std::vector<std::thread> ts;
+    std::atomic<int> bad{0};
+    for (int i = 0; i < kThreads; ++i) {
+      ts.emplace_back([&bad] { if (syscall(SYS_getpgrp) != 7) bad++; });
+    }
+    for (auto& t : ts) t.join();
+    return bad.load() == 0 ? 0 : 1;
+  });
+  auto b = TrappedChild::Spawn({"getppid"}, [] {
+    for (int i = 0; i < 100; ++i) {
+      if (syscall(SYS_getppid) != 4242) return 1;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("attacker", a->pid()), a->TakeListener()).ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("other", b->pid()), b->TakeListener()).ok());
+  a->Start();
+  ASSERT_TRUE(WaitFor([&] { return blocking.started.load() >= 1; }, 5000));
+  // Give the attacker's other threads every chance to reach a worker.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(blocking.started.load(), 1) << "one container held more than one worker";
+  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 1; }, 10000))
+      << "a worker held past stuck_after_ns is not reported";
+  // The other container is answered meanwhile (a hang fails by deadline).
+  std::atomic<bool> b_done{false};
+  std::thread bw([&] {
+    b->Start();
+    b_done = b->Wait() == 0;
+  });
+  bool answered = WaitFor([&] { return b_done.load(); }, 20000);
+  if (!answered) kill(b->pid(), SIGKILL);
+  bw.join();
+  EXPECT_TRUE(answered) << "another container was not answered while one handler was stuck";
+  blocking.Release();
+  EXPECT_EQ(a->Wait(), 0);
+  EXPECT_EQ(blocking.started.load(), kThreads);  // the lane ran the rest, one by one
+  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 0; }, 10000));
 }
 
 // Finishes later, from another thread, as a plugin call does.

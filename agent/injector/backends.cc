@@ -13,6 +13,7 @@
 #include "agent/common/status.h"
 #include "agent/injector/injector.h"
 #include "agent/injector/replay_cache.h"
+#include "agent/injector/safe_open.h"
 #include "agent/injector/task_context.h"
 
 namespace seccomp_agent::injector {
@@ -189,21 +190,29 @@ class EmulationBackend : public Backend {
       task_dirfd = std::move(*d);
     }
 
-    int opened = -1, err = 0;
+    SA_RETURN_IF_ERROR(PrepareSafeOpen());
+    SafeOpenRequest req;
+    req.dirfd = task_dirfd ? task_dirfd.get() : AT_FDCWD;
+    req.path = path;
+    req.flags = flags;
+    req.mode = mode;
+    req.beneath = sub.beneath;
+    SafeOpenResult opened;
     bool gone = false;
     SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
       if (!u_.IdValid(listener, notif.id).ok()) {  // before any side effect
         gone = true;
         return;
       }
-      // The agent's copy is always O_CLOEXEC; the task's O_CLOEXEC goes
-      // into newfd_flags.
-      opened = openat(task_dirfd ? task_dirfd.get() : AT_FDCWD, path, flags | O_CLOEXEC, mode);
-      if (opened < 0) err = errno;
+      opened = SafeOpen(req);  // safe_open.h: what is opened, and how
     }));
     if (gone) return TaskGone(name());
-    if (opened < 0) return Reply(listener, notif.id, 0, err, "", ErrnoName(err));
-    auto file = std::make_shared<UniqueFd>(opened);
+    if (!opened.fd) {
+      std::string result = ErrnoName(opened.error);
+      if (!opened.why.empty()) absl::StrAppend(&result, " (refused: ", opened.why, ")");
+      return Reply(listener, notif.id, 0, opened.error, "", std::move(result));
+    }
+    auto file = std::make_shared<UniqueFd>(std::move(opened.fd));
     const bool side_effect = (flags & (O_CREAT | O_TRUNC)) != 0;
     return Install(listener, notif.id, std::move(file),
                    static_cast<uint32_t>(flags & O_CLOEXEC), std::move(key), side_effect, "");

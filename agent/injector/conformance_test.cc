@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -998,6 +999,149 @@ TEST_P(InjectConformance, PerOperationCost) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, InjectConformance,
                          ::testing::Values(Kind::kKernel, Kind::kEmulation), KindName);
+
+// ------------------------------------------------------------ emulation safety
+// What the emulation must never do for a task (issue 12, items 1-3;
+// SECURITY.md "Emulated opens"). The kernel backend runs the open in the
+// task itself (its device cgroup, its /proc/self), so these are about the
+// emulation only.
+
+class EmulationSafety : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/injector-safety-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    chmod(dir_.c_str(), 0777);
+    shared_ = MakeShared();
+    ASSERT_NE(shared_, nullptr);
+  }
+  void TearDown() override { (void)system(("rm -rf '" + dir_ + "'").c_str()); }
+
+  // The child (as nobody) opens "/requested" once per target with `flags`;
+  // each open is answered by an emulated open of the target. Returns the
+  // outcomes' results; the child's fds/errnos are in shared_.
+  std::vector<std::string> OpenAsNobody(const std::vector<std::string>& targets, int flags) {
+    Shared* sh = shared_.get();
+    const int count = static_cast<int>(targets.size());
+    auto c = TrappedChild::Spawn({"openat"}, [sh, count, flags] {
+      if (!DropToNobody()) return 10;
+      for (int i = 0; i < count; i++) {
+        int fd = static_cast<int>(
+            Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/requested"), flags));
+        sh->ret[i] = fd;
+        sh->err[i] = fd < 0 ? errno : 0;
+        sh->v[i] = fd >= 0 ? fcntl(fd, F_GETFL) : 0;
+      }
+      return 0;
+    });
+    std::vector<std::string> results;
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return results;
+    c->Start();
+    InjectorOptions o;
+    o.mode = Mode::kEmulate;
+    Injector inj(o, DefaultUnotify());
+    for (const std::string& t : targets) {
+      auto n = RecvOne(c->listener());
+      EXPECT_TRUE(n.ok()) << n.status();
+      if (!n.ok()) break;
+      auto out = inj.Inject(c->listener(), *n, Substitute::Openat(AT_FDCWD, t, flags, 0));
+      EXPECT_TRUE(out.ok()) << out.status();
+      results.push_back(out.ok() ? out->result : std::string(out.status().message()));
+    }
+    EXPECT_EQ(WaitChild(*c), 0);
+    return results;
+  }
+
+  std::string dir_;
+  SharedPtr shared_;
+};
+
+TEST_F(EmulationSafety, DeviceNodesAreNeverOpenedForTheTask) {
+  // A 0666 char device (the numbers of /dev/null: harmless to open for the
+  // test, but the device cgroup of a container may deny any number) and a
+  // block device. The agent must not run a driver's open() for the task.
+  const std::string chr = dir_ + "/chr", blk = dir_ + "/blk";
+  ASSERT_EQ(mknod(chr.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << strerror(errno);
+  ASSERT_EQ(chmod(chr.c_str(), 0666), 0);
+  ASSERT_EQ(mknod(blk.c_str(), S_IFBLK | 0666, makedev(7, 0)), 0) << strerror(errno);
+  ASSERT_EQ(chmod(blk.c_str(), 0666), 0);
+  const std::string link = dir_ + "/link-to-chr";
+  ASSERT_EQ(symlink(chr.c_str(), link.c_str()), 0);
+  std::vector<std::string> r = OpenAsNobody({chr, blk, link}, O_RDWR);
+  ASSERT_EQ(r.size(), 3u);
+  for (int i = 0; i < 3; i++) {
+    EXPECT_EQ(shared_->ret[i], -1) << i << ": the task got a device fd through the agent";
+    EXPECT_EQ(shared_->err[i], EACCES) << i;
+  }
+  EXPECT_EQ(r[0], "EACCES (refused: char device)");
+  EXPECT_EQ(r[1], "EACCES (refused: block device)");
+}
+
+TEST_F(EmulationSafety, FifoIsRefusedWithoutBlockingTheAgent) {
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  ASSERT_EQ(chmod(fifo.c_str(), 0666), 0);
+  // If the agent parks in open(), opening the write side frees it after
+  // 20 s and the test fails on the result instead of hanging.
+  std::atomic<bool> done{false};
+  std::thread rescue([&] {
+    for (int i = 0; i < 2000 && !done.load(); i++) usleep(10000);
+    if (!done.load()) close(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  });
+  std::vector<std::string> r = OpenAsNobody({fifo}, O_RDONLY);
+  done = true;
+  rescue.join();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], "EACCES (refused: fifo)");
+  EXPECT_EQ(shared_->ret[0], -1);
+  EXPECT_EQ(shared_->err[0], EACCES);
+}
+
+TEST_F(EmulationSafety, ProcSelfAndMagicLinksAreNeverTheAgents) {
+  // The test's child shares the agent's pid namespace and root, as a
+  // container with the host pid namespace does: /proc/self would be the
+  // agent in the agent's thread. None of these may give the task an fd.
+  WriteFile(dir_ + "/file", "F", 0644);
+  std::vector<std::string> targets = {
+      "/proc/self/status", "/proc/thread-self/status",
+      absl::StrCat("/proc/", getpid(), "/status"),
+      "/proc/self/root" + dir_ + "/file",  // magic link
+      "/proc/self/cwd",                     // magic link
+      "/proc/self/fd/0",                    // magic link
+  };
+  std::vector<std::string> r = OpenAsNobody(targets, O_RDONLY);
+  ASSERT_EQ(r.size(), targets.size());
+  for (size_t i = 0; i < targets.size(); i++) {
+    EXPECT_EQ(shared_->ret[i], -1) << targets[i] << ": " << r[i];
+  }
+  EXPECT_EQ(r[0], "EACCES (refused: procfs)");
+  EXPECT_EQ(shared_->err[3], ELOOP) << r[3];
+}
+
+TEST_F(EmulationSafety, OpensNeverBlockAndTheTaskGetsItsOwnFlags) {
+  // A read lease held by the file's owner: a write open breaks it and, when
+  // blocking, waits up to lease-break-time (45 s) for the holder. The
+  // emulation opens O_NONBLOCK, so the task gets EWOULDBLOCK at once; a
+  // plain read open works and its fd has the task's flags (no O_NONBLOCK).
+  const std::string file = dir_ + "/leased";
+  WriteFile(file, "L", 0666);
+  UniqueFd lease(open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(lease.valid());
+  // The break notice is SIGIO to the holder (this process): ignore it.
+  signal(SIGIO, SIG_IGN);
+  ASSERT_EQ(fcntl(lease.get(), F_SETLEASE, F_RDLCK), 0) << strerror(errno);
+  std::vector<std::string> w = OpenAsNobody({file}, O_WRONLY);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(shared_->ret[0], -1);
+  EXPECT_EQ(shared_->err[0], EWOULDBLOCK) << w[0];
+  (void)fcntl(lease.get(), F_SETLEASE, F_UNLCK);
+  std::vector<std::string> r = OpenAsNobody({file}, O_RDONLY);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_GE(shared_->ret[0], 0) << r[0];
+  EXPECT_EQ(shared_->v[0] & O_NONBLOCK, 0) << "the task's fd kept the agent's O_NONBLOCK";
+}
 
 // ------------------------------------------------------------ controls
 // Proof that the assertions above can fail.

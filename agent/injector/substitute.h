@@ -34,6 +34,12 @@ struct Substitute {
   // see "write count" in injector.h. nullopt: args[2].
   std::optional<uint64_t> task_count;
 
+  // openat/open only, never sent to the kernel: an absolute directory (a
+  // redirect root) the opened file must resolve beneath. The emulation
+  // opens with RESOLVE_BENEATH from it (safe_open.h); the kernel backend
+  // checks the target's resolution before injecting. "" = no such bound.
+  std::string beneath;
+
   // Builders. Each produces a substitute that passes Validate() for the
   // matching trapped syscall (the pointer argument at offset 0 of buf).
   static Substitute Openat(int dirfd, std::string_view path, int flags, mode_t mode);

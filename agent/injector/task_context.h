@@ -42,10 +42,9 @@
 // a container's root would pin that container's mount (or would have to be
 // keyed by mount id + inode and evicted). The calling thread does exactly
 // the same syscalls on its own task_struct, with the same results; what it
-// adds is the restore, a handful of syscalls. Not used: openat2 with
-// RESOLVE_IN_ROOT from the agent's own root, which would avoid chroot but
-// differs from a real open (magic links refused with ELOOP, spurious EAGAIN
-// when a rename races "..", no RESOLVE_IN_ROOT for bind's unix paths).
+// adds is the restore, a handful of syscalls. What an emulated open does
+// inside that context (openat2 with RESOLVE_NO_MAGICLINKS, O_PATH, type
+// checks, reopen, O_NONBLOCK) is in safe_open.h.
 //
 // `fn` must not create threads: a thread created while the calling thread
 // stands in the task's context would keep the task's credentials and share
