@@ -92,16 +92,12 @@ absl::StatusOr<std::unique_ptr<Podman>> Podman::Create(const std::string& dir) {
     if (mkdir((dir + d).c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir " + dir + d);
   }
   const std::string conf = dir + "/containers.conf";
-  SA_RETURN_IF_ERROR(WriteText(conf, absl::StrCat(R"([containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-infra_image = "localhost/sa-busybox:e2e"
-infra_command = "/pause"
-[network]
-network_config_dir = ")",
-                                                  dir, "/cni\"\n")));
+  SA_RETURN_IF_ERROR(WriteText(
+      conf, absl::StrCat("[containers]\ndefault_ulimits = []\n[engine]\n",
+                         "cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+                         "infra_image = \"localhost/sa-busybox:e2e\"\ninfra_command = \"/pause\"\n",
+                         "image_copy_tmp_dir = \"", dir, "/tmp\"\n[network]\n",
+                         "network_config_dir = \"", dir, "/cni\"\n")));
   // Read by every podman process, and by those conmon starts (exit commands).
   setenv("CONTAINERS_CONF", conf.c_str(), 1);
   return p;
