@@ -240,6 +240,7 @@ absl::Status Agent::StartAdmin() {
   aopts.socket_path = config_.admin_socket;
   aopts.allowed_uids = config_.admin_uids;
   aopts.containers = [this] { return engine_->Containers(); };
+  aopts.totals = [this] { return engine_->Totals(); };
   aopts.policy = [this] {
     auto p = engine_->policy();
     return admin::PolicySummary{p->source(), p->proto().rules_size()};
@@ -291,6 +292,7 @@ absl::Status Agent::StartMetrics() {
   registry_.AddCollector([this](std::string* out) { decision_metrics_.Collect(out); });
   registry_.AddCollector([this](std::string* out) {
     metrics::WriteRateLimitMetrics(engine_->Containers(), engine_->rate_limited_total(), out);
+    metrics::WriteEngineTotals(engine_->Totals(), out);
   });
   registry_.AddCollector([this](std::string* out) {
     metrics::WriteHandoffMetrics(handoff_->counters(), handoff_->pending_connections(), out);
@@ -315,6 +317,7 @@ void Agent::ServeUntilSignal(const sigset_t& signals) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig != SIGHUP) {
       spdlog::info("signal {}: shutting down", sig);
+      if (holder_sync_) holder_sync_->OnCleanStop();
       return;
     }
     if (config_.policy_path.empty()) {

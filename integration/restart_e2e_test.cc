@@ -7,6 +7,7 @@
 // holder degrades to the old behaviour (ENOSYS after the agent dies) with
 // one clear warning.
 #include <signal.h>
+#include <cerrno>
 #include <unistd.h>
 
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/agent_process.h"
@@ -275,6 +277,62 @@ TEST_F(RestartE2ETest, FloodedAgentKilledTenTimesEveryLoopKeepsGoing) {
          kRestarts, calls, eperm, enosys, orphans);
   EXPECT_EQ(enosys, 0) << out;
   EXPECT_EQ(eperm, calls) << out;
+}
+
+bool WaitForExit(pid_t pid, absl::Duration timeout) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+// SIGTERM with a container: the holder keeps it and the log says how to
+// release it. SIGTERM with none left: the holder exits too.
+TEST_F(RestartE2ETest, CleanStopEndsTheHolderOnlyWhenItKeepsNothing) {
+  auto a = StartAgent();
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE((*a)->WaitForLog("holder: connected to " + holder_socket_, absl::Seconds(5)));
+  const std::string id = UniqueContainerId("e2e-cleanstop");
+  auto c = MakeContainer(id, (*a)->socket_path(),
+                         "mkdir /forbidden/before 2>&1; echo ready; "
+                         "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; "
+                         "i=$((i+1)); done; mkdir /forbidden/after; echo after_rc=$?");
+  ASSERT_NE(c, nullptr);
+  auto run = c->Start();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE((*run)->WaitForStdout("ready", absl::Seconds(30))) << (*a)->Stderr();
+  const pid_t holder = HolderPid(holder_socket_);
+  ASSERT_GT(holder, 0) << "no holder pid in " << holder_socket_ << ".log";
+
+  (*a)->Stop();
+  EXPECT_THAT((*a)->Stderr(), HasSubstr(absl::StrCat("holder: keeps 1 container(s) (pid ",
+                                                     holder)));
+  EXPECT_THAT((*a)->Stderr(), HasSubstr(absl::StrCat("stop the holder (kill ", holder, ")")));
+  EXPECT_EQ(kill(holder, 0), 0) << "the holder keeps the container";
+
+  auto b = StartAgent();  // takes the container back and answers it
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE((*b)->WaitForLog(absl::StrCat("container ", id, " restored from holder"),
+                               absl::Seconds(10)))
+      << (*b)->Stderr();
+  std::ofstream(c->rootfs() + "/tmp/go") << "go\n";
+  ExitInfo e = (*run)->Wait(absl::Seconds(30));
+  EXPECT_EQ(e.exit_code, 0) << e.ToString();
+  EXPECT_THAT((*run)->StdoutText(), HasSubstr("after_rc=1"));
+  ASSERT_TRUE((*b)->WaitForLog(absl::StrCat("container ", id, " removed"), absl::Seconds(15)))
+      << (*b)->Stderr();
+  // The removal's DEL is fire and forget; the clean stop's request follows
+  // it on the same connection, so the holder sees it first.
+  (*b)->Stop();
+  EXPECT_THAT((*b)->Stderr(),
+              HasSubstr(absl::StrCat("holder: no containers left; the holder (pid ", holder,
+                                     ") exits")));
+  EXPECT_TRUE(WaitForExit(holder, absl::Seconds(10))) << "holder pid " << holder << " still runs";
+  std::ifstream f(holder_socket_ + ".log");
+  std::string log((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_THAT(log, HasSubstr("holder: exiting: the agent stopped with no containers left"));
 }
 
 TEST_F(RestartE2ETest, DeadHolderDegradesToEnosysWithAWarning) {

@@ -106,7 +106,19 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
     resp->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - s_->started_));
     resp->set_active_containers(cs.size());
     v1::ContainerCounters* t = resp->mutable_totals();
-    for (const ContainerSnapshot& c : cs) {
+    if (s_->options_.totals) {
+      const EngineTotals e = s_->options_.totals();
+      t->set_notifications(e.notifications);
+      t->set_allowed(e.allowed);
+      t->set_denied(e.denied);
+      t->set_returned(e.returned);
+      t->set_substituted(e.substituted);
+      t->set_task_gone(e.task_gone);
+      t->set_errors(e.errors);
+      t->set_rate_limited(e.rate_limited);
+      t->set_throttled_seconds(static_cast<double>(e.throttled_ns) / 1e9);
+    }
+    for (const ContainerSnapshot& c : s_->options_.totals ? std::vector<ContainerSnapshot>{} : cs) {
       t->set_notifications(t->notifications() + c.notifications);
       t->set_allowed(t->allowed() + c.allowed);
       t->set_denied(t->denied() + c.denied);

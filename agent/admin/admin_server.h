@@ -50,6 +50,9 @@ class AdminServer {
     mode_t socket_mode = 0600;
     // Live containers (Engine::Containers). Required.
     std::function<std::vector<ContainerSnapshot>()> containers;
+    // Monotonic totals over every container served (Engine::Totals).
+    // Optional: without it GetStats sums the live containers.
+    std::function<EngineTotals()> totals;
     // The policy in force. Required.
     std::function<PolicySummary()> policy;
     // Re-reads the policy file; errors keep the old policy. Required.

@@ -94,6 +94,29 @@ TEST_F(AdminServerTest, ListContainersSortedWithIdentityAndCounters) {
   EXPECT_EQ(resp.containers(0).pod_name(), "web-0");
 }
 
+// With the engine's monotonic totals: those, not the sum of the live
+// containers (which drops when one exits).
+TEST_F(AdminServerTest, StatsTotalsComeFromTheEngineWhenGiven) {
+  server_.reset();
+  use_totals_ = true;
+  totals_.notifications = 1000;
+  totals_.allowed = 600;
+  totals_.denied = 300;
+  totals_.returned = 90;
+  totals_.substituted = 10;
+  StartServer();
+  auto stub = v1::AdminService::NewStub(
+      grpc::CreateChannel("unix:" + path_, grpc::InsecureChannelCredentials()));
+  v1::GetStatsResponse resp;
+  ASSERT_TRUE(stub->GetStats(Ctx().get(), v1::GetStatsRequest(), &resp).ok());
+  EXPECT_EQ(resp.active_containers(), 2u);
+  EXPECT_EQ(resp.totals().notifications(), 1000u);
+  EXPECT_EQ(resp.totals().allowed(), 600u);
+  EXPECT_EQ(resp.totals().denied(), 300u);
+  EXPECT_EQ(resp.totals().returned(), 90u);
+  EXPECT_EQ(resp.totals().substituted(), 10u);
+}
+
 TEST_F(AdminServerTest, StatsSumsContainersAndHandoff) {
   v1::GetStatsResponse resp;
   ASSERT_TRUE(stub_->GetStats(Ctx().get(), v1::GetStatsRequest(), &resp).ok());

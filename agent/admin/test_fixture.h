@@ -80,12 +80,22 @@ class AdminFixture : public ::testing::Test {
       return policy_;
     };
     o.handoff_stats = [this](v1::HandoffStats* s) { FillHandoffStats(handoff_, 1, s); };
+    if (use_totals_) {
+      o.totals = [this] {
+        std::lock_guard<std::mutex> l(mu_);
+        return totals_;
+      };
+    }
     o.broadcaster = &broadcaster_;
     o.healthy = [this] { return healthy_.load(); };
     auto s = AdminServer::Start(std::move(o));
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
   }
+
+  // StartServer passes totals_ as AdminServer::Options::totals when set.
+  bool use_totals_ = false;
+  EngineTotals totals_;
 
   void TearDown() override {
     server_.reset();

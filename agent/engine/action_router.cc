@@ -54,6 +54,9 @@ void ActionRouter::Reply(int listener, uint64_t id, uint32_t flags, int error, i
   Outcome o;
   o.backend = via;
   o.action = action_name;
+  o.effect = (flags & SECCOMP_USER_NOTIF_FLAG_CONTINUE) ? Effect::kAllowed
+             : error != 0                               ? Effect::kDenied
+                                                        : Effect::kReturned;
   if (!s.ok()) {
     if (ErrnoOf(s) != ENOENT) return done(s);
     o.task_gone = true;

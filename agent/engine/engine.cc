@@ -214,6 +214,7 @@ std::shared_ptr<const CompiledPolicy> Engine::policy() const {
 
 absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
   auto e = std::make_shared<Entry>();
+  e->stats.CountInto(&totals_);
   e->info = std::move(info);
   e->listener = std::move(listener);
   e->registered_unix_ns = absl::ToUnixNanos(absl::Now());
@@ -710,7 +711,20 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
     if (out->task_gone) {
       e.stats.task_gone++;
     } else {
-      e.stats.substituted++;
+      switch (out->effect) {
+        case ActionHandler::Effect::kAllowed:
+          e.stats.allowed++;
+          break;
+        case ActionHandler::Effect::kDenied:
+          e.stats.denied++;
+          break;
+        case ActionHandler::Effect::kReturned:
+          e.stats.returned++;
+          break;
+        case ActionHandler::Effect::kSubstituted:
+          e.stats.substituted++;
+          break;
+      }
     }
   } else {
     spdlog::warn("container {}: {} for {} failed, answering {}: {}", e.info.id, rec.action,
@@ -745,6 +759,13 @@ std::vector<ContainerSnapshot> Engine::Containers() const {
                                     e->burst});
   }
   return out;
+}
+
+EngineTotals Engine::Totals() const {
+  const auto& t = totals_;
+  return EngineTotals{t.notifications.load(), t.allowed.load(),   t.denied.load(),
+                      t.returned.load(),      t.substituted.load(), t.task_gone.load(),
+                      t.errors.load(),        t.rate_limited.load(), t.throttled_ns.load()};
 }
 
 size_t Engine::container_count() const {

@@ -57,7 +57,10 @@ namespace seccomp_agent {
 class ActionHandler {
  public:
   virtual ~ActionHandler() = default;
+  // What the reply did, for the counters.
+  enum class Effect { kAllowed, kDenied, kReturned, kSubstituted };
   struct Outcome {
+    Effect effect = Effect::kSubstituted;
     std::string result;   // for the decision log: "fd 5", "EPERM", "12", ...
     std::string backend;  // "kernel", "emulation", "plugin:NAME", ...
     std::string rule;     // when set, replaces the rule name in the log
@@ -150,21 +153,64 @@ struct EngineOptions {
 inline constexpr char kRateAnnotation[] = "seccomp-agent.io/rate";
 inline constexpr char kBurstAnnotation[] = "seccomp-agent.io/burst";
 
-// Per-container counters, readable while the engine runs.
-struct ContainerStats {
-  std::atomic<uint64_t> notifications{0};
-  std::atomic<uint64_t> allowed{0};
-  std::atomic<uint64_t> denied{0};
-  std::atomic<uint64_t> returned{0};
-  std::atomic<uint64_t> substituted{0};
-  std::atomic<uint64_t> task_gone{0};
-  std::atomic<uint64_t> errors{0};
+// A per-container counter that also counts into an engine-wide total. The
+// total never goes down (Prometheus counter semantics): a container that is
+// removed keeps its share in it.
+class Counter {
+ public:
+  void CountInto(std::atomic<uint64_t>* total) { total_ = total; }
+  uint64_t operator++() { return Add(1) + 1; }
+  uint64_t operator++(int) { return Add(1); }
+  Counter& operator+=(uint64_t n) {
+    Add(n);
+    return *this;
+  }
+  uint64_t load() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  uint64_t Add(uint64_t n) {
+    if (total_ != nullptr) total_->fetch_add(n, std::memory_order_relaxed);
+    return v_.fetch_add(n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> v_{0};
+  std::atomic<uint64_t>* total_ = nullptr;
+};
+
+// Counters of one kind of thing: per container (Counter) and engine-wide
+// (std::atomic, monotonic).
+template <typename C>
+struct Counts {
+  C notifications, allowed, denied, returned, substituted, task_gone, errors;
   // Rate limit hits: delay mode counts each time the listener was parked
   // (each park holds back at least one pending notification), deny mode
   // each notification answered with rate_limit_errno.
-  std::atomic<uint64_t> rate_limited{0};
+  C rate_limited;
   // Delay mode: nanoseconds the listener spent parked.
-  std::atomic<uint64_t> throttled_ns{0};
+  C throttled_ns;
+};
+
+// Per-container counters, readable while the engine runs. What a decision
+// did: allowed (CONTINUE), denied (an errno), returned (a spoofed value),
+// substituted (the injector ran a substitute), whoever decided (a local
+// rule or a plugin).
+struct ContainerStats : Counts<Counter> {
+  void CountInto(Counts<std::atomic<uint64_t>>* t) {
+    notifications.CountInto(&t->notifications);
+    allowed.CountInto(&t->allowed);
+    denied.CountInto(&t->denied);
+    returned.CountInto(&t->returned);
+    substituted.CountInto(&t->substituted);
+    task_gone.CountInto(&t->task_gone);
+    errors.CountInto(&t->errors);
+    rate_limited.CountInto(&t->rate_limited);
+    throttled_ns.CountInto(&t->throttled_ns);
+  }
+};
+
+// Engine-wide totals since start, over every container ever served.
+struct EngineTotals {
+  uint64_t notifications = 0, allowed = 0, denied = 0, returned = 0, substituted = 0,
+           task_gone = 0, errors = 0, rate_limited = 0, throttled_ns = 0;
 };
 
 struct ContainerSnapshot {
@@ -209,6 +255,9 @@ class Engine {
   size_t container_count() const;
   // Rate limit hits over every container ever served (removed ones too).
   uint64_t rate_limited_total() const { return rate_limited_total_.load(); }
+  // Monotonic totals over every container served since start (removed ones
+  // included).
+  EngineTotals Totals() const;
   const EngineOptions& options() const { return opts_; }
   // Workers inside one handler call for longer than stuck_after_ns. A
   // container's substitutions run one at a time (its "lane"), so one
@@ -281,6 +330,7 @@ class Engine {
   std::set<std::pair<int64_t, std::shared_ptr<Entry>>> parked_;  // guarded by throttle_mu_
   int64_t timer_armed_ns_ = 0;                                    // guarded by throttle_mu_
   std::atomic<uint64_t> rate_limited_total_{0};
+  Counts<std::atomic<uint64_t>> totals_{};
 
   mutable std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Entry>> entries_;

@@ -344,6 +344,7 @@ class AsyncHandler : public ActionHandler {
       absl::Status s = DefaultUnotify().Send(listener, r);
       if (!s.ok()) return done(s);
       Outcome o;
+      o.effect = Effect::kReturned;
       o.result = "9";
       o.backend = "async";
       o.rule = "plugin:slowpoke";
@@ -374,6 +375,33 @@ TEST_F(EngineTest, AsyncHandlerCompletesLater) {
   EXPECT_EQ(d[0]["backend"], "async");
   EXPECT_EQ(d[0]["result"], "9");
   EXPECT_GE(d[0]["latency_ns"].get<int64_t>(), 50 * 1000 * 1000);
+  // Counted as what it did (a spoofed return), not as a substitution.
+  const EngineTotals t = engine_->Totals();
+  EXPECT_EQ(t.returned, 1u);
+  EXPECT_EQ(t.substituted, 0u);
+}
+
+// Totals are monotonic: a container that exits keeps its share.
+TEST_F(EngineTest, TotalsOutliveTheirContainers) {
+  StartEngine();
+  auto child = TrappedChild::Spawn({"mkdir", "getppid"}, [] {
+    if (mkdir("/forbidden/x", 0755) != -1 || errno != EACCES) return 1;
+    if (mkdir("/fake1", 0755) != 0) return 2;
+    if (syscall(SYS_getppid) != 4242) return 3;
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("counted", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 5000));
+  const EngineTotals t = engine_->Totals();
+  EXPECT_EQ(t.notifications, 3u);
+  EXPECT_EQ(t.denied, 1u);
+  EXPECT_EQ(t.returned, 2u);
+  EXPECT_EQ(t.allowed, 0u);
+  EXPECT_EQ(t.substituted, 0u);
+  EXPECT_TRUE(engine_->Containers().empty());
 }
 
 // Fails without replying: the engine must answer with the fallback errno.

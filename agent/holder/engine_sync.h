@@ -118,6 +118,11 @@ class EngineSync : public DecisionObserver {
   // The built-in holder at `path` ("" disables), as before --holder_mode.
   explicit EngineSync(const std::string& path) : store_(ConnectBuiltinHolder(path)) {}
 
+  // The agent stops cleanly: see ListenerStore::OnCleanStop.
+  void OnCleanStop() {
+    if (store_ != nullptr) store_->OnCleanStop();
+  }
+
   // Re-registers every container the store kept. Returns how many.
   int Restore(Engine& engine) {
     if (store_ == nullptr) return 0;

@@ -321,6 +321,7 @@ std::string HolderServer::Serve(int stop_fd) {
       if (!drop[c]) kept.push_back(std::move(clients[c]));
     }
     clients = std::move(kept);
+    if (quit_requested_) return "the agent stopped with no containers left";
     if (p[1].revents & POLLIN) {
       for (;;) {
         UniqueFd c(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -390,6 +391,15 @@ void HolderServer::HandleClient(int fd, bool* close_it) {
     spdlog::info("holder: listed {} entries", count);
   } else if (op == "PING") {
     (void)SendMessage(fd, json{{"ok", true}, {"entries", entries_.size()}}.dump());
+  } else if (op == "QUIT_IF_EMPTY") {
+    // Decided here, in the single-threaded loop: no PUT can slip between the
+    // check and the exit.
+    quit_requested_ = entries_.empty();
+    (void)SendMessage(fd, json{{"ok", true},
+                               {"quit", quit_requested_},
+                               {"entries", entries_.size()},
+                               {"pid", getpid()}}
+                              .dump());
   } else {
     reply_error("unknown op " + op);
   }
@@ -539,6 +549,41 @@ absl::Status HolderClient::Put(const ContainerInfo& info, int listener) {
     return absl::InternalError(absl::StrCat("holder refused PUT: ", msg->first));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<HolderClient::QuitReply> HolderClient::QuitIfEmpty() {
+  std::lock_guard<std::mutex> m(mu_);
+  if (!alive_) return absl::UnavailableError("holder gone");
+  if (absl::Status s = SendMessage(sock_.get(), R"({"op":"QUIT_IF_EMPTY"})"); !s.ok()) {
+    MarkGone(std::string(s.message()));
+    return s;
+  }
+  auto msg = RecvMessage(sock_.get());
+  if (!msg.ok() || msg->first.empty()) {
+    MarkGone(msg.ok() ? "EOF" : std::string(msg.status().message()));
+    return absl::UnavailableError("holder gone");
+  }
+  nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
+  if (j.is_discarded() || !j.value("ok", false)) {
+    return absl::InternalError(absl::StrCat("holder refused QUIT_IF_EMPTY: ", msg->first));
+  }
+  QuitReply r{j.value("quit", false), j.value("entries", size_t{0}), j.value("pid", 0)};
+  if (r.quit) alive_.store(false);  // it exits: not "gone" (no warning)
+  return r;
+}
+
+void HolderClient::OnCleanStop() {
+  auto r = QuitIfEmpty();
+  if (!r.ok()) return;  // gone already (warned once then)
+  if (r->quit) {
+    spdlog::info("holder: no containers left; the holder (pid {}) exits", r->pid);
+    return;
+  }
+  spdlog::info(
+      "holder: keeps {} container(s) (pid {}, {}): their trapped syscalls wait for the next "
+      "agent; to release them without one, stop the holder (kill {}), then they fail with "
+      "ENOSYS",
+      r->entries, r->pid, path_, r->pid);
 }
 
 void HolderClient::Del(const ContainerInfo& info) {

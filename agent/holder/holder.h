@@ -17,6 +17,9 @@
 //                    {"op":"ENTRY","key":K,"info":{...}} + 1 fd per entry,
 //                    then {"op":"END","count":N}
 //   agent -> holder  {"op":"PING"}                    reply {"ok":true,"entries":N}
+//   agent -> holder  {"op":"QUIT_IF_EMPTY"}           reply {"ok":true,"quit":B,
+//                    "entries":N,"pid":P}; with no entries the holder exits
+//                    (the agent's clean stop: nothing to keep)
 // K is "<container id>/<init pid>" (HolderKey). PUT of an existing key
 // replaces it. The holder drops an entry by itself when its listener hangs
 // up (every task of the filter is gone), and it exits when its socket path
@@ -106,6 +109,7 @@ class HolderServer {
   UniqueFd listen_fd_;
   std::map<std::string, Entry> entries_;
   std::atomic<size_t> entry_count_{0};
+  bool quit_requested_ = false;
 };
 
 // `seccomp-agent --holder`: binds `path`, logs to stderr, serves forever.
@@ -133,6 +137,16 @@ class HolderClient : public ListenerStore {
   absl::Status Put(const ContainerInfo& info, int listener) override;
   // Forgets HolderKey(info); never blocks.
   void Del(const ContainerInfo& info) override;
+  // The agent stops cleanly: a holder with no entries exits; one with
+  // entries stays and the log says how to release them.
+  void OnCleanStop() override;
+
+  struct QuitReply {
+    bool quit = false;   // the holder had no entries and exits
+    size_t entries = 0;  // what it keeps otherwise
+    int pid = 0;         // the holder's pid
+  };
+  absl::StatusOr<QuitReply> QuitIfEmpty();
 
   // False once the holder hung up (logged once:
   // "holder gone: restarts will lose containers").

@@ -70,7 +70,7 @@ class HolderTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
     stop_.reset(eventfd(0, EFD_CLOEXEC));
-    thread_ = std::thread([this] { server_->Serve(stop_.get()); });
+    thread_ = std::thread([this] { serve_result_ = server_->Serve(stop_.get()); });
   }
   void TearDown() override {
     if (thread_.joinable()) StopServer();
@@ -95,6 +95,7 @@ class HolderTest : public ::testing::Test {
   }
 
   std::string dir_, path_;
+  std::string serve_result_;  // what Serve returned (after thread_ ends)
   std::unique_ptr<HolderServer> server_;
   UniqueFd stop_;
   std::thread thread_;
@@ -152,6 +153,34 @@ TEST_F(HolderTest, PutListDelAndAPutWithoutAListenerIsRefused) {
   auto empty = (*client)->List();
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->empty());
+}
+
+// The agent's clean stop: a holder that keeps a container stays (and says
+// how many and its pid); an empty one exits, and the client does not call
+// that "gone".
+TEST_F(HolderTest, CleanStopEndsOnlyAnEmptyHolder) {
+  auto child = TrappedChild::Spawn({"getppid"}, [] { return 0; });
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto client = HolderClient::Connect(path_);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->Put(Info("c1", child->pid()), child->listener()).ok());
+  auto kept = (*client)->QuitIfEmpty();
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_FALSE(kept->quit);
+  EXPECT_EQ(kept->entries, 1u);
+  EXPECT_EQ(kept->pid, getpid()) << "the holder runs in this process's thread";
+  EXPECT_TRUE((*client)->alive());
+  auto list = (*client)->List();
+  ASSERT_TRUE(list.ok()) << "a holder that keeps containers serves on";
+
+  (*client)->Del(Info("c1", child->pid()));
+  auto quit = (*client)->QuitIfEmpty();
+  ASSERT_TRUE(quit.ok()) << quit.status();
+  EXPECT_TRUE(quit->quit);
+  EXPECT_EQ(quit->entries, 0u);
+  thread_.join();  // Serve returned by itself
+  EXPECT_EQ(serve_result_, "the agent stopped with no containers left");
+  EXPECT_FALSE((*client)->alive());
 }
 
 TEST_F(HolderTest, HolderDropsAnEntryWhenTheTasksAreGone) {

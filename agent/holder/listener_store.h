@@ -37,6 +37,9 @@ class ListenerStore {
   virtual void Del(const ContainerInfo& info) = 0;
   // False once the store is known to be gone (logged once by the store).
   virtual bool alive() const = 0;
+  // The agent is stopping cleanly (SIGTERM/SIGINT). Default: nothing (the
+  // systemd fd store lives in PID 1).
+  virtual void OnCleanStop() {}
 };
 
 }  // namespace seccomp_agent::holder

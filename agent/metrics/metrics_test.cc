@@ -210,6 +210,24 @@ TEST(RateLimitMetricsTest, PerContainerCountersOnlyForLimitedContainers) {
   EXPECT_EQ(out.find("quiet"), std::string::npos) << out;
 }
 
+TEST(EngineTotalsMetricsTest, OneCounterPerEffect) {
+  EngineTotals t;
+  t.allowed = 5;
+  t.denied = 3;
+  t.returned = 2;
+  t.substituted = 1;
+  std::string out;
+  WriteEngineTotals(t, &out);
+  auto e = ParseExposition(out);
+  ASSERT_TRUE(e.ok()) << e.status() << "\n" << out;
+  EXPECT_EQ(e->families.at("seccomp_agent_decisions_total").type, "counter");
+  EXPECT_EQ(*e->Value("seccomp_agent_decisions_total", {{"effect", "allowed"}}), 5);
+  EXPECT_EQ(*e->Value("seccomp_agent_decisions_total", {{"effect", "denied"}}), 3);
+  EXPECT_EQ(*e->Value("seccomp_agent_decisions_total", {{"effect", "returned"}}), 2);
+  EXPECT_EQ(*e->Value("seccomp_agent_decisions_total", {{"effect", "substituted"}}), 1);
+  EXPECT_EQ(*e->Value("seccomp_agent_decisions_total", {{"effect", "task_gone"}}), 0);
+}
+
 TEST(HttpServerTest, ParsesAddresses) {
   std::string h;
   int p;

@@ -1,5 +1,6 @@
 #include "agent/metrics/rate_limit_metrics.h"
 
+#include "absl/strings/str_cat.h"
 #include "agent/metrics/exposition.h"
 
 namespace seccomp_agent::metrics {
@@ -45,6 +46,17 @@ void WriteRateLimitMetrics(const std::vector<ContainerSnapshot>& containers,
   for (const auto& [l, c] : limited) {
     WriteSampleDouble(out, "seccomp_agent_container_throttled_seconds_total", l,
                       static_cast<double>(c->throttled_ns) * 1e-9);
+  }
+}
+
+void WriteEngineTotals(const EngineTotals& t, std::string* out) {
+  WriteHeader(out, "seccomp_agent_decisions_total",
+              "Replies by what they did, over every container since start.", "counter");
+  const std::pair<const char*, uint64_t> rows[] = {
+      {"allowed", t.allowed},         {"denied", t.denied},       {"returned", t.returned},
+      {"substituted", t.substituted}, {"task_gone", t.task_gone}};
+  for (const auto& [effect, n] : rows) {
+    WriteSample(out, "seccomp_agent_decisions_total", absl::StrCat("effect=\"", effect, "\""), n);
   }
 }
 

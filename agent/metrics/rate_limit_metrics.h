@@ -21,6 +21,12 @@ namespace seccomp_agent::metrics {
 void WriteRateLimitMetrics(const std::vector<ContainerSnapshot>& containers,
                            uint64_t rate_limited_total, std::string* out);
 
+// Appends seccomp_agent_decisions_total{effect=allowed|denied|returned|
+// substituted|task_gone}: what the engine's replies did, over every container
+// served since start (Engine::Totals): a counter that never goes down when
+// containers exit, whoever decided (a local rule or a plugin).
+void WriteEngineTotals(const EngineTotals& totals, std::string* out);
+
 }  // namespace seccomp_agent::metrics
 
 #endif  // SECCOMP_AGENT_METRICS_RATE_LIMIT_METRICS_H_
