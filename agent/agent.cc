@@ -41,32 +41,34 @@ absl::Status Prefixed(const char* what, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
 }
 
-void WritePluginMetrics(const std::vector<plugin::PluginStats>& stats, std::string* out) {
+void WritePluginMetrics(const std::vector<std::pair<std::string, plugin::PluginStats>>& stats,
+                        std::string* out) {
   using metrics::AppendLabel;
   using metrics::WriteHeader;
   using metrics::WriteSample;
-  WriteHeader(out, "seccomp_agent_plugin_calls_total", "Plugin decisions asked for.", "counter");
-  for (const auto& st : stats) {
+  auto labels = [](const std::string& policy, const plugin::PluginStats& st) {
     std::string l;
+    AppendLabel(&l, "policy", policy);
     AppendLabel(&l, "plugin", st.name);
-    WriteSample(out, "seccomp_agent_plugin_calls_total", l, st.calls);
+    return l;
+  };
+  WriteHeader(out, "seccomp_agent_plugin_calls_total", "Plugin decisions asked for.", "counter");
+  for (const auto& [policy, st] : stats) {
+    WriteSample(out, "seccomp_agent_plugin_calls_total", labels(policy, st), st.calls);
   }
   WriteHeader(out, "seccomp_agent_plugin_errors_total",
               "Plugin calls that produced no decision, by kind (on_error applied).", "counter");
-  for (const auto& st : stats) {
+  for (const auto& [policy, st] : stats) {
     for (int k = 1; k < plugin::kNumErrorKinds; ++k) {
-      std::string l;
-      AppendLabel(&l, "plugin", st.name);
+      std::string l = labels(policy, st);
       AppendLabel(&l, "kind", plugin::ErrorKindName(static_cast<plugin::ErrorKind>(k)));
       WriteSample(out, "seccomp_agent_plugin_errors_total", l, st.errors[k]);
     }
   }
   WriteHeader(out, "seccomp_agent_plugin_cache_hits_total",
               "Plugin decisions served from the cache.", "counter");
-  for (const auto& st : stats) {
-    std::string l;
-    AppendLabel(&l, "plugin", st.name);
-    WriteSample(out, "seccomp_agent_plugin_cache_hits_total", l, st.cache_hits);
+  for (const auto& [policy, st] : stats) {
+    WriteSample(out, "seccomp_agent_plugin_cache_hits_total", labels(policy, st), st.cache_hits);
   }
 }
 
@@ -81,14 +83,49 @@ void WriteDecisionLogMetrics(const DecisionLog& log, std::string* out) {
   WriteSample(out, "seccomp_agent_decision_log_rotations_total", "", log.rotations());
 }
 
+// Each policy (version, load error) and which policy each container is
+// bound to.
+void WritePolicyMetrics(const std::vector<PolicyStatus>& policies,
+                        const std::vector<ContainerSnapshot>& containers, std::string* out) {
+  using metrics::AppendLabel;
+  using metrics::WriteHeader;
+  using metrics::WriteSample;
+  WriteHeader(out, "seccomp_agent_policy_version",
+              "Version in force of each policy (0: never loaded).", "gauge");
+  for (const PolicyStatus& p : policies) {
+    std::string l;
+    AppendLabel(&l, "policy", p.name);
+    WriteSample(out, "seccomp_agent_policy_version", l, p.version);
+  }
+  WriteHeader(out, "seccomp_agent_policy_load_failed",
+              "1 when the policy's last load failed (its previous version, if any, serves).",
+              "gauge");
+  for (const PolicyStatus& p : policies) {
+    std::string l;
+    AppendLabel(&l, "policy", p.name);
+    WriteSample(out, "seccomp_agent_policy_load_failed", l, p.error.empty() ? 0 : 1);
+  }
+  WriteHeader(out, "seccomp_agent_container_policy",
+              "The policy (NAME@VERSION) each registered container is decided by.", "gauge");
+  for (const ContainerSnapshot& c : containers) {
+    std::string l;
+    AppendLabel(&l, "container", c.info.id);
+    AppendLabel(&l, "policy", c.policy);
+    WriteSample(out, "seccomp_agent_container_policy", l, 1);
+  }
+}
+
+admin::PolicySummary Summary(const PolicyStatus& p) {
+  return admin::PolicySummary{p.source, p.rules, p.name, p.version, p.error};
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(Config config) {
   std::unique_ptr<Agent> a(new Agent(std::move(config)));
-  SA_RETURN_IF_ERROR(a->LoadPolicy());
+  SA_RETURN_IF_ERROR(a->LoadPolicies());
   SA_RETURN_IF_ERROR(a->OpenDecisionLog());
   a->OpenHolder();
-  SA_RETURN_IF_ERROR(a->StartPlugins());
   SA_RETURN_IF_ERROR(a->StartEngine());
   SA_RETURN_IF_ERROR(a->StartHandoff());
   SA_RETURN_IF_ERROR(a->StartHookSocket());
@@ -106,15 +143,17 @@ Agent::~Agent() {
   // The members stop in reverse order of declaration.
 }
 
-absl::Status Agent::LoadPolicy() {
-  if (config_.policy_path.empty()) {
-    policy_ = CompiledPolicy::BuiltinDefault();
-    return absl::OkStatus();
-  }
-  auto p = CompiledPolicy::LoadFile(config_.policy_path);
-  if (!p.ok()) return Prefixed("cannot load policy", p.status());
-  policy_ = *std::move(p);
-  return absl::OkStatus();
+// The default policy and --policy_dir's, each with its injector, plugins
+// (asynchronous: a slow or hung plugin never blocks a worker; see
+// agent/plugin/dispatcher.h) and router; then the directory watch.
+absl::Status Agent::LoadPolicies() {
+  PolicySetOptions o;
+  o.default_file = config_.policy_path;
+  o.dir = config_.policy_dir;
+  o.selectors = config_.selectors;
+  o.policy_error_errno = config_.engine.policy_error_errno;
+  SA_ASSIGN_OR_RETURN(policies_, PolicySet::Open(std::move(o)));
+  return policies_->Watch();
 }
 
 absl::Status Agent::OpenDecisionLog() {
@@ -135,34 +174,14 @@ void Agent::OpenHolder() {
       holder::OpenListenerStore(mode, config_.holder_socket, std::move(stored)));
 }
 
-// Substitutions (the backend is probed on the first listener and logged)
-// and the gRPC policy plugins the policy declares (asynchronous: a slow or
-// hung plugin never blocks a worker; see agent/plugin/dispatcher.h).
-absl::Status Agent::StartPlugins() {
-  const v1::Policy& proto = policy_->proto();
-  injector_ = std::make_unique<injector::Injector>(injector::OptionsFromProto(proto.injection()),
-                                                   DefaultUnotify());
-  if (proto.plugins_size() > 0) {
-    plugin::DispatcherOptions popts;
-    popts.redirect_roots.assign(proto.redirect_roots().begin(), proto.redirect_roots().end());
-    auto d = plugin::PluginDispatcher::Create({proto.plugins().begin(), proto.plugins().end()},
-                                              popts);
-    if (!d.ok()) return Prefixed("plugins", d.status());
-    plugins_ = *std::move(d);
-    for (const auto& p : proto.plugins()) {
-      spdlog::info("plugin {} at {} (timeout {} ms, {})", p.name(), p.address(),
-                   p.timeout_ms() ? p.timeout_ms() : 100, p.stream() ? "stream" : "unary");
-    }
-  }
-  router_ = std::make_unique<ActionRouter>(DefaultUnotify(), injector_.get(), plugins_.get());
-  return absl::OkStatus();
-}
-
 // Observers (metrics when --metrics_address, the admin API's decision
 // stream when the admin socket is on) go in before Start.
 absl::Status Agent::StartEngine() {
-  engine_ = std::make_unique<Engine>(config_.engine, DefaultUnotify(), policy_, decisions_.get());
-  engine_->SetActionHandler(router_.get());
+  std::shared_ptr<const PolicyBundle> dflt = policies_->Current(kDefaultPolicyName);
+  engine_ = std::make_unique<Engine>(config_.engine, DefaultUnotify(), dflt->policy,
+                                     decisions_.get());
+  engine_->SetActionHandler(dflt->router.get());  // only for a container without a slot
+  engine_->SetBinder([this](const ContainerInfo& info) { return policies_->Bind(info); });
   if (!config_.metrics_address.empty()) engine_->AddObserver(&decision_metrics_);
   if (!config_.admin_socket.empty()) engine_->AddObserver(&broadcaster_);
   engine_->AddObserver(holder_sync_.get());
@@ -195,7 +214,14 @@ absl::Status Agent::StartHandoff() {
   SA_ASSIGN_OR_RETURN(hopts.adopt_fd, ActivatedSocket(listen_fds_));
   SA_ASSIGN_OR_RETURN(handoff_,
                       HandoffServer::Start(hopts, [this](Handoff h) { OnHandoff(std::move(h)); }));
-  spdlog::info("policy {}: {} rules", policy_->source(), policy_->proto().rules_size());
+  for (const PolicyStatus& p : policies_->Status()) {
+    if (p.version == 0) continue;
+    if (p.name == kDefaultPolicyName) {
+      spdlog::info("policy {}: {} rules", p.source, p.rules);
+    } else {
+      spdlog::info("policy {}@{} from {}: {} rules", p.name, p.version, p.source, p.rules);
+    }
+  }
   const std::string uids = absl::StrJoin(config_.allowed_uids, ",");
   if (hopts.adopt_fd >= 0) {
     spdlog::info("serving the socket-activated handoff socket (fd {}) (allowed uids: {})",
@@ -215,23 +241,20 @@ absl::Status Agent::StartHookSocket() {
   return absl::OkStatus();
 }
 
+std::vector<admin::PolicySummary> Agent::PolicySummaries() const {
+  std::vector<admin::PolicySummary> out;
+  for (const PolicyStatus& p : policies_->Status()) out.push_back(Summary(p));
+  return out;
+}
+
 absl::StatusOr<admin::PolicySummary> Agent::Reload() {
-  std::lock_guard<std::mutex> lock(reload_mu_);
-  if (config_.policy_path.empty()) {
-    return absl::FailedPreconditionError("no --policy file; keeping the built-in policy");
+  absl::Status s = policies_->Reload();
+  if (!s.ok() && s.code() != absl::StatusCode::kInvalidArgument) return s;
+  if (!s.ok()) return absl::InvalidArgumentError(s.message());
+  for (const PolicyStatus& p : policies_->Status()) {
+    if (p.name == kDefaultPolicyName) return Summary(p);
   }
-  auto p = CompiledPolicy::LoadFile(config_.policy_path);
-  if (!p.ok()) {
-    reloads_failed_++;
-    spdlog::error("policy reload failed, keeping the previous policy: {}",
-                  std::string(p.status().message()));
-    return absl::InvalidArgumentError(p.status().message());
-  }
-  engine_->SetPolicy(*p);
-  reloads_ok_++;
-  spdlog::info("policy reloaded from {}: {} rules", config_.policy_path,
-               (*p)->proto().rules_size());
-  return admin::PolicySummary{(*p)->source(), (*p)->proto().rules_size()};
+  return absl::InternalError("no default policy");
 }
 
 absl::Status Agent::StartAdmin() {
@@ -242,9 +265,12 @@ absl::Status Agent::StartAdmin() {
   aopts.containers = [this] { return engine_->Containers(); };
   aopts.totals = [this] { return engine_->Totals(); };
   aopts.policy = [this] {
-    auto p = engine_->policy();
-    return admin::PolicySummary{p->source(), p->proto().rules_size()};
+    for (const PolicyStatus& p : policies_->Status()) {
+      if (p.name == kDefaultPolicyName) return Summary(p);
+    }
+    return admin::PolicySummary{};
   };
+  aopts.policies = [this] { return PolicySummaries(); };
   aopts.reload = [this] { return Reload(); };
   aopts.handoff_stats = [this](v1::HandoffStats* out) {
     admin::FillHandoffStats(handoff_->counters(), handoff_->pending_connections(), out);
@@ -266,12 +292,16 @@ void Agent::AddAgentMetrics() {
     using metrics::WriteSample;
     WriteHeader(out, "seccomp_agent_policy_reloads_total",
                 "Policy reloads (SIGHUP or admin API) by result.", "counter");
-    WriteSample(out, "seccomp_agent_policy_reloads_total", "result=\"ok\"", reloads_ok_.load());
+    WriteSample(out, "seccomp_agent_policy_reloads_total", "result=\"ok\"",
+                policies_->reloads_ok());
     WriteSample(out, "seccomp_agent_policy_reloads_total", "result=\"error\"",
-                reloads_failed_.load());
-    WriteHeader(out, "seccomp_agent_policy_rules", "Rules in the policy in force.", "gauge");
-    WriteSample(out, "seccomp_agent_policy_rules", "",
-                static_cast<uint64_t>(engine_->policy()->proto().rules_size()));
+                policies_->reloads_failed());
+    WriteHeader(out, "seccomp_agent_policy_rules", "Rules in each policy in force.", "gauge");
+    for (const PolicyStatus& p : policies_->Status()) {
+      std::string l;
+      metrics::AppendLabel(&l, "policy", p.name);
+      WriteSample(out, "seccomp_agent_policy_rules", l, static_cast<uint64_t>(p.rules));
+    }
     if (decisions_) WriteDecisionLogMetrics(*decisions_, out);
     if (!admin_) return;
     WriteHeader(out, "seccomp_agent_admin_connections_rejected_total",
@@ -298,9 +328,10 @@ absl::Status Agent::StartMetrics() {
     metrics::WriteHandoffMetrics(handoff_->counters(), handoff_->pending_connections(), out);
   });
   AddAgentMetrics();
-  if (plugins_) {
-    registry_.AddCollector([this](std::string* out) { WritePluginMetrics(plugins_->Stats(), out); });
-  }
+  registry_.AddCollector([this](std::string* out) {
+    WritePolicyMetrics(policies_->Status(), engine_->Containers(), out);
+    WritePluginMetrics(policies_->PluginStats(), out);
+  });
   auto m = metrics::HttpServer::Start(config_.metrics_address, &registry_,
                                       [this] {
                                         return serving_.load() && engine_->StuckWorkers() == 0;
@@ -320,7 +351,7 @@ void Agent::ServeUntilSignal(const sigset_t& signals) {
       if (holder_sync_) holder_sync_->OnCleanStop();
       return;
     }
-    if (config_.policy_path.empty()) {
+    if (config_.policy_path.empty() && config_.policy_dir.empty()) {
       spdlog::info("SIGHUP: no --policy file; keeping the built-in policy");
       continue;
     }

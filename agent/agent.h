@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,18 +18,15 @@
 #include "agent/admin/admin_server.h"
 #include "agent/admin/broadcaster.h"
 #include "agent/config.h"
-#include "agent/engine/action_router.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/engine.h"
 #include "agent/handoff/server.h"
 #include "agent/holder/engine_sync.h"
 #include "agent/hook_admin.h"
-#include "agent/injector/injector.h"
 #include "agent/metrics/decision_metrics.h"
 #include "agent/metrics/http_server.h"
 #include "agent/metrics/registry.h"
-#include "agent/plugin/dispatcher.h"
-#include "agent/policy/policy.h"
+#include "agent/policy_set.h"
 #include "oci-hook/admin_protocol.h"
 
 namespace seccomp_agent {
@@ -47,10 +43,9 @@ class Agent {
 
  private:
   explicit Agent(Config config) : config_(std::move(config)) {}
-  absl::Status LoadPolicy();
+  absl::Status LoadPolicies();
   absl::Status OpenDecisionLog();
   void OpenHolder();
-  absl::Status StartPlugins();
   absl::Status StartEngine();
   absl::Status StartHandoff();
   absl::Status StartHookSocket();
@@ -58,29 +53,27 @@ class Agent {
   absl::Status StartMetrics();
   void AddAgentMetrics();
   void OnHandoff(Handoff h);
-  // SIGHUP and the admin API: re-reads --policy; a bad file keeps the old.
+  // SIGHUP and the admin API: re-reads every policy file; a bad file keeps
+  // its previous version (PolicySet::Reload).
   absl::StatusOr<admin::PolicySummary> Reload();
+  std::vector<admin::PolicySummary> PolicySummaries() const;
 
   const Config config_;
   std::vector<holder::NamedFd> listen_fds_;  // LISTEN_FDS other than the fd store's
-  std::shared_ptr<const CompiledPolicy> policy_;
   std::unique_ptr<DecisionLog> decisions_;
   std::unique_ptr<holder::EngineSync> holder_sync_;
   // Observers: outlive the engine that calls them.
   metrics::DecisionMetrics decision_metrics_{config_.metrics};
   admin::Broadcaster broadcaster_;
-  // What the engine hands slow actions to: outlive it.
-  std::unique_ptr<injector::Injector> injector_;
-  std::unique_ptr<plugin::PluginDispatcher> plugins_;
-  std::unique_ptr<ActionRouter> router_;
+  // The policies with the injector, plugins and router of each: outlive
+  // the engine that decides with them.
+  std::unique_ptr<PolicySet> policies_;
   std::unique_ptr<Engine> engine_;
   // What feeds the engine.
   std::unique_ptr<HandoffServer> handoff_;
   std::unique_ptr<HookAdminHandler> hook_handler_;
   std::unique_ptr<hook::AdminServer> hook_server_;
-  // Reload, and what reports on everything above.
-  std::mutex reload_mu_;
-  std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
+  // What reports on everything above.
   std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> serving_{true};
   metrics::Registry registry_;

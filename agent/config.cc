@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "absl/flags/flag.h"
@@ -7,12 +9,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/common/status.h"
+#include "oci-hook/hook_config.h"
 
 ABSL_FLAG(std::string, socket, "/run/seccomp-agent/agent.sock",
           "Unix socket the runtime connects to (OCI linux.seccomp.listenerPath). The parent "
           "directory is created; the socket is mode 0600.");
 ABSL_FLAG(std::string, policy, "",
           "Policy file (YAML or JSON). Empty: the built-in default policy. SIGHUP reloads it.");
+ABSL_FLAG(std::string, policy_dir, "",
+          "Directory of named policies: NAME.yaml or NAME.json each (a container binds to one "
+          "by its listenerMetadata seccomp-agent.io/policy=NAME, its annotation "
+          "seccomp-agent.io/policy, or --hook_config's selectors). Watched with inotify. Empty: "
+          "the policy_dir of --hook_config, if given.");
+ABSL_FLAG(std::string, hook_config, "",
+          "The OCI hook's config file (e.g. /etc/seccomp-agent/hook.json): the agent uses its "
+          "selectors, and its policy_dir unless --policy_dir is set, so the hook and the agent "
+          "choose policies from one file. Empty: none.");
+ABSL_FLAG(std::string, policy_error_errno, "EPERM",
+          "Errno for every trapped syscall of a container whose policy is unknown or failed to "
+          "load (fail closed).");
 ABSL_FLAG(std::string, decision_log, "",
           "Decision log (JSON lines): a path, or - for stdout. Empty: none.");
 ABSL_FLAG(uint64_t, decision_log_max_bytes, uint64_t{100} << 20,
@@ -138,6 +153,28 @@ void ResolveSockets(Config* c) {
   c->holder_socket = holder::HolderSocketPath(c->holder_socket_flag, c->socket);
 }
 
+// --policy_dir, --hook_config and --policy_error_errno.
+absl::Status ParsePolicies(Config* c) {
+  c->policy_dir = absl::GetFlag(FLAGS_policy_dir);
+  const std::string hook_config = absl::GetFlag(FLAGS_hook_config);
+  if (!hook_config.empty()) {
+    SA_ASSIGN_OR_RETURN(hook::HookConfig h, hook::LoadHookConfig(hook_config, true));
+    c->selectors = std::move(h.selectors);
+    if (c->policy_dir.empty()) c->policy_dir = h.policy_dir;
+  }
+  struct stat st;
+  if (!c->policy_dir.empty() && (stat(c->policy_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--policy_dir: ", c->policy_dir, " is not a directory"));
+  }
+  c->engine.policy_error_errno = ErrnoFromString(absl::GetFlag(FLAGS_policy_error_errno));
+  if (c->engine.policy_error_errno <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--policy_error_errno: unknown errno ",
+                                                   absl::GetFlag(FLAGS_policy_error_errno)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string SocketNextTo(const std::string& socket, const std::string& name) {
@@ -165,6 +202,7 @@ absl::StatusOr<Config> ConfigFromFlags() {
   c.metrics.removed_grace = absl::GetFlag(FLAGS_metrics_removed_grace);
   c.engine.workers = absl::GetFlag(FLAGS_workers);
   SA_RETURN_IF_ERROR(ParseRateLimit(&c.engine));
+  SA_RETURN_IF_ERROR(ParsePolicies(&c));
   return c;
 }
 

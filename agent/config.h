@@ -15,12 +15,16 @@
 #include "agent/engine/engine.h"
 #include "agent/holder/engine_sync.h"
 #include "agent/metrics/decision_metrics.h"
+#include "agent/policy/selector.h"
 
 namespace seccomp_agent {
 
 struct Config {
   std::string socket;          // --socket: the handoff socket
   std::string policy_path;     // --policy; "" = the built-in default
+  // --policy_dir, else the policy_dir of --hook_config; "" = none.
+  std::string policy_dir;
+  std::vector<PolicySelector> selectors;  // from --hook_config
   std::string decision_log;    // "" = none, "-" = stdout
   DecisionLogOptions decision_log_options;  // rate limit and rotation
   std::string log_level;

@@ -84,37 +84,7 @@ absl::StatusOr<HookConfig> ParseHookConfig(absl::string_view text, absl::string_
         }
         c.admin_timeout_ms = ms;
       } else if (key == "selectors") {
-        if (!v.IsSequence()) return Err(source, key, "expected a list");
-        for (size_t i = 0; i < v.size(); ++i) {
-          const std::string where = absl::StrCat("selectors[", i, "]");
-          const YAML::Node sn = v[i];
-          if (!sn.IsMap()) return Err(source, where, "expected a mapping");
-          Selector sel;
-          for (auto s = sn.begin(); s != sn.end(); ++s) {
-            const YAML::Node sv = s->second;
-            const std::string sk = s->first.IsScalar() ? s->first.Scalar() : "";
-            if (sk == "policy") {
-              SA_ASSIGN_OR_RETURN(sel.policy, Str(sv, source, where + ".policy"));
-            } else if (sk == "annotations") {
-              if (!sv.IsMap()) return Err(source, where + ".annotations", "expected a mapping");
-              for (auto a = sv.begin(); a != sv.end(); ++a) {
-                const YAML::Node av = a->second;
-                const std::string ak = a->first.IsScalar() ? a->first.Scalar() : "";
-                const std::string af = absl::StrCat(where, ".annotations[\"", ak, "\"]");
-                SA_ASSIGN_OR_RETURN(std::string glob, Str(av, source, af));
-                auto g = FlatGlob::Compile(glob);
-                if (!g.ok()) return Err(source, af, g.status().message());
-                sel.annotations[ak] = glob;
-              }
-            } else {
-              return Err(source, where,
-                         absl::StrCat("unknown key \"", sk, "\" (expected annotations, policy)"));
-            }
-          }
-          absl::Status name_ok = CheckPolicyName(sel.policy);
-          if (!name_ok.ok()) return Err(source, where + ".policy", name_ok.message());
-          c.selectors.push_back(std::move(sel));
-        }
+        SA_ASSIGN_OR_RETURN(c.selectors, ParseSelectors(v, source));
       } else {
         return Err(source, "(top level)",
                    absl::StrCat("unknown key \"", key,
@@ -141,39 +111,11 @@ absl::StatusOr<HookConfig> LoadHookConfig(const std::string& path, bool must_exi
   return ParseHookConfig(ss.str(), path);
 }
 
-absl::Status CheckPolicyName(absl::string_view name) {
-  if (name.empty()) return absl::InvalidArgumentError("policy name is empty");
-  if (name.size() > 200) return absl::InvalidArgumentError("policy name longer than 200 bytes");
-  auto ok = [](char ch, bool first) {
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) return true;
-    return !first && (ch == '_' || ch == '.' || ch == '-');
-  };
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (!ok(name[i], i == 0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "policy name \"", name, "\" must match [A-Za-z0-9][A-Za-z0-9_.-]* (a file name in policy_dir)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 std::optional<std::string> SelectPolicy(const HookConfig& config,
                                         const std::map<std::string, std::string>& annotations) {
   auto it = annotations.find(kPolicyAnnotation);
   if (it != annotations.end()) return it->second;
-  for (const Selector& s : config.selectors) {
-    bool all = true;
-    for (const auto& [key, glob] : s.annotations) {
-      auto a = annotations.find(key);
-      auto g = FlatGlob::Compile(glob);  // checked at load
-      if (a == annotations.end() || !g.ok() || !g->Matches(a->second)) {
-        all = false;
-        break;
-      }
-    }
-    if (all) return s.policy;
-  }
-  return std::nullopt;
+  return MatchSelectors(config.selectors, SelectorInput{&annotations});
 }
 
 std::set<std::string> ForbiddenNotifySyscalls(TargetRuntime runtime) {

@@ -4,8 +4,10 @@
 //   agent_socket: /run/seccomp-agent/agent.sock  # linux.seccomp.listenerPath
 //   admin_socket: /run/seccomp-agent/hook.sock  # createRuntime/poststop messages
 //   policy_dir: /etc/seccomp-agent/policies      # policy NAME -> NAME.yaml
-//   selectors:                                   # first match wins; the
+//   selectors:                                   # first match wins
 //     - {annotations: {"io.kubernetes.pod.namespace": "prod-*"}, policy: strict}
+//     (syntax and matching: agent/policy/selector.h, shared with the agent,
+//     which reads this file's policy_dir and selectors with --hook_config)
 //   compile: true          # put kernel-decidable rules into the profile
 //   on_agent_down: fail    # fail | pass
 //   runtime: any           # any | runc | crun (which NOTIFY limits apply)
@@ -13,8 +15,8 @@
 //
 // Every key is optional; unknown keys are errors. The annotation
 // `seccomp-agent.io/policy: NAME` on a container always wins over selectors.
-// A selector's annotation values are globs (FlatGlob: * ? [..]); a selector
-// with no annotations matches every container.
+// A selector's values are globs (FlatGlob: * ? [..]); a selector with no
+// condition matches every container.
 #ifndef SECCOMP_AGENT_OCI_HOOK_HOOK_CONFIG_H_
 #define SECCOMP_AGENT_OCI_HOOK_HOOK_CONFIG_H_
 
@@ -26,21 +28,20 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/policy/selector.h"
 
 namespace seccomp_agent::hook {
 
 inline constexpr char kDefaultHookConfigPath[] = "/etc/seccomp-agent/hook.json";
-inline constexpr char kPolicyAnnotation[] = "seccomp-agent.io/policy";
+using ::seccomp_agent::CheckPolicyName;
+using ::seccomp_agent::kPolicyAnnotation;
 
 enum class OnAgentDown { kFail, kPass };
 // Which runtime will run the container, for the syscalls a runtime cannot
 // hand to an agent (see ForbiddenNotifySyscalls).
 enum class TargetRuntime { kAny, kRunc, kCrun };
 
-struct Selector {
-  std::map<std::string, std::string> annotations;  // key -> glob
-  std::string policy;
-};
+using Selector = ::seccomp_agent::PolicySelector;
 
 struct HookConfig {
   std::string agent_socket = "/run/seccomp-agent/agent.sock";
@@ -62,13 +63,10 @@ absl::StatusOr<HookConfig> ParseHookConfig(absl::string_view text, absl::string_
 absl::StatusOr<HookConfig> LoadHookConfig(const std::string& path, bool must_exist);
 
 // The policy for a container with these annotations: the policy annotation,
-// else the first matching selector; nullopt when none applies.
+// else the first matching selector (MatchSelectors, without id and
+// metadata, which precreate does not know); nullopt when none applies.
 std::optional<std::string> SelectPolicy(const HookConfig& config,
                                         const std::map<std::string, std::string>& annotations);
-
-// A policy name is a file name stem: [A-Za-z0-9][A-Za-z0-9_.-]*, at most
-// 200 bytes, so it can never leave policy_dir.
-absl::Status CheckPolicyName(absl::string_view name);
 
 // Syscalls that must never be SCMP_ACT_NOTIFY for `runtime`, because the
 // runtime itself makes them between installing the filter and handing the

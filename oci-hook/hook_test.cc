@@ -273,7 +273,7 @@ TEST(PrecreateTest, RefusalsSayWhy) {
        "listenerMetadata is \"seccomp-agent.io/policy=strict\", expected \"seccomp-agent.io/policy=demo\""},
       {"crun receiver", receiver.dump(), kPolicyDir, "run.oci.seccomp.receiver sends the seccomp listener"},
       {"unknown policy", WithAnnotation(Sample("podman.json"), "nosuch"), kPolicyDir,
-       "policy \"nosuch\": open policy oci-hook/testdata/policies/nosuch.yaml: No such file"},
+       "policy \"nosuch\": no nosuch.yaml or nosuch.json in oci-hook/testdata/policies"},
       {"traversal", WithAnnotation(Sample("podman.json"), "../policies/demo"), kPolicyDir,
        "must match [A-Za-z0-9][A-Za-z0-9_.-]*"},
       {"broken policy", WithAnnotation(Sample("podman.json"), "broken"), kPolicyDir,
@@ -365,7 +365,7 @@ TEST(RunHookTest, PrecreateWritesOutputOnlyOnSuccess) {
   for (const Bad& bad : {Bad{"{\"ociVersion\": \"1.0.2\", ", "config.json: invalid JSON"},
                          Bad{other.dump(), "listenerPath is already /run/other-agent.sock"},
                          Bad{WithAnnotation(Sample("podman.json"), "broken"), "unknown syscall \"mkdri\""},
-                         Bad{WithAnnotation(Sample("podman.json"), "nosuch"), "nosuch.yaml: No such file"}}) {
+                         Bad{WithAnnotation(Sample("podman.json"), "nosuch"), "no nosuch.yaml or nosuch.json in "}}) {
     HookIo io;
     io.in = bad.input;
     EXPECT_EQ(RunHook({"--config", cfg, "precreate"}, io, env), 1) << bad.want;

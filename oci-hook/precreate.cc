@@ -317,8 +317,14 @@ absl::Status CheckCrunReceiver(const std::map<std::string, std::string>& annotat
 }  // namespace
 
 PolicyLoader FilePolicyLoader(const std::string& policy_dir) {
-  return [policy_dir](const std::string& name) {
-    return CompiledPolicy::LoadFile(absl::StrCat(policy_dir, "/", name, ".yaml"));
+  return [policy_dir](const std::string& name)
+             -> absl::StatusOr<std::shared_ptr<const CompiledPolicy>> {
+    SA_ASSIGN_OR_RETURN(std::string path, PolicyFileIn(policy_dir, name));
+    if (path.empty()) {
+      return absl::NotFoundError(
+          absl::StrCat("no ", name, ".yaml or ", name, ".json in ", policy_dir));
+    }
+    return CompiledPolicy::LoadFile(path);
   };
 }
 

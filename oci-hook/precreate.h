@@ -62,7 +62,8 @@ struct PrecreateResult {
   std::vector<std::string> kernel_syscalls;  // syscalls with compiled rules
 };
 
-// Loads policy NAME; the default reads `<policy_dir>/NAME.yaml`.
+// Loads policy NAME; the default reads `<policy_dir>/NAME.yaml` or
+// `NAME.json` (PolicyFileIn, as the agent's --policy_dir does).
 using PolicyLoader =
     std::function<absl::StatusOr<std::shared_ptr<const CompiledPolicy>>(const std::string& name)>;
 PolicyLoader FilePolicyLoader(const std::string& policy_dir);

@@ -27,6 +27,14 @@ namespace {
 constexpr char kServiceName[] = "seccompagent.v1.AdminService";
 constexpr absl::Duration kPoll = absl::Milliseconds(200);
 
+void FillPolicy(const PolicySummary& p, v1::PolicyInfo* out) {
+  out->set_source(p.source);
+  out->set_rules(p.rules);
+  out->set_name(p.name);
+  out->set_version(p.version);
+  out->set_error(p.error);
+}
+
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
@@ -92,6 +100,7 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
       out->set_container_name(c.info.container_name);
       out->set_listener_metadata(c.info.metadata);
       out->set_bundle(c.info.bundle);
+      out->set_policy(c.policy);
       out->set_registered_unix_nanos(c.registered_unix_ns);
       for (const auto& [k, v] : c.info.annotations) (*out->mutable_annotations())[k] = v;
       FillCounters(c, out->mutable_counters());
@@ -130,9 +139,10 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
       t->set_throttled_seconds(t->throttled_seconds() + static_cast<double>(c.throttled_ns) / 1e9);
     }
     if (s_->options_.handoff_stats) s_->options_.handoff_stats(resp->mutable_handoff());
-    PolicySummary p = s_->options_.policy();
-    resp->mutable_policy()->set_source(p.source);
-    resp->mutable_policy()->set_rules(p.rules);
+    FillPolicy(s_->options_.policy(), resp->mutable_policy());
+    if (s_->options_.policies) {
+      for (const PolicySummary& p : s_->options_.policies()) FillPolicy(p, resp->add_policies());
+    }
     resp->set_watchers(s_->options_.broadcaster->subscribers());
     resp->set_watch_events_dropped(s_->options_.broadcaster->dropped_total());
     resp->set_admin_connections_rejected(s_->rejected_.load());
@@ -196,8 +206,10 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
                             v1::ReloadPolicyResponse* resp) override {
     absl::StatusOr<PolicySummary> p = s_->options_.reload();
     if (!p.ok()) return ToGrpc(p.status());
-    resp->mutable_policy()->set_source(p->source);
-    resp->mutable_policy()->set_rules(p->rules);
+    FillPolicy(*p, resp->mutable_policy());
+    if (s_->options_.policies) {
+      for (const PolicySummary& q : s_->options_.policies()) FillPolicy(q, resp->add_policies());
+    }
     return grpc::Status::OK;
   }
 

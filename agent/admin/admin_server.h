@@ -39,6 +39,9 @@ namespace v1 = ::seccompagent::v1;
 struct PolicySummary {
   std::string source;  // file path or "built-in"
   int rules = 0;
+  std::string name;    // "default" or a --policy_dir name; "" unnamed
+  uint64_t version = 0;
+  std::string error;   // the last load's error
 };
 
 class AdminServer {
@@ -55,6 +58,8 @@ class AdminServer {
     std::function<EngineTotals()> totals;
     // The policy in force. Required.
     std::function<PolicySummary()> policy;
+    // Every policy (GetStats, ReloadPolicy). Optional.
+    std::function<std::vector<PolicySummary>()> policies;
     // Re-reads the policy file; errors keep the old policy. Required.
     // FailedPrecondition: no file to reload; InvalidArgument: a bad file.
     std::function<absl::StatusOr<PolicySummary>()> reload;

@@ -90,11 +90,11 @@ TEST_F(CtlTest, ListTable) {
   EXPECT_EQ(lines[0].rfind("CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA", 0),
             0u)
       << r.out;
-  EXPECT_EQ(lines[1].rfind("0123456789ab  4242  runc     prod       web-0  nginx  profile=web  3m",
+  EXPECT_EQ(lines[1].rfind("0123456789ab  4242  runc     prod       web-0  nginx  profile=web  -       3m",
                            0),
             0u)
       << r.out;
-  EXPECT_EQ(lines[2].rfind("plain         77    crun     -          -      -      -            5s",
+  EXPECT_EQ(lines[2].rfind("plain         77    crun     -          -      -      -            -       5s",
                            0),
             0u)
       << r.out;

@@ -25,6 +25,14 @@ std::string FormatLatency(int64_t ns) {
 
 }  // namespace
 
+std::string FormatPolicy(const v1::PolicyInfo& p) {
+  std::string s = p.version() == 0 ? std::string("not loaded")
+                                 : absl::StrCat("v", p.version(), " ", p.source(), " (",
+                                                p.rules(), " rules)");
+  if (!p.error().empty()) absl::StrAppend(&s, "; last load failed: ", p.error());
+  return s;
+}
+
 std::string RenderTable(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width;
   for (const auto& row : rows) {
@@ -54,13 +62,13 @@ std::string FormatAge(int64_t nanos) {
 
 std::string FormatContainers(const v1::ListContainersResponse& r, bool wide) {
   std::vector<std::vector<std::string>> rows = {{"CONTAINER", "PID", "RUNTIME", "NAMESPACE", "POD",
-                                                 "NAME", "METADATA", "AGE", "NOTIFS", "ALLOW",
+                                                 "NAME", "METADATA", "POLICY", "AGE", "NOTIFS", "ALLOW",
                                                  "DENY", "RETURN", "SUBST", "GONE", "ERR", "LIMITED"}};
   for (const v1::ContainerEntry& c : r.containers()) {
     const v1::ContainerCounters& n = c.counters();
     rows.push_back({ShortId(c.id(), wide), absl::StrCat(c.init_pid()), Or(c.runtime()),
                     Or(c.pod_namespace()), Or(c.pod_name()), Or(c.container_name()),
-                    Or(c.listener_metadata()),
+                    Or(c.listener_metadata()), Or(c.policy()),
                     FormatAge(r.now_unix_nanos() - c.registered_unix_nanos()),
                     absl::StrCat(n.notifications()), absl::StrCat(n.allowed()),
                     absl::StrCat(n.denied()), absl::StrCat(n.returned()),
@@ -100,6 +108,9 @@ std::string FormatStats(const v1::GetStatsResponse& r) {
   rows.push_back({"handoff rejected", absl::StrCat(total)});
   for (const auto& [k, v] : rej) {
     if (v != 0) rows.push_back({absl::StrCat("  ", k), absl::StrCat(v)});
+  }
+  for (const v1::PolicyInfo& p : r.policies()) {
+    rows.push_back({absl::StrCat("  policy ", p.name()), FormatPolicy(p)});
   }
   rows.push_back({"watchers", absl::StrCat(r.watchers())});
   rows.push_back({"watch events dropped", absl::StrCat(r.watch_events_dropped())});

@@ -27,6 +27,8 @@ std::string FormatAge(int64_t nanos);
 std::string FormatContainers(const v1::ListContainersResponse& r, bool wide);
 // `stats`: key/value lines.
 std::string FormatStats(const v1::GetStatsResponse& r);
+// One policy: "v2 /etc/p/a.yaml (3 rules)", plus the last load's error.
+std::string FormatPolicy(const v1::PolicyInfo& p);
 // `watch`: the header line, and one line per event.
 std::string WatchHeader();
 std::string FormatWatchEvent(const v1::WatchDecisionsResponse& r, bool wide);

@@ -32,6 +32,7 @@ v1::ListContainersResponse Sample() {
   c->set_pod_name("web-0");
   c->set_container_name("nginx");
   c->set_listener_metadata("profile=web");
+  c->set_policy("web@3");
   c->set_registered_unix_nanos(int64_t{880} * 1'000'000'000);
   c->mutable_counters()->set_notifications(10);
   c->mutable_counters()->set_allowed(6);
@@ -51,12 +52,12 @@ v1::ListContainersResponse Sample() {
 
 TEST(FormatTest, ContainersTable) {
   EXPECT_EQ(FormatContainers(Sample(), /*wide=*/false),
-            "CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA     AGE  NOTIFS  "
-            "ALLOW  DENY  RETURN  SUBST  GONE  ERR  LIMITED\n"
-            "0123456789ab  4242  runc     prod       web-0  nginx  profile=web  2m   10      "
-            "6      3     1       0      0     0    7 (100/s)\n"
-            "plain         77    crun     -          -      -      -            5s   0       "
-            "0      0     0       0      0     0    -\n");
+            "CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA     POLICY  AGE  "
+            "NOTIFS  ALLOW  DENY  RETURN  SUBST  GONE  ERR  LIMITED\n"
+            "0123456789ab  4242  runc     prod       web-0  nginx  profile=web  web@3   2m   "
+            "10      6      3     1       0      0     0    7 (100/s)\n"
+            "plain         77    crun     -          -      -      -            -       5s   "
+            "0       0      0     0       0      0     0    -\n");
   EXPECT_NE(FormatContainers(Sample(), /*wide=*/true).find("0123456789abcdef0123"),
             std::string::npos);
 }

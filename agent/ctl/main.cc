@@ -91,6 +91,9 @@ int Run(const std::string& cmd) {
     } else {
       std::cout << "policy reloaded: " << resp.policy().source() << " (" << resp.policy().rules()
                 << " rules)\n";
+      for (const v1::PolicyInfo& p : resp.policies()) {
+        if (p.name() != "default") std::cout << "  policy " << p.name() << ": " << FormatPolicy(p) << "\n";
+      }
     }
     return 0;
   }

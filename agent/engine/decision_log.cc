@@ -135,6 +135,7 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
     args["raw"] = raw;
   }
   j["args"] = std::move(args);
+  if (!r.policy.empty()) j["policy"] = r.policy;
   j["rule"] = r.rule;
   j["action"] = r.action;
   j["result"] = r.result;

@@ -35,6 +35,7 @@ namespace seccomp_agent {
 
 struct DecisionRecord {
   const SyscallEvent* event = nullptr;
+  std::string policy;        // "NAME@VERSION" of the policy that decided; "" unnamed
   std::string rule;          // rule name, "default" or "runtime-init"
   std::string action;        // "allow", "deny", "return", "log", ...
   std::string result;        // "continue", "EPERM", "0", "task-gone", ...

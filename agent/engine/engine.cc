@@ -85,6 +85,10 @@ double Stricter(double a, double b) {
 
 }  // namespace
 
+std::string BoundPolicy::Label() const {
+  return name.empty() ? std::string() : absl::StrCat(name, "@", version);
+}
+
 const char* RateLimitActionName(RateLimitAction a) {
   return a == RateLimitAction::kDeny ? "deny" : "delay";
 }
@@ -94,6 +98,7 @@ struct Engine::Entry {
   ContainerInfo info;
   UniqueFd listener;
   UniqueFd pidfd;
+  std::shared_ptr<PolicySlot> slot;  // the policy it is bound to
   // Cleared (for good) the first time the init pid traps with a name that is
   // not the runtime's: from then on the workload runs.
   std::atomic<bool> runtime_phase{true};
@@ -125,19 +130,23 @@ struct Engine::Entry {
 // need until the handler is done.
 struct Engine::Pending {
   std::shared_ptr<Entry> entry;  // keeps the listener open
-  std::shared_ptr<const CompiledPolicy> policy;  // keeps `action` alive
+  std::shared_ptr<const BoundPolicy> bound;  // keeps `action` and the handler alive
   SyscallEvent ev;
   DecisionRecord rec;
   uint64_t id = 0;
   int64_t t0 = 0;
   seccomp_notif notif{};
-  const v1::Action* action = nullptr;  // in *policy
+  const v1::Action* action = nullptr;  // in *bound->policy
   int rule_index = -1;
+  ActionHandler* handler = nullptr;    // bound->handler, else the engine's
 };
 
 Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
                std::shared_ptr<const CompiledPolicy> policy, DecisionLog* decision_log)
-    : opts_(opts), unotify_(unotify), decision_log_(decision_log), policy_(std::move(policy)) {}
+    : opts_(opts), unotify_(unotify), decision_log_(decision_log) {
+  SetPolicy(std::move(policy));
+  policy_error_action_.mutable_deny()->set_errno_code(opts_.policy_error_errno);
+}
 
 Engine::~Engine() { Stop(); }
 
@@ -203,20 +212,27 @@ void Engine::Stop() {
 }
 
 void Engine::SetPolicy(std::shared_ptr<const CompiledPolicy> policy) {
-  std::lock_guard<std::mutex> lock(policy_mu_);
-  policy_ = std::move(policy);
+  auto b = std::make_shared<BoundPolicy>();
+  b->policy = std::move(policy);
+  if (default_slot_) {
+    default_slot_->Set(std::move(b));
+  } else {
+    default_slot_ = std::make_shared<PolicySlot>(std::move(b));
+  }
 }
 
 std::shared_ptr<const CompiledPolicy> Engine::policy() const {
-  std::lock_guard<std::mutex> lock(policy_mu_);
-  return policy_;
+  return default_slot_->Get()->policy;
 }
 
-absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener) {
+absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener,
+                                  std::shared_ptr<PolicySlot> slot) {
   auto e = std::make_shared<Entry>();
   e->stats.CountInto(&totals_);
   e->info = std::move(info);
   e->listener = std::move(listener);
+  if (!slot && binder_) slot = binder_(e->info);
+  e->slot = slot ? std::move(slot) : default_slot_;
   e->registered_unix_ns = absl::ToUnixNanos(absl::Now());
   // Rate limit: the flags, lowered (never raised) by the annotations, since
   // whoever starts the container writes them.
@@ -535,7 +551,8 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
                     std::unique_lock<std::mutex>& lead) {
   const int64_t t0 = NowNs();
   e->stats.notifications++;
-  std::shared_ptr<const CompiledPolicy> policy = this->policy();
+  std::shared_ptr<const BoundPolicy> bound = e->slot->Get();
+  ActionHandler* const handler = bound->handler != nullptr ? bound->handler : handler_;
 
   SyscallEvent ev = EventOf(e->info, n);
 
@@ -550,16 +567,20 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     }
   }
 
-  uint32_t needs = policy->Needs(ev.syscall);
+  const CompiledPolicy* policy = bound->policy.get();
+  uint32_t needs = policy != nullptr ? policy->Needs(ev.syscall) : kNeedNothing;
   if (decision_log_ != nullptr || decode_for_observers_) needs |= kNeedPath | kNeedSockaddr;
   bool read_memory = false;
   if (needs != kNeedNothing) read_memory = DecodeEvent(ev, needs, opts_.max_write_capture);
 
-  CompiledPolicy::Verdict v = policy->Evaluate(ev);
+  // No policy (unknown, or it failed to load): fail closed.
+  CompiledPolicy::Verdict v{&policy_error_action_, "policy-error", -1};
+  if (policy != nullptr) v = policy->Evaluate(ev);
   const v1::Action& action = *v.action;
 
   DecisionRecord rec;
   rec.event = &ev;
+  rec.policy = bound->Label();
   rec.rule = std::string(v.rule);
   rec.action = ActionKindName(action);
   bool force_log = false;
@@ -602,10 +623,10 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
       e->stats.returned++;
       break;
     default: {
-      if (handler_ != nullptr) {
+      if (handler != nullptr) {
         auto p = std::make_shared<Pending>();
         p->entry = e;
-        p->policy = policy;
+        p->bound = bound;
         p->ev = std::move(ev);
         p->rec = std::move(rec);
         p->rec.event = &p->ev;
@@ -618,11 +639,12 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         p->notif = n;
         p->action = &action;
         p->rule_index = v.rule_index;
+        p->handler = handler;
         // Cheap (a plugin's cached answer): the leader replies itself, no
         // hand-off (which costs two context switches per call).
         absl::StatusOr<ActionHandler::Outcome> quick;
-        if (handler_->TryHandleInline(e->listener.get(), n, p->ev, action, v.rule_index,
-                                      *p->policy, &quick)) {
+        if (handler->TryHandleInline(e->listener.get(), n, p->ev, action, v.rule_index,
+                                     *policy, &quick)) {
           Finish(p, std::move(quick));
           return;
         }
@@ -682,10 +704,10 @@ void Engine::RunInLane(std::shared_ptr<Pending> p) {
 
 void Engine::CallHandler(const std::shared_ptr<Pending>& p) {
   if (tls_busy != nullptr) tls_busy->store(NowNs(), std::memory_order_relaxed);
-  handler_->Handle(p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index,
-                   *p->policy, [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
-                     Finish(p, std::move(out));
-                   });
+  p->handler->Handle(p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index,
+                     *p->bound->policy, [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
+                       Finish(p, std::move(out));
+                     });
   if (tls_busy != nullptr) tls_busy->store(0, std::memory_order_relaxed);
 }
 
@@ -756,7 +778,7 @@ std::vector<ContainerSnapshot> Engine::Containers() const {
                                     s.denied.load(), s.returned.load(), s.substituted.load(),
                                     s.task_gone.load(), s.errors.load(), e->registered_unix_ns,
                                     s.rate_limited.load(), s.throttled_ns.load(), e->rate,
-                                    e->burst});
+                                    e->burst, e->slot->Get()->Label()});
   }
   return out;
 }

@@ -101,6 +101,43 @@ class DecisionObserver {
   virtual void OnContainerRemoved(const ContainerInfo& info, const std::string& reason) {}
 };
 
+// The policy a container is decided by, together with the handler built
+// for it (the injector and plugins of that policy). Immutable: a reload
+// installs a new one, and a decision in flight keeps the one it started
+// with until it is done. Subclasses own what `handler` uses.
+struct BoundPolicy {
+  virtual ~BoundPolicy() = default;
+  std::string name;     // "" when the engine serves one unnamed policy
+  uint64_t version = 0;
+  // Null: the policy is unknown or failed to load (`error` says why); the
+  // container's notifications are answered with
+  // EngineOptions::policy_error_errno (fail closed).
+  std::shared_ptr<const CompiledPolicy> policy;
+  std::string error;
+  ActionHandler* handler = nullptr;  // null: the engine's SetActionHandler
+  // "NAME@VERSION" for the decision log and the registry; "" when unnamed.
+  std::string Label() const;
+};
+
+// Where a container finds the current version of the policy it is bound
+// to. Bound once, at AddContainer; what it holds changes on reload.
+class PolicySlot {
+ public:
+  explicit PolicySlot(std::shared_ptr<const BoundPolicy> p) : current_(std::move(p)) {}
+  std::shared_ptr<const BoundPolicy> Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  void Set(std::shared_ptr<const BoundPolicy> p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(p);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const BoundPolicy> current_;
+};
+
 // What the engine does with a container's notification when its token
 // bucket is empty (see EngineOptions::container_rate).
 enum class RateLimitAction {
@@ -121,6 +158,9 @@ struct EngineOptions {
   bool sync_wakeup = true;
   // Errno when a substitution or plugin cannot be carried out.
   int fallback_errno = 1;  // EPERM
+  // Errno for every notification of a container whose policy is unknown or
+  // failed to load (BoundPolicy::policy null).
+  int policy_error_errno = 1;  // EPERM
 
   // Per-container token bucket: at most `container_rate` notifications per
   // second on average, `container_burst` at once. 0: no limit (the default:
@@ -221,6 +261,7 @@ struct ContainerSnapshot {
   uint64_t throttled_ns = 0;
   double rate = 0;  // the container's limit in force, 0 = none
   double burst = 0;
+  std::string policy;  // BoundPolicy::Label() of the version in force
 };
 
 class Engine {
@@ -234,14 +275,21 @@ class Engine {
   // to finish, and closes every listener (tasks then get ENOSYS).
   void Stop();
 
-  // Takes ownership of a container's listener and starts serving it.
-  absl::Status AddContainer(ContainerInfo info, UniqueFd listener);
+  // Takes ownership of a container's listener and starts serving it with
+  // the policy in `slot`; null: the binder's slot (SetBinder), else the
+  // engine's own policy (SetPolicy).
+  absl::Status AddContainer(ContainerInfo info, UniqueFd listener,
+                            std::shared_ptr<PolicySlot> slot = nullptr);
+  // Chooses a container's policy at AddContainer. Set before Start.
+  using Binder = std::function<std::shared_ptr<PolicySlot>(const ContainerInfo&)>;
+  void SetBinder(Binder binder) { binder_ = std::move(binder); }
 
   // Stops serving every container with this OCI id (e.g. an OCI poststop
   // hook said it is gone). Returns how many were removed.
   int RemoveContainer(const std::string& id, const std::string& reason);
 
-  // Replaces the policy; decisions in flight finish with the old one.
+  // Replaces the engine's own policy (containers added without a slot or
+  // binder); decisions in flight finish with the old one.
   void SetPolicy(std::shared_ptr<const CompiledPolicy> policy);
   std::shared_ptr<const CompiledPolicy> policy() const;
   void SetActionHandler(ActionHandler* handler) { handler_ = handler; }
@@ -309,8 +357,9 @@ class Engine {
   int inflight_ = 0;
   void Record(const DecisionRecord& rec);
 
-  mutable std::mutex policy_mu_;
-  std::shared_ptr<const CompiledPolicy> policy_;
+  std::shared_ptr<PolicySlot> default_slot_;
+  Binder binder_;
+  v1::Action policy_error_action_;  // deny with opts_.policy_error_errno
 
   UniqueFd epoll_;
   UniqueFd stop_event_;

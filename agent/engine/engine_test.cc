@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -149,6 +150,69 @@ TEST_F(EngineTest, DenySpoofAndAllowByPolicy) {
   EXPECT_EQ(d[3]["rule"], "default");
   EXPECT_EQ(d[3]["action"], "allow");
   EXPECT_EQ(d[3]["result"], "continue");
+}
+
+// A container bound to a named policy: decided by the version in its slot
+// (logged as NAME@VERSION), a new version from the next notification on;
+// a slot without a policy fails closed with policy_error_errno.
+TEST_F(EngineTest, BoundSlotDecidesAndAnEmptySlotFailsClosed) {
+  StartEngine();
+  auto named = std::make_shared<BoundPolicy>();
+  named->name = "tenant";
+  named->version = 1;
+  named->policy = TestPolicy();
+  auto slot = std::make_shared<PolicySlot>(named);
+  auto empty = std::make_shared<BoundPolicy>();
+  empty->name = "nope";
+  empty->error = "no policy \"nope\"";
+  auto empty_slot = std::make_shared<PolicySlot>(empty);
+  std::string go = dir_ + "/go";
+  auto child = TrappedChild::Spawn({"getppid"}, [go] {
+    if (syscall(SYS_getppid) != 4242) return 1;  // version 1: spoof-ppid
+    while (access(go.c_str(), F_OK) != 0) usleep(1000);
+    if (syscall(SYS_getppid) != 7) return 2;  // version 2
+    return 0;
+  });
+  auto closed = TrappedChild::Spawn({"getppid"}, [] {
+    return syscall(SYS_getppid) == -1 && errno == EPERM ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok() && closed.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("bound", child->pid()), child->TakeListener(), slot).ok());
+  ASSERT_TRUE(
+      engine_->AddContainer(Info("closed", closed->pid()), closed->TakeListener(), empty_slot)
+          .ok());
+  child->Start();
+  closed->Start();
+  EXPECT_EQ(closed->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 2; }, 10000));
+  auto v2 = std::make_shared<BoundPolicy>(*named);
+  v2->version = 2;
+  auto p2 = CompiledPolicy::LoadString(R"(version: 1
+default_action: {allow: {}}
+rules: [{name: seven, match: {syscalls: [getppid]}, action: {return: {value: 7}}}]
+)", "v2.yaml");
+  ASSERT_TRUE(p2.ok());
+  v2->policy = *p2;
+  slot->Set(v2);
+  std::string shown;
+  for (const ContainerSnapshot& c : engine_->Containers()) {
+    if (c.info.id == "bound") shown = c.policy;
+  }
+  EXPECT_EQ(shown, "tenant@2");  // the registry shows the version in force
+  std::ofstream(go) << "go";
+  EXPECT_EQ(child->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 3; }, 10000));
+  std::map<std::string, std::vector<nlohmann::json>> by;
+  for (const auto& d : Decisions()) by[d["container"]].push_back(d);
+  ASSERT_EQ(by["closed"].size(), 1u);
+  EXPECT_EQ(by["closed"][0]["policy"], "nope@0");
+  EXPECT_EQ(by["closed"][0]["rule"], "policy-error");
+  EXPECT_EQ(by["closed"][0]["result"], "EPERM");
+  ASSERT_EQ(by["bound"].size(), 2u);
+  EXPECT_EQ(by["bound"][0]["policy"], "tenant@1");
+  EXPECT_EQ(by["bound"][0]["result"], "4242");
+  EXPECT_EQ(by["bound"][1]["policy"], "tenant@2");
+  EXPECT_EQ(by["bound"][1]["rule"], "seven");
 }
 
 TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {
