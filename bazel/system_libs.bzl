@@ -19,17 +19,19 @@ def _pkg_config_repo_impl(ctx):
     build = ['package(default_visibility = ["//visibility:public"])', ""]
     for name, mods in ctx.attr.modules.items():
         defines = []
+        linkopts = _flags(ctx, pkg_config, "--libs", mods)
         for flag in _flags(ctx, pkg_config, "--cflags", mods):
             if flag.startswith("-D"):
                 if flag[2:] not in defines:
                     defines.append(flag[2:])
             elif flag.startswith("-I") and flag[2:] == "/usr/include":
                 pass
+            elif flag == "-pthread" and "-pthread" in linkopts:
+                pass  # re2: the link flag carries it
             else:
                 # Debian's packages put every header under /usr/include, so
                 # only defines need to reach dependents (copts would not).
                 fail("unexpected cflag %s from pkg-config %s" % (flag, " ".join(mods)))
-        linkopts = _flags(ctx, pkg_config, "--libs", mods)
         build.append("cc_library(")
         build.append('    name = "%s",' % name)
         build.append("    defines = %s," % repr(defines))

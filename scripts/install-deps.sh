@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libseccomp-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   protobuf-compiler libabsl-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libyaml-cpp-dev libspdlog-dev libcpp-httplib-dev libsystemd-dev
+  libyaml-cpp-dev libspdlog-dev libcpp-httplib-dev libsystemd-dev libre2-dev
   # fuzzing / sanitizers
   clang-14 libclang-rt-14-dev
   # runtimes and test rootfs

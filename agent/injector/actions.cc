@@ -13,11 +13,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <regex>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
+#include "agent/common/regex.h"
 
 namespace seccomp_agent::injector {
 namespace {
@@ -103,13 +102,23 @@ std::string InetSockaddr(const InetKey& k, const std::vector<uint8_t>& original)
   return std::string(reinterpret_cast<const char*>(&in6), sizeof(in6));
 }
 
-const std::regex& CachedRegex(const std::string& pattern) {
+// Compiled patterns by text. The policy is their only source (plugins may
+// not send redact_regex), so the cache stays small; a bound keeps reloads
+// of changing policies from growing it. Entries are shared: clearing the
+// cache never frees a pattern another worker is matching with.
+absl::StatusOr<std::shared_ptr<const re2::RE2>> CachedRegex(const std::string& pattern) {
+  constexpr size_t kMaxCached = 256;
   static std::mutex mu;
-  static auto* cache = new std::map<std::string, std::unique_ptr<std::regex>>();
+  static auto* cache = new std::map<std::string, std::shared_ptr<const re2::RE2>>();
   std::lock_guard<std::mutex> lock(mu);
-  auto& slot = (*cache)[pattern];
-  if (!slot) slot = std::make_unique<std::regex>(pattern, std::regex::ECMAScript);
-  return *slot;
+  auto it = cache->find(pattern);
+  if (it != cache->end()) return it->second;
+  auto re = CompileRegex(pattern);
+  if (!re.ok()) return re.status();
+  if (cache->size() >= kMaxCached) cache->clear();
+  std::shared_ptr<const re2::RE2> shared = *std::move(re);
+  cache->emplace(pattern, shared);
+  return shared;
 }
 
 }  // namespace
@@ -256,17 +265,15 @@ absl::StatusOr<Plan> PlanReplaceWrite(const SyscallEvent& ev, const v1::ReplaceW
             "replace_write: redaction needs all ", count, " bytes, only ",
             ev.write_bytes->size(), " were captured (raise max_write_capture)"));
       }
-      const std::string& in = *ev.write_bytes;
-      std::string redaction = action.redaction().empty() ? "[REDACTED]" : action.redaction();
-      // Literal replacement: "$" would otherwise start a format escape.
-      std::string fmt = absl::StrReplaceAll(redaction, {{"$", "$$"}});
-      try {
-        out = std::regex_replace(in.substr(0, count), CachedRegex(action.redact_regex()), fmt);
-      } catch (const std::regex_error& e) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("replace_write: bad regex \"", action.redact_regex(), "\": ", e.what()));
+      const absl::string_view in = absl::string_view(*ev.write_bytes).substr(0, count);
+      auto re = CachedRegex(action.redact_regex());
+      if (!re.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "replace_write: bad regex \"", action.redact_regex(), "\": ", re.status().message()));
       }
-      plan.rewritten = out != in.substr(0, count);
+      out = ReplaceAllLiteral(
+          in, **re, action.redaction().empty() ? "[REDACTED]" : action.redaction());
+      plan.rewritten = out != in;
       plan.note = plan.rewritten ? absl::StrCat("redacted ", count, " -> ", out.size(), " bytes")
                                  : "no match";
       break;

@@ -43,9 +43,9 @@ absl::StatusOr<Plan> PlanRedirectOpen(const SyscallEvent& ev, const v1::Redirect
 absl::StatusOr<Plan> PlanRewriteBind(const SyscallEvent& ev, const v1::RewriteBind& action);
 
 // replace_write: the substitute bytes are `replace`, or the written bytes
-// with every match of `redact_regex` (std::regex, ECMAScript grammar; the
-// proto calls it RE2 syntax: the common subset behaves the same) replaced
-// by `redaction` (default "[REDACTED]", taken literally).
+// with every match of `redact_regex` (RE2 syntax, on bytes; linear time in
+// the count: agent/common/regex.h) replaced by `redaction` (default
+// "[REDACTED]", taken literally).
 //
 // Count semantics: Substitute::task_count is the count the TASK asked to
 // write. When the substitute is written in full, the task must see that

@@ -9,7 +9,9 @@
 #include <sys/un.h>
 
 #include <cstddef>
+#include <chrono>
 #include <cstring>
+#include <future>
 
 #include "gtest/gtest.h"
 
@@ -260,11 +262,66 @@ TEST(ReplaceWrite, RedactRegex) {
 TEST(ReplaceWrite, RedactionIsLiteralAndOnlyTheCountIsUsed) {
   v1::ReplaceWrite r;
   r.set_redact_regex("[0-9]+");
-  r.set_redaction("$&$1");
+  r.set_redaction("$&$1\\0\\");
   // Captured more than count (never happens, but only count bytes count).
   auto p = PlanReplaceWrite(WriteEv("a1b22c333", 5), r);
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ(p->sub.buf, "a$&$1b$&$1");
+  EXPECT_EQ(p->sub.buf, "a$&$1\\0\\b$&$1\\0\\");
+}
+
+// Runs PlanReplaceWrite on another thread; gives up (and ends the test
+// binary, the thread cannot be stopped) after a deadline no linear-time
+// engine comes near: RE2 takes milliseconds here, std::regex ran > 20 s.
+absl::StatusOr<Plan> PlanWithinDeadline(const SyscallEvent& ev, const v1::ReplaceWrite& r) {
+  auto f = std::async(std::launch::async, [&] { return PlanReplaceWrite(ev, r); });
+  if (f.wait_for(std::chrono::seconds(45)) != std::future_status::ready) {
+    ADD_FAILURE() << "redact_regex \"" << r.redact_regex() << "\" still running after 45 s";
+    fflush(stdout);
+    _exit(1);
+  }
+  return f.get();
+}
+
+TEST(ReplaceWrite, CatastrophicPatternOn4KiBFinishesWithTheRightOutput) {
+  v1::ReplaceWrite r;
+  r.set_redact_regex(R"((\w+\s?)+:)");
+  std::string words;
+  while (words.size() < 4096) words += "ab ";
+  words.resize(4096);
+  // No colon anywhere: the backtracking worst case, and no match.
+  auto none = PlanWithinDeadline(WriteEv(words, words.size()), r);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->rewritten);
+  EXPECT_EQ(none->sub.buf, words);
+  // A colon at the end: the whole run of words is one match.
+  std::string colon = words;
+  colon.back() = ':';
+  auto all = PlanWithinDeadline(WriteEv(colon, colon.size()), r);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->sub.buf, "[REDACTED]");
+  EXPECT_EQ(all->sub.task_count, 4096u);
+  // And the usual use: "key: value" lines.
+  auto kv = PlanWithinDeadline(WriteEv("user: bob\n", 10), r);
+  ASSERT_TRUE(kv.ok()) << kv.status();
+  EXPECT_EQ(kv->sub.buf, "[REDACTED] bob\n");
+}
+
+TEST(ReplaceWrite, MatchesBytesNotUtf8) {
+  v1::ReplaceWrite r;
+  r.set_redact_regex("k.y=[^ ]+");
+  const std::string in("k\xffy=\x80\x81 rest");
+  auto p = PlanReplaceWrite(WriteEv(in, in.size()), r);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->sub.buf, "[REDACTED] rest");
+}
+
+TEST(ReplaceWrite, RegexesRe2CannotRunInLinearTimeAreRefused) {
+  v1::ReplaceWrite r;
+  r.set_redact_regex(R"((a+)\1)");  // a backreference: std::regex accepted it
+  auto p = PlanReplaceWrite(WriteEv("aaaa", 4), r);
+  EXPECT_FALSE(p.ok());
+  EXPECT_NE(std::string(p.status().message()).find("RE2 cannot compile it"), std::string::npos)
+      << p.status();
 }
 
 TEST(ReplaceWrite, NoMatchIsTheSameBytes) {

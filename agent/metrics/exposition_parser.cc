@@ -2,21 +2,26 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <regex>
 #include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "re2/re2.h"
 
 namespace seccomp_agent::metrics {
 
 namespace {
 
-const std::regex& NameRe() {
-  static const std::regex re("[a-zA-Z_:][a-zA-Z0-9_:]*");
-  return re;
+bool IsMetricName(const std::string& s) {
+  static const re2::RE2 re("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  return re2::RE2::FullMatch(s, re);
+}
+
+bool IsLabelName(const std::string& s) {
+  static const re2::RE2 re("[a-zA-Z_][a-zA-Z0-9_]*");
+  return re2::RE2::FullMatch(s, re);
 }
 
 absl::StatusOr<double> ParseValue(const std::string& s) {
@@ -36,7 +41,7 @@ absl::Status ParseLabels(const std::string& s, size_t* pos,
     size_t eq = s.find('=', i);
     if (eq == std::string::npos) return absl::InvalidArgumentError("label without =");
     std::string key = s.substr(i, eq - i);
-    if (!std::regex_match(key, std::regex("[a-zA-Z_][a-zA-Z0-9_]*"))) {
+    if (!IsLabelName(key)) {
       return absl::InvalidArgumentError(absl::StrCat("bad label name '", key, "'"));
     }
     i = eq + 1;
@@ -161,7 +166,7 @@ absl::StatusOr<Exposition> ParseExposition(const std::string& text) {
       std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(' ', 3));
       if (parts.size() < 3 || (parts[1] != "HELP" && parts[1] != "TYPE")) continue;  // comment
       const std::string& name = parts[2];
-      if (!std::regex_match(name, NameRe())) return err("bad metric name");
+      if (!IsMetricName(name)) return err("bad metric name");
       if (name != current) {
         if (!current.empty()) closed.insert(current);
         if (closed.count(name)) return err("family appears twice");
@@ -187,7 +192,7 @@ absl::StatusOr<Exposition> ParseExposition(const std::string& text) {
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     Sample s;
     s.name = line.substr(0, i);
-    if (!std::regex_match(s.name, NameRe())) return err("bad sample name");
+    if (!IsMetricName(s.name)) return err("bad sample name");
     if (i < line.size() && line[i] == '{') {
       if (absl::Status st = ParseLabels(line, &i, &s.labels); !st.ok()) return err(std::string(st.message()));
     }

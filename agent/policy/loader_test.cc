@@ -345,6 +345,18 @@ const BadCase kBadCases[] = {
      WithRules("  - name: r\n    match: {syscalls: [write]}\n"
                "    action: {replace_write: {redact_regex: \"secret-[0-9\"}}\n"),
      "rules[0] \"r\": action.replace_write.redact_regex: \"secret-[0-9\" does not compile"},
+    // std::regex accepted both; RE2 (the engine that runs them) cannot
+    // match them in linear time and refuses them.
+    {"RedactRegexBackreference",
+     WithRules("  - name: r\n    match: {syscalls: [write]}\n"
+               "    action: {replace_write: {redact_regex: '(a+)\\1'}}\n"),
+     "policy.yaml: rules[0] \"r\": action.replace_write.redact_regex: \"(a+)\\1\" does not "
+     "compile: RE2 cannot compile it"},
+    {"RedactRegexLookahead",
+     WithRules("  - name: r\n    match: {syscalls: [write]}\n"
+               "    action: {replace_write: {redact_regex: 'token(?=:)'}}\n"),
+     "policy.yaml: rules[0] \"r\": action.replace_write.redact_regex: \"token(?=:)\" does not "
+     "compile"},
     {"RedactRegexMatchesEmpty",
      WithRules("  - name: r\n    match: {syscalls: [write]}\n"
                "    action: {replace_write: {redact_regex: \"x*\"}}\n"),

@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/common/regex.h"
 #include "agent/common/status.h"
 #include "agent/policy/glob.h"
 #include "agent/policy/loader.h"
@@ -508,19 +508,20 @@ class Validator {
     return Err(label, "action", "unknown action kind");
   }
 
-  // The regex is checked with std::regex (ECMAScript), close to RE2 for the
-  // usual redaction patterns. A pattern that matches the empty string
-  // would "redact" between every byte, so it is refused.
+  // The regex must compile with RE2, the engine that runs it (so no
+  // backreferences or lookaround, which cannot run in linear time). A
+  // pattern that matches the empty string would "redact" between every
+  // byte, so it is refused.
   absl::Status CheckRegex(const std::string& re, const std::string& label) {
     const char* field = "action.replace_write.redact_regex";
     if (re.empty()) return Err(label, field, "must not be empty");
-    try {
-      std::regex compiled(re, std::regex::ECMAScript);
-      if (std::regex_search(std::string(), compiled)) {
-        return Err(label, field, absl::StrCat("\"", re, "\" matches the empty string"));
-      }
-    } catch (const std::regex_error& e) {
-      return Err(label, field, absl::StrCat("\"", re, "\" does not compile: ", e.what()));
+    auto compiled = CompileRegex(re);
+    if (!compiled.ok()) {
+      return Err(label, field,
+                 absl::StrCat("\"", re, "\" does not compile: ", compiled.status().message()));
+    }
+    if (re2::RE2::PartialMatch("", **compiled)) {
+      return Err(label, field, absl::StrCat("\"", re, "\" matches the empty string"));
     }
     return absl::OkStatus();
   }
