@@ -46,9 +46,10 @@ using ::testing::Not;
 constexpr char kImage[] = "localhost/sa-busybox:e2e";
 constexpr char kNodeSocketDir[] = "/run/seccomp-agent";
 
-// The test agent's policy. Rules keyed on listenerMetadata tell the two
-// ways in apart: a profile written by hand ("tenant-a") gets EPERM, a
-// container the hook wired ("seccomp-agent.io/policy=strict") EACCES.
+// The test agent's default policy (--policy). A profile written by hand
+// with listenerMetadata "tenant-a" gets EPERM in /forbidden; nothing else
+// is denied there, so the EACCES a hook-wired container gets comes from
+// the policy it is bound to by name.
 constexpr char kAgentPolicy[] = R"(version: 1
 default_action: {allow: {}}
 redirect_roots: [/etc]
@@ -57,10 +58,6 @@ rules:
     match: {containers: {metadata: "tenant-a"}, syscalls: [mkdir, mkdirat],
             args: {path: "/forbidden/**"}}
     action: {deny: {errno: EPERM}}
-  - name: hook-forbidden
-    match: {containers: {metadata: "seccomp-agent.io/policy=strict"},
-            syscalls: [mkdir, mkdirat], args: {path: "/forbidden/**"}}
-    action: {deny: {errno: EACCES}}
   - name: fake-success
     match: {syscalls: [mkdir, mkdirat], args: {path: "/fake*"}}
     action: {return: {value: 0}}
@@ -69,8 +66,10 @@ rules:
     action: {redirect_open: {exact: {"/etc/motd": "/etc/motd.alt"}}}
 )";
 
-// policy_dir/strict.yaml for the hook: what it compiles into the profile
-// (every rule here needs the path, so all of them become SCMP_ACT_NOTIFY).
+// policy_dir/strict.yaml, shared by the hook (it compiles it into the
+// profile: every rule needs the path, so all become SCMP_ACT_NOTIFY) and the
+// agent (--hook_config: it binds a container whose listenerMetadata is
+// seccomp-agent.io/policy=strict to this file).
 constexpr char kHookPolicy[] = R"(version: 1
 default_action: {allow: {}}
 redirect_roots: [/etc]
@@ -121,22 +120,29 @@ struct Shared {
 };
 Shared* g = nullptr;
 
-absl::Status InstallHook() {
-  SA_RETURN_IF_ERROR(Must({"sh", Runfile("oci-hook/install.sh"), "--binary",
-                           Runfile("oci-hook/seccomp-agent-hook"), "--prefix", g->W("prefix"),
-                           "--hooks-dir", g->podman->hooks_dir(), "--config", g->W("hook.json")})
-                         .status());
+// The hook's config and policy_dir. Written before the agent starts (it
+// reads them through --hook_config), so the sockets are links under the
+// work dir, pointed at the agent's once it runs.
+absl::Status WriteHookConfig() {
   fs::create_directories(g->W("policies"));
   SA_RETURN_IF_ERROR(WriteText(g->W("policies/strict.yaml"), kHookPolicy));
-  const std::string sock = g->agent->socket_path();
-  const std::string hook_sock = sock.substr(0, sock.rfind('/')) + "/hook.sock";
-  return WriteText(g->W("hook.json"), nlohmann::json{{"agent_socket", sock},
-                                                     {"admin_socket", hook_sock},
+  return WriteText(g->W("hook.json"), nlohmann::json{{"agent_socket", g->W("agent.sock")},
+                                                     {"admin_socket", g->W("hook.sock")},
                                                      {"policy_dir", g->W("policies")},
                                                      {"compile", true},
                                                      {"on_agent_down", "fail"},
                                                      {"runtime", "any"}}
                                           .dump(2));
+}
+
+absl::Status InstallHook() {
+  const std::string sock = g->agent->socket_path();
+  fs::create_symlink(sock, g->W("agent.sock"));
+  fs::create_symlink(sock.substr(0, sock.rfind('/')) + "/hook.sock", g->W("hook.sock"));
+  return Must({"sh", Runfile("oci-hook/install.sh"), "--binary",
+               Runfile("oci-hook/seccomp-agent-hook"), "--prefix", g->W("prefix"), "--hooks-dir",
+               g->podman->hooks_dir(), "--config", g->W("hook.json")})
+      .status();
 }
 
 absl::Status SetUpShared() {
@@ -153,8 +159,10 @@ absl::Status SetUpShared() {
   SA_RETURN_IF_ERROR(g->podman->ImportRootfs(g->rootfs_tar, kImage));
   // The example pod's and the DaemonSet init container's image, offline.
   SA_RETURN_IF_ERROR(g->podman->Must({"tag", kImage, "docker.io/library/busybox:1.36"}).status());
+  SA_RETURN_IF_ERROR(WriteHookConfig());
   AgentOptions options;
   options.policy_yaml = kAgentPolicy;
+  options.extra_flags = {"--hook_config=" + g->W("hook.json")};
   SA_ASSIGN_OR_RETURN(g->agent, Agent::Start(options));
   return InstallHook();
 }
@@ -263,10 +271,14 @@ TEST_P(PodmanRuntimeTest, HookFromHooksDirWiresAnnotatedContainer) {
   auto config = g->podman->OciConfig(id);
   ASSERT_TRUE(config.ok()) << config.status();
   const nlohmann::json& sec = (*config)["linux"]["seccomp"];
-  EXPECT_EQ(sec.value("listenerPath", ""), g->agent->socket_path()) << sec.dump();
+  EXPECT_EQ(sec.value("listenerPath", ""), g->W("agent.sock")) << sec.dump();
   EXPECT_EQ(sec.value("listenerMetadata", ""), "seccomp-agent.io/policy=strict");
   ExpectRegistered(id, GetParam());
   ExpectDecisions(id, "hook-forbidden", "EACCES");
+  // The agent bound the container to policy_dir/strict.yaml by that name.
+  for (const auto& d : g->agent->DecisionsFor(id)) {
+    EXPECT_TRUE(absl::StartsWith(d.value("policy", ""), "strict")) << d.dump();
+  }
   // createRuntime and poststop reached the agent's hook socket.
   EXPECT_TRUE(g->agent->WaitForLog("hook: container " + id + " created", absl::Seconds(10)))
       << g->agent->Stderr();
