@@ -1,8 +1,8 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
-#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -158,7 +158,8 @@ absl::Status Agent::LoadPolicies() {
 
 absl::Status Agent::OpenDecisionLog() {
   if (config_.decision_log.empty()) return absl::OkStatus();
-  SA_ASSIGN_OR_RETURN(decisions_, DecisionLog::Open(config_.decision_log, config_.decision_log_options));
+  SA_ASSIGN_OR_RETURN(decisions_,
+                      DecisionLog::Open(config_.decision_log, config_.decision_log_options));
   return absl::OkStatus();
 }
 
@@ -178,8 +179,8 @@ void Agent::OpenHolder() {
 // stream when the admin socket is on) go in before Start.
 absl::Status Agent::StartEngine() {
   std::shared_ptr<const PolicyBundle> dflt = policies_->Current(kDefaultPolicyName);
-  engine_ = std::make_unique<Engine>(config_.engine, DefaultUnotify(), dflt->policy,
-                                     decisions_.get());
+  engine_ =
+      std::make_unique<Engine>(config_.engine, DefaultUnotify(), dflt->policy, decisions_.get());
   engine_->SetActionHandler(dflt->router.get());  // only for a container without a slot
   engine_->SetBinder([this](const ContainerInfo& info) { return policies_->Bind(info); });
   if (!config_.metrics_address.empty()) engine_->AddObserver(&decision_metrics_);
@@ -310,8 +311,7 @@ void Agent::AddAgentMetrics() {
                 admin_->rejected_connections());
     WriteHeader(out, "seccomp_agent_watch_events_dropped_total",
                 "Decision events dropped for slow admin watchers.", "counter");
-    WriteSample(out, "seccomp_agent_watch_events_dropped_total", "",
-                broadcaster_.dropped_total());
+    WriteSample(out, "seccomp_agent_watch_events_dropped_total", "", broadcaster_.dropped_total());
     WriteHeader(out, "seccomp_agent_watchers", "Open admin decision streams.", "gauge");
     WriteSample(out, "seccomp_agent_watchers", "", broadcaster_.subscribers());
   });
@@ -332,10 +332,9 @@ absl::Status Agent::StartMetrics() {
     WritePolicyMetrics(policies_->Status(), engine_->Containers(), out);
     WritePluginMetrics(policies_->PluginStats(), out);
   });
-  auto m = metrics::HttpServer::Start(config_.metrics_address, &registry_,
-                                      [this] {
-                                        return serving_.load() && engine_->StuckWorkers() == 0;
-                                      });
+  auto m = metrics::HttpServer::Start(config_.metrics_address, &registry_, [this] {
+    return serving_.load() && engine_->StuckWorkers() == 0;
+  });
   if (!m.ok()) return m.status();
   metrics_server_ = *std::move(m);
   spdlog::info("metrics on http://{}/metrics", config_.metrics_address);
@@ -372,6 +371,8 @@ sigset_t BlockAgentSignals() {
 
 namespace {
 
+// --check_policy: the default policy and every file of the policy
+// directory, each loaded as the agent would.
 int CheckPolicy(const Config& config) {
   absl::StatusOr<std::shared_ptr<const CompiledPolicy>> p = CompiledPolicy::BuiltinDefault();
   if (!config.policy_path.empty()) p = CompiledPolicy::LoadFile(config.policy_path);
@@ -380,7 +381,23 @@ int CheckPolicy(const Config& config) {
     return 2;
   }
   printf("policy %s: OK, %d rules\n", (*p)->source().c_str(), (*p)->proto().rules_size());
-  return 0;
+  if (config.policy_dir.empty()) return 0;
+  PolicySetOptions o;
+  o.default_file = config.policy_path;
+  o.dir = config.policy_dir;
+  auto set = PolicySet::Open(std::move(o));
+  if (!set.ok()) return 2;
+  int failed = 0;
+  for (const PolicyStatus& s : (*set)->Status()) {
+    if (s.name == kDefaultPolicyName) continue;
+    if (s.error.empty()) {
+      printf("policy %s (%s): OK, %d rules\n", s.name.c_str(), s.source.c_str(), s.rules);
+    } else {
+      printf("policy %s: ERROR %s\n", s.name.c_str(), s.error.c_str());
+      failed++;
+    }
+  }
+  return failed > 0 ? 2 : 0;
 }
 
 }  // namespace

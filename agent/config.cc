@@ -90,8 +90,7 @@ ABSL_FLAG(absl::Duration, rate_limit_min_park, absl::Milliseconds(10),
 namespace seccomp_agent {
 namespace {
 
-absl::StatusOr<std::vector<uid_t>> ParseUids(const std::vector<std::string>& in,
-                                             const char* flag) {
+absl::StatusOr<std::vector<uid_t>> ParseUids(const std::vector<std::string>& in, const char* flag) {
   std::vector<uid_t> uids;
   for (const std::string& s : in) {
     uint32_t u;
@@ -121,8 +120,8 @@ absl::Status ParseRateLimit(EngineOptions* e) {
       std::max<int64_t>(0, absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_rate_limit_min_park)));
   e->rate_limit_errno = ErrnoFromString(absl::GetFlag(FLAGS_rate_limit_errno));
   if (e->rate_limit_errno < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--rate_limit_errno: unknown errno ",
-                                                   absl::GetFlag(FLAGS_rate_limit_errno)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rate_limit_errno: unknown errno ", absl::GetFlag(FLAGS_rate_limit_errno)));
   }
   return absl::OkStatus();
 }

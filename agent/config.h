@@ -20,26 +20,26 @@
 namespace seccomp_agent {
 
 struct Config {
-  std::string socket;          // --socket: the handoff socket
-  std::string policy_path;     // --policy; "" = the built-in default
+  std::string socket;       // --socket: the handoff socket
+  std::string policy_path;  // --policy; "" = the built-in default
   // --policy_dir, else the policy_dir of --hook_config; "" = none.
   std::string policy_dir;
-  std::vector<PolicySelector> selectors;  // from --hook_config
-  std::string decision_log;    // "" = none, "-" = stdout
+  std::vector<PolicySelector> selectors;    // from --hook_config
+  std::string decision_log;                 // "" = none, "-" = stdout
   DecisionLogOptions decision_log_options;  // rate limit and rotation
   std::string log_level;
-  bool check_policy = false;   // validate the policy and exit
-  bool run_holder = false;     // run as the listener-fd holder (internal)
+  bool check_policy = false;  // validate the policy and exit
+  bool run_holder = false;    // run as the listener-fd holder (internal)
 
   std::vector<uid_t> allowed_uids;  // handoff and hook socket peers
   uint64_t max_message_bytes = 0;
-  std::string hook_socket;     // resolved path; "" = no hook socket
+  std::string hook_socket;  // resolved path; "" = no hook socket
 
   std::string holder_socket_flag;  // as given: ResolveHolderMode reads it
   std::string holder_socket;       // resolved path
   holder::HolderMode holder_mode = holder::HolderMode::kAuto;
 
-  std::string admin_socket;    // resolved path; "" = no admin API
+  std::string admin_socket;  // resolved path; "" = no admin API
   std::vector<uid_t> admin_uids;
 
   std::string metrics_address;  // "" = no metrics endpoint

@@ -97,6 +97,9 @@ bool SamePlugins(const v1::Policy& a, const v1::Policy& b) {
   return true;
 }
 
+constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+
 std::shared_ptr<const BoundPolicy> Unloaded(const std::string& name, const std::string& error) {
   auto b = std::make_shared<BoundPolicy>();
   b->name = name;
@@ -124,14 +127,18 @@ PolicySet::~PolicySet() {
 absl::StatusOr<std::unique_ptr<PolicySet>> PolicySet::Open(PolicySetOptions options) {
   std::unique_ptr<PolicySet> set(new PolicySet(std::move(options)));
   std::lock_guard<std::mutex> reload(set->reload_mu_);
-  absl::Status d = set->LoadName(kDefaultPolicyName, false);
-  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("cannot load policy: ", d.message()));
+  absl::StatusOr<bool> d = set->LoadName(kDefaultPolicyName);
+  if (!d.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot load policy: ", d.status().message()));
+  }
   for (const std::string& name : set->NamesInDir()) {
     if (name == kDefaultPolicyName) continue;
-    absl::Status s = set->LoadName(name, false);
+    absl::StatusOr<bool> s = set->LoadName(name);
     if (!s.ok()) {
-      spdlog::error("policy {} failed to load (its containers fail closed until a reload fixes "
-                    "it): {}", name, std::string(s.message()));
+      spdlog::error(
+          "policy {} failed to load (its containers fail closed until a reload fixes "
+          "it): {}",
+          name, std::string(s.status().message()));
     }
   }
   return set;
@@ -193,9 +200,10 @@ absl::StatusOr<std::shared_ptr<PolicyBundle>> PolicySet::Build(
   } else if (proto.plugins_size() > 0) {
     plugin::DispatcherOptions popts = options_.plugin_options;
     popts.redirect_roots = b->redirect_roots;
-    auto d = plugin::PluginDispatcher::Create({proto.plugins().begin(), proto.plugins().end()},
-                                              popts);
-    if (!d.ok()) return absl::Status(d.status().code(), absl::StrCat("plugins: ", d.status().message()));
+    auto d =
+        plugin::PluginDispatcher::Create({proto.plugins().begin(), proto.plugins().end()}, popts);
+    if (!d.ok())
+      return absl::Status(d.status().code(), absl::StrCat("plugins: ", d.status().message()));
     std::shared_ptr<Graveyard> g = graveyard_;
     b->plugins = std::shared_ptr<plugin::PluginDispatcher>(
         d->release(), [g](plugin::PluginDispatcher* p) { g->Bury([p] { delete p; }); });
@@ -209,7 +217,7 @@ absl::StatusOr<std::shared_ptr<PolicyBundle>> PolicySet::Build(
   return b;
 }
 
-absl::Status PolicySet::LoadName(const std::string& name, bool changed_only) {
+absl::StatusOr<bool> PolicySet::LoadName(const std::string& name) {
   std::shared_ptr<const PolicyBundle> prev;
   uint64_t version;
   {
@@ -225,7 +233,7 @@ absl::Status PolicySet::LoadName(const std::string& name, bool changed_only) {
   if (path.ok() && path->empty()) {
     if (prev != nullptr) {
       if (!is_default) spdlog::warn("policy {}: its file is gone; keeping {}", name, prev->Label());
-      return absl::OkStatus();
+      return false;
     }
     if (!is_default) return absl::NotFoundError(absl::StrCat("no policy \"", name, "\""));
     compiled = CompiledPolicy::BuiltinDefault();
@@ -233,8 +241,10 @@ absl::Status PolicySet::LoadName(const std::string& name, bool changed_only) {
     compiled = path.status();
   } else if (!ReadWhole(*path, &text)) {
     compiled = ErrnoStatus(errno, absl::StrCat("read ", *path));
-  } else if (changed_only && prev != nullptr && prev->text == text) {
-    return absl::OkStatus();
+  } else if (prev != nullptr && prev->text == text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    NamedLocked(name).error.clear();  // a failed load before: the file is fine again
+    return false;
   } else {
     compiled = CompiledPolicy::LoadString(text, *path);
   }
@@ -254,7 +264,35 @@ absl::Status PolicySet::LoadName(const std::string& name, bool changed_only) {
   n.current = *b;
   n.error.clear();
   n.slot->Set(*b);
-  return absl::OkStatus();
+  return true;
+}
+
+bool PolicySet::Plain(const std::string& name) const {
+  return name == kDefaultPolicyName && !options_.default_file.empty();
+}
+
+void PolicySet::LogFailure(const std::string& name, const PolicyBundle* before,
+                           const absl::Status& s) {
+  reloads_failed_++;
+  if (Plain(name)) {
+    spdlog::error("policy reload failed, keeping the previous policy: {}",
+                  std::string(s.message()));
+    return;
+  }
+  spdlog::error("policy {}: reload failed, keeping {}: {}", name,
+                before != nullptr ? before->Label() : "none (its containers fail closed)",
+                std::string(s.message()));
+}
+
+void PolicySet::LogSuccess(const std::string& name, const PolicyBundle& now, bool changed) {
+  reloads_ok_++;
+  const int rules = now.policy->proto().rules_size();
+  const char* same = changed ? "" : " (unchanged)";
+  if (Plain(name)) {
+    spdlog::info("policy reloaded from {}: {} rules{}", now.source, rules, same);
+  } else {
+    spdlog::info("policy {} reloaded from {}: {} rules{}", now.Label(), now.source, rules, same);
+  }
 }
 
 absl::Status PolicySet::Reload(bool changed_only) {
@@ -273,29 +311,12 @@ absl::Status PolicySet::Reload(bool changed_only) {
   std::vector<std::string> errors;
   for (const std::string& name : names) {
     std::shared_ptr<const PolicyBundle> before = Current(name);
-    absl::Status s = LoadName(name, changed_only);
-    std::shared_ptr<const PolicyBundle> after = Current(name);
-    const bool plain = name == kDefaultPolicyName && !options_.default_file.empty();
-    if (!s.ok()) {
-      reloads_failed_++;
-      errors.push_back(absl::StrCat(name, ": ", s.message()));
-      if (plain) {
-        spdlog::error("policy reload failed, keeping the previous policy: {}",
-                      std::string(s.message()));
-      } else {
-        spdlog::error("policy {}: reload failed, keeping {}: {}", name,
-                      before ? before->Label() : "none (its containers fail closed)",
-                      std::string(s.message()));
-      }
-    } else if (after != before) {
-      reloads_ok_++;
-      if (plain) {
-        spdlog::info("policy reloaded from {}: {} rules", after->source,
-                     after->policy->proto().rules_size());
-      } else {
-        spdlog::info("policy {} reloaded from {}: {} rules", after->Label(), after->source,
-                     after->policy->proto().rules_size());
-      }
+    absl::StatusOr<bool> changed = LoadName(name);
+    if (!changed.ok()) {
+      errors.push_back(absl::StrCat(name, ": ", changed.status().message()));
+      LogFailure(name, before.get(), changed.status());
+    } else if (*changed || !changed_only) {
+      LogSuccess(name, *Current(name), *changed);
     }
   }
   if (errors.empty()) return absl::OkStatus();
@@ -323,9 +344,10 @@ std::shared_ptr<PolicySlot> PolicySet::Bind(const ContainerInfo& info) {
   }
   std::shared_ptr<const BoundPolicy> bound = slot->Get();
   if (bound->policy == nullptr) {
-    spdlog::error("container {}: policy \"{}\" (from {}) is not loaded ({}): its trapped syscalls "
-                  "fail with {}", info.id, name, how, bound->error,
-                  ErrnoName(options_.policy_error_errno));
+    spdlog::error(
+        "container {}: policy \"{}\" (from {}) is not loaded ({}): its trapped syscalls "
+        "fail with {}",
+        info.id, name, how, bound->error, ErrnoName(options_.policy_error_errno));
   } else {
     spdlog::info("container {}: policy {} (from {})", info.id, bound->Label(), how);
   }
@@ -360,7 +382,8 @@ std::vector<std::pair<std::string, plugin::PluginStats>> PolicySet::PluginStats(
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, n] : named_) {
     if (n->current == nullptr || n->current->plugins == nullptr) continue;
-    for (plugin::PluginStats& st : n->current->plugins->Stats()) out.emplace_back(name, std::move(st));
+    for (plugin::PluginStats& st : n->current->plugins->Stats())
+      out.emplace_back(name, std::move(st));
   }
   return out;
 }
@@ -369,9 +392,7 @@ absl::Status PolicySet::Watch() {
   if (options_.dir.empty()) return absl::OkStatus();
   inotify_.reset(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   if (!inotify_) return ErrnoStatus(errno, "inotify_init1");
-  constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                             IN_DELETE | IN_ATTRIB | IN_ONLYDIR;
-  if (inotify_add_watch(inotify_.get(), options_.dir.c_str(), kMask) < 0) {
+  if (inotify_add_watch(inotify_.get(), options_.dir.c_str(), kWatchMask) < 0) {
     return ErrnoStatus(errno, absl::StrCat("inotify_add_watch ", options_.dir));
   }
   stop_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -382,9 +403,11 @@ absl::Status PolicySet::Watch() {
 }
 
 // A change reloads the changed files once the directory has been quiet for
-// 200 ms (an editor or `kubectl` writes in several steps).
+// 200 ms (an editor or `kubectl` writes in several steps). When the watched
+// directory itself goes away (a Kubernetes ConfigMap volume swaps its
+// `..data` directory on update), the path is watched again.
 void PolicySet::WatchLoop() {
-  char buf[4096];
+  alignas(inotify_event) char buf[4096];
   bool pending = false;
   for (;;) {
     pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
@@ -397,7 +420,18 @@ void PolicySet::WatchLoop() {
       if (!s.ok()) spdlog::warn("policy directory changed: {}", std::string(s.message()));
       continue;
     }
-    while (read(inotify_.get(), buf, sizeof(buf)) > 0) {
+    bool rewatch = false;
+    ssize_t n;
+    while ((n = read(inotify_.get(), buf, sizeof(buf))) > 0) {
+      for (ssize_t off = 0; off < n;) {
+        const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+        if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) rewatch = true;
+        off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+      }
+    }
+    if (rewatch && inotify_add_watch(inotify_.get(), options_.dir.c_str(), kWatchMask) < 0) {
+      spdlog::warn("policy directory {}: cannot watch it again ({}); reload by SIGHUP",
+                   options_.dir, strerror(errno));
     }
     pending = true;
   }

@@ -54,8 +54,8 @@ struct PolicyBundle : BoundPolicy {
   std::string text;    // the file's bytes (a watch reloads only changed files)
   injector::InjectorOptions injector_options;
   std::shared_ptr<injector::Injector> injector;
-  std::vector<std::string> redirect_roots;              // what the dispatcher enforces
-  std::shared_ptr<plugin::PluginDispatcher> plugins;    // null: no plugins
+  std::vector<std::string> redirect_roots;            // what the dispatcher enforces
+  std::shared_ptr<plugin::PluginDispatcher> plugins;  // null: no plugins
   std::unique_ptr<ActionRouter> router;
 };
 
@@ -63,9 +63,9 @@ struct PolicySetOptions {
   std::string default_file;  // --policy; "" = <dir>/default.{yaml,json}, else built-in
   std::string dir;           // --policy_dir; "" = only the default policy
   std::vector<PolicySelector> selectors;
-  UnotifyInterface* unotify = nullptr;  // null: DefaultUnotify()
+  UnotifyInterface* unotify = nullptr;       // null: DefaultUnotify()
   plugin::DispatcherOptions plugin_options;  // redirect_roots come from each policy
-  int policy_error_errno = 1;  // for the log line of a container that fails closed
+  int policy_error_errno = 1;                // for the log line of a container that fails closed
 };
 
 // A policy as the admin API and /metrics show it.
@@ -93,8 +93,8 @@ class PolicySet {
   // "annotation", "selectors[N]", "default"). Pure.
   std::pair<std::string, std::string> NameFor(const ContainerInfo& info) const;
 
-  // Re-reads the policies. `changed_only`: only files whose bytes changed
-  // (the watch); otherwise every file (SIGHUP, the admin API). Error: the
+  // Re-reads the policies. A file whose bytes did not change keeps its
+  // version; `changed_only` (the watch) also keeps quiet about it. Error: the
   // names that failed and why (each kept its previous version), or
   // FailedPrecondition when there is no file to reload at all.
   absl::Status Reload(bool changed_only = false);
@@ -117,11 +117,15 @@ class PolicySet {
   // Where NAME's file is ("" with an OK status: none; error: ambiguous).
   absl::StatusOr<std::string> FileOf(const std::string& name) const;
   std::set<std::string> NamesInDir() const;
-  // (Re)loads one name; `changed_only`: skip an unchanged file.
-  absl::Status LoadName(const std::string& name, bool changed_only);
-  absl::StatusOr<std::shared_ptr<PolicyBundle>> Build(
-      const std::string& name, std::shared_ptr<const CompiledPolicy> policy,
-      const PolicyBundle* prev);
+  // (Re)loads one name: true when a new version is in force, false when
+  // its file did not change (or is gone: the previous version stays).
+  absl::StatusOr<bool> LoadName(const std::string& name);
+  bool Plain(const std::string& name) const;  // the --policy file
+  void LogFailure(const std::string& name, const PolicyBundle* before, const absl::Status& s);
+  void LogSuccess(const std::string& name, const PolicyBundle& now, bool changed);
+  absl::StatusOr<std::shared_ptr<PolicyBundle>> Build(const std::string& name,
+                                                      std::shared_ptr<const CompiledPolicy> policy,
+                                                      const PolicyBundle* prev);
   Named& NamedLocked(const std::string& name);  // reload_mu_ held
   void WatchLoop();
 

@@ -148,11 +148,11 @@ TEST_F(PolicySetTest, UnknownBrokenOrInvalidNamesFailClosedNeverTheDefault) {
   Write("broken.yaml", kBroken);
   auto set = Open();
   ASSERT_NE(set, nullptr);
-  std::shared_ptr<PolicySlot> unknown = set->Bind(Info("c1", {{"seccomp-agent.io/policy", "nope"}}));
+  std::shared_ptr<PolicySlot> unknown =
+      set->Bind(Info("c1", {{"seccomp-agent.io/policy", "nope"}}));
   EXPECT_EQ(unknown->Get()->policy, nullptr);
   EXPECT_THAT(unknown->Get()->error, HasSubstr("no policy \"nope\" in " + dir_));
-  std::shared_ptr<PolicySlot> broken =
-      set->Bind(Info("c2", {}, "seccomp-agent.io/policy=broken"));
+  std::shared_ptr<PolicySlot> broken = set->Bind(Info("c2", {}, "seccomp-agent.io/policy=broken"));
   EXPECT_EQ(broken->Get()->policy, nullptr);
   EXPECT_THAT(broken->Get()->error, HasSubstr("mkdri"));
   std::shared_ptr<PolicySlot> invalid =
@@ -232,7 +232,8 @@ TEST_F(PolicySetTest, ReloadPluginsBuildsANewDispatcherThatDecides) {
   Write("tenant-a.yaml", absl::StrCat(R"(version: 1
 default_action: {allow: {}}
 plugins:
-  - {name: judge, address: ")", addr, R"(", timeout_ms: 5000}
+  - {name: judge, address: ")",
+                                      addr, R"(", timeout_ms: 5000}
 rules:
   - {name: ask, match: {syscalls: [mkdir]}, action: {plugin: judge}}
 )"));
@@ -264,8 +265,8 @@ rules:
 }
 
 TEST_F(PolicySetTest, ReloadRedirectRootsRebuildsTheDispatcherWithThem) {
-  const std::string plugins = absl::StrCat(
-      "plugins:\n  - {name: judge, address: \"unix://", dir_, "/none.sock\"}\n");
+  const std::string plugins =
+      absl::StrCat("plugins:\n  - {name: judge, address: \"unix://", dir_, "/none.sock\"}\n");
   Write("tenant-a.yaml", absl::StrCat(kDeny, "redirect_roots: [/srv]\n", plugins));
   auto set = Open();
   ASSERT_NE(set, nullptr);
@@ -296,6 +297,38 @@ TEST_F(PolicySetTest, DirectoryWatchReloadsAChangedFile) {
   EXPECT_THAT(Decide(*b), HasSubstr("tenant-b@2 b-eacces"));
   ASSERT_NE(set->Current("tenant-c"), nullptr);
   EXPECT_EQ(set->Current("tenant-a")->version, 1u);  // unchanged: not reloaded
+}
+
+// A Kubernetes ConfigMap volume: the directory is a symlink that the
+// kubelet points at a new directory on update, removing the old one.
+TEST_F(PolicySetTest, DirectoryWatchFollowsASwappedSymlinkedDirectory) {
+  const std::string v1 = dir_ + "/..v1", v2 = dir_ + "/..v2", link = dir_ + "/policies";
+  fs::create_directory(v1);
+  fs::copy_file(dir_ + "/tenant-b.yaml", v1 + "/tenant-b.yaml");
+  fs::create_directory_symlink(v1, link);
+  PolicySetOptions o;
+  o.dir = link;
+  auto set = PolicySet::Open(std::move(o));
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_TRUE((*set)->Watch().ok());
+  fs::create_directory(v2);
+  std::ofstream(v2 + "/tenant-b.yaml") << kEacces;
+  fs::create_directory_symlink(v2, dir_ + "/policies.new");
+  fs::rename(dir_ + "/policies.new", link);
+  fs::remove_all(v1);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && (*set)->Current("tenant-b")->version < 2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ((*set)->Current("tenant-b")->version, 2u);
+  // Watched again: the next change is seen too.
+  std::ofstream(v2 + "/tenant-b.yaml.tmp") << kSpoof;
+  fs::rename(v2 + "/tenant-b.yaml.tmp", v2 + "/tenant-b.yaml");
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && (*set)->Current("tenant-b")->version < 3) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ((*set)->Current("tenant-b")->version, 3u);
 }
 
 }  // namespace

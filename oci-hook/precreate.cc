@@ -61,7 +61,8 @@ absl::StatusOr<std::map<std::string, std::string>> ReadAnnotations(const ojson& 
   std::map<std::string, std::string> annotations;
   auto a = cfg.find("annotations");
   if (a == cfg.end() || a->is_null()) return annotations;
-  if (!a->is_object()) return absl::InvalidArgumentError("config.json: annotations: expected an object");
+  if (!a->is_object())
+    return absl::InvalidArgumentError("config.json: annotations: expected an object");
   for (auto it = a->begin(); it != a->end(); ++it) {
     if (!it.value().is_string()) {
       return absl::InvalidArgumentError(
@@ -84,21 +85,23 @@ struct BaseProfile {
 absl::Status CheckListener(const ojson& seccomp, const HookConfig& config, const std::string& name,
                            BaseProfile* base) {
   if (auto lp = seccomp.find("listenerPath"); lp != seccomp.end()) {
-    if (!lp->is_string()) return absl::InvalidArgumentError("config.json: linux.seccomp.listenerPath: expected a string");
+    if (!lp->is_string())
+      return absl::InvalidArgumentError(
+          "config.json: linux.seccomp.listenerPath: expected a string");
     base->listener = lp->get<std::string>();
     if (*base->listener != config.agent_socket) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "config.json: linux.seccomp.listenerPath is already ", *base->listener,
-          " (another seccomp agent?), not the agent socket ", config.agent_socket,
-          "; refusing to take its listener over"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("config.json: linux.seccomp.listenerPath is already ", *base->listener,
+                       " (another seccomp agent?), not the agent socket ", config.agent_socket,
+                       "; refusing to take its listener over"));
     }
   }
   if (auto md = seccomp.find("listenerMetadata"); md != seccomp.end()) {
     const std::string want = ListenerMetadataFor(name);
     if (!md->is_string() || md->get<std::string>() != want) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "config.json: linux.seccomp.listenerMetadata is ", md->dump(), ", expected \"", want,
-          "\" (set up for another policy or by another tool)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("config.json: linux.seccomp.listenerMetadata is ", md->dump(),
+                       ", expected \"", want, "\" (set up for another policy or by another tool)"));
     }
   }
   return absl::OkStatus();
@@ -106,10 +109,12 @@ absl::Status CheckListener(const ojson& seccomp, const HookConfig& config, const
 
 absl::Status ReadRules(const ojson& seccomp, BaseProfile* base) {
   base->rules = seccomp.contains("syscalls") ? seccomp["syscalls"] : ojson::array();
-  if (!base->rules.is_array()) return absl::InvalidArgumentError("config.json: linux.seccomp.syscalls: expected an array");
+  if (!base->rules.is_array())
+    return absl::InvalidArgumentError("config.json: linux.seccomp.syscalls: expected an array");
   for (const ojson& r : base->rules) {
     if (!r.is_object()) {
-      return absl::InvalidArgumentError("config.json: linux.seccomp.syscalls: every entry must be an object");
+      return absl::InvalidArgumentError(
+          "config.json: linux.seccomp.syscalls: every entry must be an object");
     }
     if (ActionOf(r) == "SCMP_ACT_NOTIFY" && !base->listener) {
       return absl::FailedPreconditionError(
@@ -127,9 +132,11 @@ absl::StatusOr<BaseProfile> ReadBaseProfile(ojson& cfg, const HookConfig& config
   }
   BaseProfile base;
   base.had_seccomp = cfg.contains("linux") && cfg["linux"].contains("seccomp");
-  base.seccomp = base.had_seccomp ? cfg["linux"]["seccomp"] : ojson{{"defaultAction", "SCMP_ACT_ALLOW"}};
+  base.seccomp =
+      base.had_seccomp ? cfg["linux"]["seccomp"] : ojson{{"defaultAction", "SCMP_ACT_ALLOW"}};
   const ojson& seccomp = base.seccomp;
-  if (!seccomp.is_object()) return absl::InvalidArgumentError("config.json: linux.seccomp: expected an object");
+  if (!seccomp.is_object())
+    return absl::InvalidArgumentError("config.json: linux.seccomp: expected an object");
   auto da = seccomp.find("defaultAction");
   if (da == seccomp.end() || !da->is_string()) {
     return absl::InvalidArgumentError("config.json: linux.seccomp.defaultAction: required string");
@@ -137,10 +144,12 @@ absl::StatusOr<BaseProfile> ReadBaseProfile(ojson& cfg, const HookConfig& config
   base.dflt = SeccompAction{da->get<std::string>(), 0};
   if (base.dflt.action == "SCMP_ACT_ERRNO") {
     auto e = seccomp.find("defaultErrnoRet");
-    base.dflt.errno_ret = e != seccomp.end() && e->is_number_unsigned() ? e->get<uint32_t>() : EPERM;
+    base.dflt.errno_ret =
+        e != seccomp.end() && e->is_number_unsigned() ? e->get<uint32_t>() : EPERM;
   }
   if (base.dflt.action == "SCMP_ACT_NOTIFY") {
-    return absl::InvalidArgumentError("config.json: linux.seccomp.defaultAction SCMP_ACT_NOTIFY is not supported");
+    return absl::InvalidArgumentError(
+        "config.json: linux.seccomp.defaultAction SCMP_ACT_NOTIFY is not supported");
   }
   SA_RETURN_IF_ERROR(CheckListener(seccomp, config, name, &base));
   SA_RETURN_IF_ERROR(ReadRules(seccomp, &base));
@@ -168,10 +177,10 @@ absl::StatusOr<Category> CategoryOf(const SyscallPlan& sp, const std::vector<con
   std::set<std::string> uncond, cond;
   for (const ojson* r : named) {
     if (ActionOf(*r) == "SCMP_ACT_NOTIFY") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "config.json: linux.seccomp already sends ", s,
-          " to the agent in a way this hook configuration would not write (", r->dump(),
-          "); was it set up with other settings?"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("config.json: linux.seccomp already sends ", s,
+                       " to the agent in a way this hook configuration would not write (",
+                       r->dump(), "); was it set up with other settings?"));
     }
     (Conditional(*r) ? cond : uncond).insert(ActionOf(*r));
   }
@@ -186,9 +195,9 @@ absl::StatusOr<Category> CategoryOf(const SyscallPlan& sp, const std::vector<con
   }
   return absl::FailedPreconditionError(absl::StrCat(
       "config.json: cannot merge policy \"", name, "\" for syscall ", s,
-      ": the base profile treats it with conditions or mixed actions (",
-      absl::StrJoin(uncond, ","), cond.empty() ? "" : " conditional: ", absl::StrJoin(cond, ","),
-      ") under defaultAction ", base.dflt.action,
+      ": the base profile treats it with conditions or mixed actions (", absl::StrJoin(uncond, ","),
+      cond.empty() ? "" : " conditional: ", absl::StrJoin(cond, ","), ") under defaultAction ",
+      base.dflt.action,
       " that cannot be combined with SCMP_ACT_NOTIFY; remove it from the profile or the policy"));
 }
 
@@ -206,9 +215,10 @@ absl::StatusOr<Merge> PlanMerge(const CompileResult& plan, const BaseProfile& ba
       if (sp.notify) m.notify.insert(s);
       continue;
     }
-    const bool all_notify = !named.empty() && std::all_of(named.begin(), named.end(), [](const ojson* r) {
-      return ActionOf(*r) == "SCMP_ACT_NOTIFY";
-    });
+    const bool all_notify =
+        !named.empty() && std::all_of(named.begin(), named.end(), [](const ojson* r) {
+          return ActionOf(*r) == "SCMP_ACT_NOTIFY";
+        });
     if (all_notify && base.listener) {
       m.cat[s] = Category::kDoneNotify;
       m.notify.insert(s);
@@ -218,7 +228,8 @@ absl::StatusOr<Merge> PlanMerge(const CompileResult& plan, const BaseProfile& ba
     m.cat[s] = c;
     if ((c == Category::kTake && sp.notify) || c == Category::kConditional) m.notify.insert(s);
     if (c == Category::kRefused) {
-      res->notes.push_back(absl::StrCat(s, ": the base profile refuses it outright; the policy's rules for it never run"));
+      res->notes.push_back(absl::StrCat(
+          s, ": the base profile refuses it outright; the policy's rules for it never run"));
     }
   }
   return m;
@@ -295,7 +306,7 @@ std::vector<std::string> KernelSyscalls(const CompileResult& plan, const Merge& 
 
 // The chosen policy, loaded, or an error naming it.
 absl::StatusOr<std::shared_ptr<const CompiledPolicy>> LoadNamed(const PolicyLoader& loader,
-                                                               const std::string& name) {
+                                                                const std::string& name) {
   SA_RETURN_IF_ERROR(CheckPolicyName(name));
   auto loaded = loader(name);
   if (!loaded.ok()) {
@@ -317,8 +328,8 @@ absl::Status CheckCrunReceiver(const std::map<std::string, std::string>& annotat
 }  // namespace
 
 PolicyLoader FilePolicyLoader(const std::string& policy_dir) {
-  return [policy_dir](const std::string& name)
-             -> absl::StatusOr<std::shared_ptr<const CompiledPolicy>> {
+  return [policy_dir](
+             const std::string& name) -> absl::StatusOr<std::shared_ptr<const CompiledPolicy>> {
     SA_ASSIGN_OR_RETURN(std::string path, PolicyFileIn(policy_dir, name));
     if (path.empty()) {
       return absl::NotFoundError(
@@ -346,10 +357,10 @@ void WriteOutput(ojson& cfg, BaseProfile& base, ojson out, const Merge& m, const
   }
   cfg["linux"]["seccomp"] = std::move(seccomp);
   res->output = cfg.dump() + "\n";
-  res->notes.push_back(absl::StrCat("policy \"", name, "\": notify [",
-                                    absl::StrJoin(res->notify_syscalls, ","), "], kernel [",
-                                    absl::StrJoin(res->kernel_syscalls, ","), "]",
-                                    base.had_seccomp ? "" : " (no seccomp profile: default SCMP_ACT_ALLOW)"));
+  res->notes.push_back(
+      absl::StrCat("policy \"", name, "\": notify [", absl::StrJoin(res->notify_syscalls, ","),
+                   "], kernel [", absl::StrJoin(res->kernel_syscalls, ","), "]",
+                   base.had_seccomp ? "" : " (no seccomp profile: default SCMP_ACT_ALLOW)"));
 }
 
 // on_agent_down when the agent socket is not there: the config unchanged
@@ -364,7 +375,8 @@ absl::StatusOr<PrecreateResult> AgentDown(const HookConfig& config, const std::s
   res.output = unchanged;
   res.notes.push_back(absl::StrCat("WARNING: agent socket ", config.agent_socket,
                                    " is not there; on_agent_down: pass, so the container runs "
-                                   "WITHOUT policy \"", name, "\" (config unchanged)"));
+                                   "WITHOUT policy \"",
+                                   name, "\" (config unchanged)"));
   return res;
 }
 
@@ -409,7 +421,8 @@ absl::StatusOr<PrecreateResult> Precreate(absl::string_view config_json, const H
   res.notify_syscalls.assign(m.notify.begin(), m.notify.end());
   if (!base.had_seccomp && out.empty() && m.notify.empty()) {
     res.output = unchanged;
-    res.notes.push_back(absl::StrCat("policy \"", *name, "\" needs no seccomp rules; config unchanged"));
+    res.notes.push_back(
+        absl::StrCat("policy \"", *name, "\" needs no seccomp rules; config unchanged"));
     return res;
   }
   WriteOutput(cfg, base, std::move(out), m, config, *name, &res);

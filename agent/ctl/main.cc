@@ -92,7 +92,8 @@ int Run(const std::string& cmd) {
       std::cout << "policy reloaded: " << resp.policy().source() << " (" << resp.policy().rules()
                 << " rules)\n";
       for (const v1::PolicyInfo& p : resp.policies()) {
-        if (p.name() != "default") std::cout << "  policy " << p.name() << ": " << FormatPolicy(p) << "\n";
+        if (p.name() == "default") continue;
+        std::cout << "  policy " << p.name() << ": " << FormatPolicy(p) << "\n";
       }
     }
     return 0;

@@ -51,9 +51,9 @@ absl::StatusOr<PolicySelector> ParseSelector(const YAML::Node& sn, absl::string_
     } else if (sk == "metadata") {
       SA_ASSIGN_OR_RETURN(sel.metadata, Glob(sv, source, where + ".metadata"));
     } else {
-      return Err(source, where,
-                 absl::StrCat("unknown key \"", sk,
-                              "\" (expected annotations, id, metadata, policy)"));
+      return Err(
+          source, where,
+          absl::StrCat("unknown key \"", sk, "\" (expected annotations, id, metadata, policy)"));
     }
   }
   absl::Status name_ok = CheckPolicyName(sel.policy);

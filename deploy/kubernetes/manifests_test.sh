@@ -2,7 +2,9 @@
 # Static checks of the Kubernetes manifests: they parse, the profile in the
 # ConfigMap is the one in seccomp-profile.json and names the agent's socket,
 # the DaemonSet's capabilities are exactly the set the image test runs with
-# (deploy/image/capabilities.txt), and it is not privileged.
+# (deploy/image/capabilities.txt), and it is not privileged; the agent and
+# the OCI hook share one policy_dir setting (hook.json) in the DaemonSet and
+# in the systemd unit.
 set -euo pipefail
 D=${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-seccomp_agent}/deploy
 exec /usr/bin/python3 - "$D" <<'PY'
@@ -18,6 +20,12 @@ assert prof == json.load(open(k + "seccomp-profile.json")), "ConfigMap profile !
 assert prof["listenerPath"] == "/run/seccomp-agent/agent.sock", prof
 assert any(s["action"] == "SCMP_ACT_NOTIFY" for s in prof["syscalls"]), prof
 yaml.safe_load(cm["data"]["policy.yaml"])
+# One setting: the hook's config names the policy directory the agent reads
+# (--hook_config), and the named policies are mounted there.
+hook = json.loads(cm["data"]["hook.json"])
+assert hook["policy_dir"] == "/etc/seccomp-agent/policies", hook
+assert prof["listenerMetadata"].startswith("seccomp-agent.io/policy="), prof
+yaml.safe_load(cm["data"]["strict.yaml"])
 ds = yaml.safe_load(open(k + "daemonset.yaml"))
 spec = ds["spec"]["template"]["spec"]
 assert spec["hostPID"] is True
@@ -32,8 +40,18 @@ assert sc["capabilities"]["add"] == tested, (sc["capabilities"]["add"], tested)
 assert "SYS_ADMIN" not in tested
 mounts = {m["mountPath"] for m in agent["volumeMounts"]}
 assert "/run/seccomp-agent" in mounts
+assert "--hook_config=/etc/seccomp-agent/hook.json" in agent["args"], agent["args"]
+assert not any(a.startswith("--policy_dir") for a in agent["args"]), agent["args"]
+vol = [v for v in spec["volumes"] if v["name"] == "config"][0]
+paths = {i["path"] for i in vol["configMap"]["items"]}
+assert "hook.json" in paths and "policies/strict.yaml" in paths, paths
+assert "/etc/seccomp-agent" in mounts
 pod = yaml.safe_load(open(k + "example-pod.yaml"))
 lp = pod["spec"]["securityContext"]["seccompProfile"]
 assert lp["type"] == "Localhost" and lp["localhostProfile"] == "seccomp-agent/notify-mkdir.json"
+# The systemd unit: the same one setting, the hook config's policy_dir.
+unit = open(d + "/systemd/seccomp-agent.service").read()
+assert "--hook_config=/etc/seccomp-agent/hook.json" in unit and "--policy_dir" not in unit
+assert json.load(open(d + "/policy/hook.json"))["policy_dir"] == hook["policy_dir"]
 print("manifests_test: PASS")
 PY
