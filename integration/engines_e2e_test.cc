@@ -345,6 +345,8 @@ absl::StatusOr<std::map<std::string, std::string>> KubeVolumes(const YAML::Node&
       fs::create_directories(dir);
       for (const auto& item : v["configMap"]["items"]) {
         const std::string key = item["key"].as<std::string>();
+        // A path with directories (policies/strict.yaml): the kubelet creates them.
+        fs::create_directories(fs::path(dir + "/" + item["path"].as<std::string>()).parent_path());
         SA_RETURN_IF_ERROR(WriteText(dir + "/" + item["path"].as<std::string>(),
                                      configmap["data"][key].as<std::string>()));
       }
