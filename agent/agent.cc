@@ -332,12 +332,13 @@ absl::Status Agent::StartMetrics() {
     WritePolicyMetrics(policies_->Status(), engine_->Containers(), out);
     WritePluginMetrics(policies_->PluginStats(), out);
   });
-  auto m = metrics::HttpServer::Start(config_.metrics_address, &registry_, [this] {
-    return serving_.load() && engine_->StuckWorkers() == 0;
-  });
+  auto m = metrics::HttpServer::Start(
+      config_.metrics_address, &registry_,
+      [this] { return serving_.load() && engine_->StuckWorkers() == 0; }, config_.http);
   if (!m.ok()) return m.status();
   metrics_server_ = *std::move(m);
-  spdlog::info("metrics on http://{}/metrics", config_.metrics_address);
+  spdlog::info("metrics on http://{}/metrics (port {}, at most {} connections)",
+               config_.metrics_address, metrics_server_->port(), config_.http.max_connections);
   return absl::OkStatus();
 }
 

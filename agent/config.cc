@@ -60,6 +60,11 @@ ABSL_FLAG(std::string, holder_mode, "auto",
 ABSL_FLAG(std::string, metrics_address, "",
           "Serve Prometheus metrics (GET /metrics) and GET /healthz on host:port, e.g. "
           "127.0.0.1:9464. Empty: no metrics endpoint.");
+ABSL_FLAG(int, metrics_max_connections, 64,
+          "Metrics endpoint: connections open at once; a new one closes the oldest.");
+ABSL_FLAG(absl::Duration, metrics_timeout, absl::Seconds(5),
+          "Metrics endpoint: time from accept until the request is read and the response "
+          "taken; a connection still open then is closed.");
 ABSL_FLAG(uint64_t, metrics_max_series, 10000,
           "Cap on (container, syscall, action) series of seccomp_agent_notifications_total; "
           "beyond it decisions count in seccomp_agent_notifications_unattributed_total.");
@@ -197,6 +202,12 @@ absl::StatusOr<Config> ConfigFromFlags() {
   ResolveSockets(&c);
   SA_ASSIGN_OR_RETURN(c.holder_mode, holder::ParseHolderMode(absl::GetFlag(FLAGS_holder_mode)));
   c.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  c.http.max_connections = absl::GetFlag(FLAGS_metrics_max_connections);
+  c.http.timeout = absl::GetFlag(FLAGS_metrics_timeout);
+  if (c.http.max_connections < 1 || c.http.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--metrics_max_connections and --metrics_timeout must be positive");
+  }
   c.metrics.max_series = absl::GetFlag(FLAGS_metrics_max_series);
   c.metrics.removed_grace = absl::GetFlag(FLAGS_metrics_removed_grace);
   c.engine.workers = absl::GetFlag(FLAGS_workers);

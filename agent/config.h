@@ -15,6 +15,7 @@
 #include "agent/engine/engine.h"
 #include "agent/holder/engine_sync.h"
 #include "agent/metrics/decision_metrics.h"
+#include "agent/metrics/http_server.h"
 #include "agent/policy/selector.h"
 
 namespace seccomp_agent {
@@ -43,6 +44,7 @@ struct Config {
   std::vector<uid_t> admin_uids;
 
   std::string metrics_address;  // "" = no metrics endpoint
+  metrics::HttpServerOptions http;  // its connection cap and timeout
   metrics::DecisionMetrics::Options metrics;
 
   EngineOptions engine;

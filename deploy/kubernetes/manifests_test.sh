@@ -4,14 +4,16 @@
 # the DaemonSet's capabilities are exactly the set the image test runs with
 # (deploy/image/capabilities.txt), and it is not privileged; the agent and
 # the OCI hook share one policy_dir setting (hook.json) in the DaemonSet and
-# in the systemd unit.
+# in the systemd unit; the metrics endpoint listens on the pod IP only and a
+# NetworkPolicy admits only Prometheus to it.
 set -euo pipefail
 D=${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-seccomp_agent}/deploy
 exec /usr/bin/python3 - "$D" <<'PY'
 import json, sys, yaml
 d = sys.argv[1]
 k = d + "/kubernetes/"
-for f in ["namespace.yaml", "configmap.yaml", "daemonset.yaml", "example-pod.yaml"]:
+for f in ["namespace.yaml", "configmap.yaml", "daemonset.yaml", "example-pod.yaml",
+          "networkpolicy.yaml"]:
     docs = list(yaml.safe_load_all(open(k + f)))
     assert docs and all("kind" in x for x in docs), f
 cm = yaml.safe_load(open(k + "configmap.yaml"))
@@ -46,6 +48,25 @@ vol = [v for v in spec["volumes"] if v["name"] == "config"][0]
 paths = {i["path"] for i in vol["configMap"]["items"]}
 assert "hook.json" in paths and "policies/strict.yaml" in paths, paths
 assert "/etc/seccomp-agent" in mounts
+# Metrics: bound to the pod IP (never 0.0.0.0), one NetworkPolicy that selects
+# the agent's pods and admits only the metrics port from pods that match both
+# a namespace and a pod selector (an empty "from" would admit every pod).
+args = agent["args"]
+maddr = [a for a in args if a.startswith("--metrics_address=")]
+assert maddr == ["--metrics_address=$(POD_IP):9464"], maddr
+env = {e["name"]: e for e in agent["env"]}
+assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+assert [p["containerPort"] for p in agent["ports"]] == [9464]
+np = yaml.safe_load(open(k + "networkpolicy.yaml"))
+assert np["kind"] == "NetworkPolicy" and np["metadata"]["namespace"] == ds["metadata"]["namespace"]
+labels = ds["spec"]["template"]["metadata"]["labels"]
+assert all(labels.get(key) == v for key, v in np["spec"]["podSelector"]["matchLabels"].items())
+assert np["spec"]["policyTypes"] == ["Ingress"]
+(rule,) = np["spec"]["ingress"]
+assert rule["ports"] == [{"protocol": "TCP", "port": 9464}], rule
+assert rule["from"], "an empty from admits every pod"
+for peer in rule["from"]:
+    assert peer["namespaceSelector"]["matchLabels"] and peer["podSelector"]["matchLabels"], peer
 pod = yaml.safe_load(open(k + "example-pod.yaml"))
 lp = pod["spec"]["securityContext"]["seccompProfile"]
 assert lp["type"] == "Localhost" and lp["localhostProfile"] == "seccomp-agent/notify-mkdir.json"
