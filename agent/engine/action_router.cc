@@ -100,7 +100,9 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     case v1::Action::kRedirectOpen:
     case v1::Action::kRewriteBind:
     case v1::Action::kReplaceWrite: {
-      absl::StatusOr<injector::Outcome> out = injector_->Apply(listener, notif, ev, action);
+      const auto& r = policy.proto().redirect_roots();
+      absl::StatusOr<injector::Outcome> out =
+          injector_->Apply(listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));
       if (!out.ok()) return done(out.status());
       Outcome o;
       o.result = out->result;

@@ -112,8 +112,8 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
   };
   if (ev.path) args["path"] = text(*ev.path);
   if (ev.path2) args["path2"] = text(*ev.path2);
-  if (ev.abs_path) args["abs_path"] = text(*ev.abs_path);
-  if (ev.abs_path2) args["abs_path2"] = text(*ev.abs_path2);
+  if (ev.abs_path) args["resolved_path"] = text(*ev.abs_path);
+  if (ev.abs_path2) args["resolved_path2"] = text(*ev.abs_path2);
   if (ev.dirfd) args["dirfd"] = *ev.dirfd;
   if (ev.fd) args["fd"] = *ev.fd;
   if (ev.write_count) args["count"] = *ev.write_count;

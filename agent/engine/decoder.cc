@@ -19,6 +19,7 @@
 #include "agent/policy/syscall_args.h"
 #include "agent/seccomp/syscall_names.h"
 #include "agent/seccomp/task_memory.h"
+#include "agent/seccomp/task_path.h"
 
 namespace seccomp_agent {
 namespace {
@@ -31,51 +32,40 @@ uint64_t Arg(const SyscallEvent& ev, int i) {
 // fds are C ints: Go passes AT_FDCWD as 0xffffffffffffff9c, C as 0xffffff9c.
 int64_t FdArg(const SyscallEvent& ev, int i) { return static_cast<int32_t>(ev.args[i]); }
 
-// Lexically joins and normalizes ("." and ".." and "//"); ".." at the root
-// stays at the root, as the kernel does.
-std::string JoinNormalize(const std::string& base, const std::string& rel) {
-  std::vector<std::string> parts;
-  auto push = [&parts](absl::string_view p) {
-    for (absl::string_view c : absl::StrSplit(p, '/', absl::SkipEmpty())) {
-      if (c == ".") continue;
-      if (c == "..") {
-        if (!parts.empty()) parts.pop_back();
-        continue;
-      }
-      parts.emplace_back(c);
-    }
+// Whether the kernel follows a symlink in the LAST component of path
+// number `which` (1 or 2) of this call. Paths that name the link itself
+// (mkdir, unlink, rename, O_CREAT|O_EXCL, O_NOFOLLOW, ...) do not.
+bool FollowsLast(const SyscallEvent& ev, int which) {
+  const std::string& s = ev.syscall;
+  auto flag_at = [&ev](int i, uint64_t bit) { return (Arg(ev, i) & bit) != 0; };
+  auto open_follows = [&ev](int i) {
+    const uint64_t f = Arg(ev, i);
+    return !(f & O_NOFOLLOW) && (f & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
   };
-  push(base);
-  push(rel);
-  std::string out;
-  for (const auto& p : parts) absl::StrAppend(&out, "/", p);
-  return out.empty() ? "/" : out;
-}
-
-// The task's view of its cwd (dirfd == AT_FDCWD) or of an open dirfd.
-std::optional<std::string> TaskDir(pid_t pid, int64_t dirfd) {
-  char link[64];
-  if (dirfd == AT_FDCWD) {
-    snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
-  } else {
-    snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, static_cast<int>(dirfd));
+  if (s == "open") return open_follows(1);
+  if (s == "openat") return open_follows(2);
+  if (s == "creat" || s == "openat2" || s == "chmod" || s == "chown" || s == "truncate" ||
+      s == "execve" || s == "fchmodat") {
+    return true;
   }
-  char buf[PATH_MAX];
-  ssize_t n = readlink(link, buf, sizeof(buf) - 1);
-  if (n <= 0 || buf[0] != '/') return std::nullopt;  // gone, or not a path (a socket, ...)
-  return std::string(buf, n);
+  if (s == "fchownat") return !flag_at(4, AT_SYMLINK_NOFOLLOW);
+  if (s == "execveat") return !flag_at(4, AT_SYMLINK_NOFOLLOW);
+  if (s == "linkat" && which == 1) return flag_at(4, AT_SYMLINK_FOLLOW);
+  return false;  // mkdir*, mknod*, rmdir, unlink*, rename*, link, symlink*, lchown
 }
 
-// Resolves a relative path against the task's cwd/dirfd. The links under
-// /proc/PID read relative to the task's own root (checked: a runc
-// container's cwd reads "/forbidden/sub"), so the result is in the task's
-// view, like the policy's globs.
-std::optional<std::string> Absolute(const SyscallEvent& ev, const std::string& path,
-                                    std::optional<int64_t> dirfd) {
-  if (path.empty() || path[0] == '/') return std::nullopt;
-  std::optional<std::string> dir = TaskDir(ev.pid, dirfd.value_or(AT_FDCWD));
-  if (!dir) return std::nullopt;
-  return JoinNormalize(*dir, path);
+// The path as the kernel resolves it for the task (task_path.h), or
+// nullopt when it cannot be resolved (the engine then fails closed when a
+// rule needs it).
+std::optional<std::string> Resolve(SyscallEvent& ev, const std::string& path,
+                                   std::optional<int64_t> dirfd, int which) {
+  absl::StatusOr<std::string> r =
+      ResolveTaskPath(ev.pid, dirfd.value_or(AT_FDCWD), path, FollowsLast(ev, which));
+  if (r.ok()) return *std::move(r);
+  if (!ev.decode_error.empty()) ev.decode_error += "; ";
+  absl::StrAppend(&ev.decode_error, "path", which == 1 ? "" : "2",
+                  " not resolved in the task's root: ", r.status().message());
+  return std::nullopt;
 }
 
 void NoteError(SyscallEvent& ev, const char* what, const absl::Status& s) {
@@ -134,10 +124,9 @@ bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
       ev.path = std::move(*p);
       std::optional<int64_t> d1;
       if (l->dirfd >= 0) d1 = FdArg(ev, l->dirfd);
-      ev.abs_path = Absolute(ev, *ev.path, d1);
-      if (!ev.abs_path && !ev.path->empty() && (*ev.path)[0] != '/') {
-        ev.decode_error = "relative path could not be resolved";
-      }
+      // symlink(2)'s first path is the link's text, never resolved.
+      const bool text = ev.syscall == "symlink" || ev.syscall == "symlinkat";
+      if (!text) ev.abs_path = Resolve(ev, *ev.path, d1, 1);
     } else {
       NoteError(ev, "path", p.status());
     }
@@ -147,7 +136,7 @@ bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
         ev.path2 = std::move(*p2);
         std::optional<int64_t> d2;
         if (l->dirfd2 >= 0) d2 = FdArg(ev, l->dirfd2);
-        ev.abs_path2 = Absolute(ev, *ev.path2, d2);
+        ev.abs_path2 = Resolve(ev, *ev.path2, d2, 2);
       } else {
         NoteError(ev, "path2", p2.status());
       }

@@ -76,6 +76,13 @@ SyscallEvent EventOf(const ContainerInfo& info, const seccomp_notif& n) {
   return ev;
 }
 
+// A decoded path without its resolution (symlink(2)'s target is text and
+// is never resolved).
+bool PathUnresolved(const SyscallEvent& ev) {
+  const bool text = ev.syscall == "symlink" || ev.syscall == "symlinkat";
+  return (ev.path && !ev.abs_path && !text) || (ev.path2 && !ev.abs_path2);
+}
+
 // The stricter of two limits, 0 meaning none.
 double Stricter(double a, double b) {
   if (a <= 0) return b;
@@ -573,6 +580,14 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   bool read_memory = false;
   if (needs != kNeedNothing) read_memory = DecodeEvent(ev, needs, opts_.max_write_capture);
 
+  // A path a rule needs that could not be resolved in the task's root
+  // (a magic link out of it, a dirfd that is not a directory there, ...)
+  // would match no path rule: fail closed instead (issue 12 item 4).
+  if (policy != nullptr && (policy->Needs(ev.syscall) & kNeedPath) && PathUnresolved(ev)) {
+    DenyUnresolved(e, ev, t0);
+    return;
+  }
+
   // No policy (unknown, or it failed to load): fail closed.
   CompiledPolicy::Verdict v{&policy_error_action_, "policy-error", -1};
   if (policy != nullptr) v = policy->Evaluate(ev);
@@ -719,6 +734,21 @@ int Engine::StuckWorkers() const {
     if (since != 0 && now - since > opts_.stuck_after_ns) ++stuck;
   }
   return stuck;
+}
+
+void Engine::DenyUnresolved(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t t0) {
+  seccomp_notif_resp resp{};
+  resp.id = ev.id;
+  resp.error = -EACCES;
+  DecisionRecord rec;
+  rec.event = &ev;
+  rec.rule = "unresolved-path";
+  rec.action = "deny";
+  absl::Status sent = unotify_.Send(e->listener.get(), resp);
+  rec.result = sent.ok() ? "EACCES" : "task-gone";
+  (sent.ok() ? e->stats.denied : e->stats.task_gone)++;
+  rec.latency_ns = NowNs() - t0;
+  Record(rec);
 }
 
 void Engine::Finish(const std::shared_ptr<Pending>& p,

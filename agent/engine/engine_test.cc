@@ -213,6 +213,37 @@ rules: [{name: seven, match: {syscalls: [getppid]}, action: {return: {value: 7}}
   EXPECT_EQ(by["bound"][0]["result"], "4242");
   EXPECT_EQ(by["bound"][1]["policy"], "tenant@2");
   EXPECT_EQ(by["bound"][1]["rule"], "seven");
+// Issue 12 item 4: aliases through "..", a symlink and /proc magic links
+// are matched as the kernel resolves them, and the log shows both paths.
+TEST_F(EngineTest, AliasesOfADeniedPathAreDenied) {
+  StartEngine();
+  const std::string base = dir_ + "/alias";
+  ASSERT_EQ(mkdir(base.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir("/tmp/engine-rel-test", 0755) == 0 || errno == EEXIST, true);
+  ASSERT_EQ(symlink("/tmp/engine-rel-test", (base + "/link").c_str()), 0);
+  const std::vector<std::string> aliases = {
+      base + "/../alias/link/a",
+      base + "/link/b",
+      "/proc/self/root/tmp/engine-rel-test/c",
+      "/proc/thread-self/root" + base + "/link/d",
+      "/tmp/x/../engine-rel-test/e",
+  };
+  auto child = TrappedChild::Spawn({"mkdir"}, [aliases] {
+    for (size_t i = 0; i < aliases.size(); ++i) {
+      if (mkdir(aliases[i].c_str(), 0755) != -1 || errno != EROFS) return 1 + static_cast<int>(i);
+    }
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("alias", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0) << "an alias of /tmp/engine-rel-test/** was not denied";
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == aliases.size(); }, 3000));
+  auto d = Decisions();
+  EXPECT_EQ(d[1]["args"]["path"], base + "/link/b");
+  EXPECT_EQ(d[1]["args"]["resolved_path"], "/tmp/engine-rel-test/b");
+  EXPECT_EQ(d[1]["rule"], "no-mkdir-in-reltest");
+  rmdir("/tmp/engine-rel-test");
 }
 
 TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {

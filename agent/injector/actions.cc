@@ -144,7 +144,10 @@ absl::StatusOr<Plan> PlanRedirectOpen(const SyscallEvent& ev, const v1::Redirect
     return absl::FailedPreconditionError(
         absl::StrCat("redirect_open: path not decoded: ", ev.decode_error));
   }
-  const std::string& path = *ev.path;
+  // The map is keyed on the path as the kernel resolves it for the task
+  // (`//etc/shadow`, `/etc/./hosts`, `shadow` in /etc, `/data/../x` all
+  // meet their key), never on the spelling the task chose.
+  const std::string& path = ev.abs_path ? *ev.abs_path : *ev.path;
   Plan plan;
   std::string target = path;
   auto it = action.exact().find(path);

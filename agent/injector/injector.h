@@ -74,6 +74,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -147,9 +148,18 @@ class Injector {
   // A task that went away is an OK Outcome with task_gone.
   absl::StatusOr<Outcome> Inject(int listener, const seccomp_notif& notif, const Substitute& sub);
 
-  // PlanAction (actions.h) + Inject.
+  // PlanAction (actions.h) + Inject. redirect_open (issue 12 item 5): the
+  // map is looked up on the path as resolved in the task's root; a call the
+  // map has no entry for is answered EACCES (the original is never opened
+  // by the agent); the target is resolved in the task's root (from its
+  // cwd/dirfd when relative) and must stay under the redirect root that
+  // contains it, and the substitute carries that absolute resolved path
+  // (AT_FDCWD), so the kernel backend opens what was checked, not what a
+  // peer thread's later cwd/dirfd/symlink change points to (issue 13 item
+  // 5); the emulation opens it RESOLVE_BENEATH that root (safe_open.h).
   absl::StatusOr<Outcome> Apply(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                                const v1::Action& action);
+                                const v1::Action& action,
+                                const std::vector<std::string>& redirect_roots = {});
 
   // Probes on `listener` unless a probe already gave a definite answer
   // (ENOENT / ENOTTY / EINVAL). Inject() calls it.
@@ -161,6 +171,9 @@ class Injector {
 
  private:
   std::string_view RouteLocked(const Substitute& sub) const;
+  // Sends {error} for `notif` with `backend` and `result` in the Outcome.
+  absl::StatusOr<Outcome> Refuse(int listener, uint64_t id, int error, std::string_view backend,
+                                 std::string result);
   std::string_view default_backend_locked() const;
 
   InjectorOptions opts_;
