@@ -583,7 +583,10 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   // A path a rule needs that could not be resolved in the task's root
   // (a magic link out of it, a dirfd that is not a directory there, ...)
   // would match no path rule: fail closed instead (issue 12 item 4).
-  if (policy != nullptr && (policy->Needs(ev.syscall) & kNeedPath) && PathUnresolved(ev)) {
+  // The runtime's own pre-exec calls (its exec fifo is outside the root)
+  // are exempt.
+  if (!ev.runtime_phase && policy != nullptr && (policy->Needs(ev.syscall) & kNeedPath) &&
+      PathUnresolved(ev)) {
     DenyUnresolved(e, ev, t0);
     return;
   }

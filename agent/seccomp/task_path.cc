@@ -174,6 +174,7 @@ class Walker {
       if (S_ISLNK(st.st_mode) && (!todo_.empty() || follow_last_)) {
         if (++links_ > kMaxLinks) return ErrnoStatus(ELOOP, "too many links");
         SA_RETURN_IF_ERROR(FollowLink(c, next.get()));
+        if (!anon_.empty()) return Lexical(anon_);
         continue;
       }
       names_.push_back(std::move(c));
@@ -207,10 +208,12 @@ class Walker {
     return absl::OkStatus();
   }
 
-  // A name that does not resolve: the rest is only text.
+  // A name that does not resolve: the rest is only text. An object
+  // without a path ("pipe:[12]") is that text, plus any rest.
   std::string Lexical(const std::string& c) {
     std::string rest = c;
     for (const std::string& r : todo_) absl::StrAppend(&rest, "/", r);
+    if (!anon_.empty()) return rest;
     return JoinNormalize(Join(names_), rest);
   }
 
@@ -227,6 +230,13 @@ class Walker {
       // A magic link (root, cwd, exe, fd/N, ...): where it leads, in the
       // task's root. The agent follows it with its own rights (this only
       // names the file; the task's call is still checked by the kernel).
+      // An object with no path (a pipe, socket, anon inode: "pipe:[12]")
+      // is named by that text; nothing can follow it.
+      const std::string text = ReadLinkAt(link, "");
+      if (!text.empty() && text[0] != '/') {
+        anon_ = text;
+        return absl::OkStatus();
+      }
       UniqueFd target(openat(cur_.get(), c.c_str(), O_PATH | O_CLOEXEC));
       if (!target) return ErrnoStatus(errno, absl::StrCat("follow /proc link ", c));
       SA_ASSIGN_OR_RETURN(std::string where, PathInRoot(t_, target.get()));
@@ -247,6 +257,7 @@ class Walker {
   std::deque<std::string> todo_;
   int links_ = 0;
   int proc_depth_ = -1;  // names_[0..proc_depth_) ends at a procfs top, or -1
+  std::string anon_;     // a magic link to an object without a path
 };
 
 // Fast path: no symlink anywhere on the way (see the header).

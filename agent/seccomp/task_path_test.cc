@@ -118,6 +118,13 @@ TEST_F(TaskPathTest, ProcSelfIsTheTaskNotTheReader) {
   EXPECT_EQ(Resolve("/proc/thread-self", true), absl::StrCat("/proc/", pid_, "/task/", pid_));
 }
 
+TEST_F(TaskPathTest, AnFdWithoutAPathIsNamedByItsText) {
+  // The child's fd 0-2 are whatever the test runner gave; its pipe ends
+  // (hold_) are pipes: "pipe:[N]", which no path glob matches.
+  const std::string r = Resolve(absl::StrCat("/proc/self/fd/", hold_[0]), true);
+  EXPECT_EQ(r.rfind("pipe:[", 0), 0u) << r;
+}
+
 TEST_F(TaskPathTest, LinksOutOfTheRootAndLoopsAreErrors) {
   // /proc/1 is the host's init: its root is outside the child's root.
   EXPECT_EQ(Resolve("/proc/1/root/forbidden/x").rfind("error: ", 0), 0u)
