@@ -213,6 +213,8 @@ rules: [{name: seven, match: {syscalls: [getppid]}, action: {return: {value: 7}}
   EXPECT_EQ(by["bound"][0]["result"], "4242");
   EXPECT_EQ(by["bound"][1]["policy"], "tenant@2");
   EXPECT_EQ(by["bound"][1]["rule"], "seven");
+}
+
 // Issue 12 item 4: aliases through "..", a symlink and /proc magic links
 // are matched as the kernel resolves them, and the log shows both paths.
 TEST_F(EngineTest, AliasesOfADeniedPathAreDenied) {
