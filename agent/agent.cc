@@ -181,7 +181,9 @@ absl::Status Agent::StartEngine() {
   std::shared_ptr<const PolicyBundle> dflt = policies_->Current(kDefaultPolicyName);
   engine_ =
       std::make_unique<Engine>(config_.engine, DefaultUnotify(), dflt->policy, decisions_.get());
-  engine_->SetActionHandler(dflt->router.get());  // only for a container without a slot
+  // Every container (handed over or restored) gets its policy's slot, with
+  // that version's router, from the binder; the engine's own policy above
+  // is never used for a container.
   engine_->SetBinder([this](const ContainerInfo& info) { return policies_->Bind(info); });
   if (!config_.metrics_address.empty()) engine_->AddObserver(&decision_metrics_);
   if (!config_.admin_socket.empty()) engine_->AddObserver(&broadcaster_);
