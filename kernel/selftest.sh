@@ -74,6 +74,8 @@ if [ -w "$leak" ]; then
 	echo scan >"$leak"
 	echo clear >"$leak"
 fi
+# The pseudo-terminal case needs devpts.
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 cd /tmp
 SECCOMP_INJECT_TRIALS="$1" /bin/seccomp_inject_test
 rc=$?

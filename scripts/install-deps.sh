@@ -16,9 +16,9 @@ PACKAGES=(
   runc crun busybox-static umoci util-linux iproute2 procps jq curl python3-yaml systemd
   # real engines (integration:engines_e2e_test)
   podman containerd
-  # kernel build and VM
-  linux-source-6.1 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
-  xz-utils kmod rsync
+  # kernel build and VM (python3-ply, python3-git: checkpatch's SPDX check)
+  linux-source-6.12 qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
+  xz-utils kmod rsync python3-ply python3-git
   # example python plugin, benchmark plots
   python3-grpcio python3-protobuf gnuplot-nox
 )

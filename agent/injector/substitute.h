@@ -1,6 +1,6 @@
 // A substitute syscall for a pending notification, and the rules it must
-// satisfy before any ioctl (../../shared docs ABI.md, plus this project's
-// stricter INJECT-time checks in kernel/README.md). The agent checks the
+// satisfy before any ioctl (docs/ABI.md, including this project's
+// stricter INJECT-time checks). The agent checks the
 // same rules as the patched kernel, in the same order, with the same errno,
 // so a mistake of the agent is reported by the agent, names the rule, and
 // never reaches the kernel or the task.

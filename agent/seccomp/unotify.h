@@ -26,7 +26,7 @@
 #define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
 #endif
 
-// The injection ABI (../shared/docs/ABI.md); defined here because no
+// The injection ABI (docs/ABI.md); defined here because no
 // released kernel header carries it.
 #ifndef SECCOMP_USER_NOTIF_FLAG_INJECTED
 #define SECCOMP_USER_NOTIF_FLAG_INJECTED (1UL << 1)
