@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs what is needed, then runs every test: unit and
 # integration tests (real runc and crun containers) under Bazel, the kernel
-# selftests and the injector conformance suite in the patched kernel's VM,
+# selftests, the injector conformance suite and real runc/crun containers
+# (integration/vm_runtime) in the patched kernel's VM,
 # the unit and integration suites again under ASan+UBSan and the concurrent
 # parts under TSan (scripts/sanitizers.sh), and 60 s of every libFuzzer
 # target (scripts/fuzz.sh). `scripts/test.sh --quick` skips the last two.
@@ -52,6 +53,13 @@ if [[ -x integration/vm_e2e/run.sh ]]; then
   bash integration/vm_e2e/run.sh >"$OUT/vm-e2e.log" 2>&1 || status=1
   tail -n 2 "$OUT/vm-e2e.log"
   extra+=("$OUT/vm-e2e.log")
+fi
+
+if [[ -x integration/vm_runtime/run.sh ]]; then
+  echo "== real runc and crun containers in the VM (kernel backend)"
+  bash integration/vm_runtime/run.sh >"$OUT/vm-runtime.log" 2>&1 || status=1
+  tail -n 2 "$OUT/vm-runtime.log"
+  extra+=("$OUT/vm-runtime.log")
 fi
 
 if [[ $QUICK -eq 0 ]]; then

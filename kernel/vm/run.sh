@@ -6,7 +6,12 @@
 # Usage:
 #   kernel/vm/run.sh --kernel BZIMAGE [--add HOSTPATH[:GUESTPATH]]...
 #                    [--timeout SECS] [--smp N] [--mem MIB] [--append ARGS]
-#                    [--keep-initramfs FILE] -- COMMAND [ARG]...
+#                    [--keep-initramfs FILE] [--image-cache DIR]
+#                    -- COMMAND [ARG]...
+#
+# --image-cache DIR: reuse DIR/<hash>.cpio.gz when the staged image (every
+# file, link, mode and the command) hashes the same; the three newest
+# images are kept.
 #
 # Exit status:
 #   0..122  the guest command's exit status
@@ -23,7 +28,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 125
 }
 
@@ -33,6 +38,7 @@ smp=1
 mem=512
 append=""
 keep_initramfs=""
+image_cache=""
 adds=()
 
 while (($#)); do
@@ -44,6 +50,7 @@ while (($#)); do
 	--mem) mem="${2:?}"; shift 2 ;;
 	--append) append="${2:?}"; shift 2 ;;
 	--keep-initramfs) keep_initramfs="${2:?}"; shift 2 ;;
+	--image-cache) image_cache="${2:?}"; shift 2 ;;
 	-h | --help) usage ;;
 	--) shift; break ;;
 	*) die "unknown option: $1 (did you forget '--' before the command?)" ;;
@@ -162,8 +169,33 @@ reboot -f
 EOF
 chmod 755 "$root/init"
 
+# The staged tree's content: paths, types, modes, link targets, file bytes.
+image_hash() {
+	(
+		cd "$root"
+		find . -printf '%p %y %m %l\n' | LC_ALL=C sort
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+	) | sha256sum | cut -c1-16
+}
+
 initramfs="$work/initramfs.cpio.gz"
-(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$initramfs"
+cached=""
+if [[ -n "$image_cache" ]]; then
+	mkdir -p "$image_cache"
+	cached="$image_cache/$(image_hash).cpio.gz"
+fi
+if [[ -n "$cached" && -f "$cached" ]]; then
+	echo "vm/run.sh: cached image $cached" >&2
+	touch "$cached"
+	initramfs="$cached"
+else
+	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$initramfs"
+	if [[ -n "$cached" ]]; then
+		cp "$initramfs" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"
+		find "$image_cache" -maxdepth 1 -name '*.cpio.gz' -printf '%T@ %p\n' |
+			sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -f
+	fi
+fi
 if [[ -n "$keep_initramfs" ]]; then
 	cp "$initramfs" "$keep_initramfs"
 fi
