@@ -46,7 +46,7 @@ def main():
     print("| path | median ns/call | rounds | vs CONTINUE | vs INJECT |")
     print("| --- | --- | --- | --- | --- |")
     for label, med, n in rows:
-        print(f"| {label} | {med:.0f} | {n} | {med / cont:.2f}x | {med / inject:.2f}x |")
+        print(f"| {label} | {med:.0f} | {n} | {med / cont:.3g}x | {med / inject:.3g}x |")
     return 0
 
 
