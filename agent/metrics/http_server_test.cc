@@ -162,6 +162,39 @@ TEST_F(HttpServerBoundsTest, AnOversizedRequestIsClosedWithoutAnAnswer) {
   EXPECT_EQ(Get(server_->port(), "/healthz").rfind("HTTP/1.1 200", 0), 0u);
 }
 
+TEST_F(HttpServerBoundsTest, UnsentResponsesBeyondTheBudgetCloseTheOldestReader) {
+  const std::string big(16 << 20, 'x');  // far more than the socket buffers hold
+  registry_.AddCollector([&big](std::string* out) { out->append(big); });
+  HttpServerOptions o;
+  o.max_pending_bytes = 8 << 20;
+  o.timeout = absl::Minutes(10);
+  Start(o);
+  // A asks and does not read: most of its response waits in the server.
+  UniqueFd a(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int small = 4096;
+  setsockopt(a.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(a.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string req = "GET /metrics HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(send(a.get(), req.data(), req.size(), MSG_NOSIGNAL), ssize_t(req.size()));
+  // Once A sees its first byte, its response is rendered and mostly unsent.
+  timeval tv{30, 0};
+  setsockopt(a.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char first;
+  ASSERT_EQ(recv(a.get(), &first, 1, MSG_PEEK), 1);
+  // B's response does not fit beside A's: A is closed, B is served whole.
+  std::string b = Get(server_->port(), "/metrics");
+  EXPECT_GT(b.size(), big.size());
+  EXPECT_EQ(server_->closed_early(), 1u);
+  size_t got = 0;
+  char buf[65536];
+  for (ssize_t n; (n = recv(a.get(), buf, sizeof(buf), 0)) > 0;) got += n;
+  EXPECT_LT(got, big.size()) << "A got its whole response";
+}
+
 TEST_F(HttpServerBoundsTest, UnhealthyIs503) {
   healthy_ = false;
   Start(HttpServerOptions());
