@@ -268,9 +268,9 @@ void HttpServer::Close(Conn* c, bool early) {
   if (c->closed) return;
   c->closed = true;
   pending_bytes_ -= c->out.size() - c->sent;
-  c->fd.reset();  // also leaves the epoll set
-  open_--;
+  open_--;  // counted before the peer can see the close
   if (early) closed_early_++;
+  c->fd.reset();  // also leaves the epoll set
   dead_.splice(dead_.end(), conns_, c->self);
 }
 
