@@ -21,6 +21,8 @@ PACKAGES=(
   xz-utils kmod rsync python3-ply python3-git
   # example python plugin, benchmark plots
   python3-grpcio python3-protobuf gnuplot-nox
+  # plugin TLS tests (CA and certificates made in the test)
+  openssl
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
+#include "agent/plugin/credentials.h"
 #include "agent/plugin/decision_cache.h"
 #include "agent/plugin/grpc_pin.h"
 #include "agent/plugin/health_checker.h"
@@ -261,8 +262,10 @@ absl::Status PluginDispatcher::Impl::AddPlugin(const v1::PluginConfig& in) {
   auto p = std::make_unique<PluginState>();
   p->cfg = WithDefaults(in);
   p->stats.name = in.name();
-  p->channel = grpc::CreateCustomChannel(p->cfg.address(), grpc::InsecureChannelCredentials(),
-                                         ChannelArgs());
+  grpc::ChannelArguments args = ChannelArgs();
+  auto creds = PluginCredentials(p->cfg, opts_.tls_refresh, &args);
+  if (!creds.ok()) return creds.status();
+  p->channel = grpc::CreateCustomChannel(p->cfg.address(), *creds, args);
   if (p->channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("plugin \"", in.name(), "\": bad address \"", in.address(), "\""));

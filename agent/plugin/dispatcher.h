@@ -119,9 +119,15 @@ struct DispatcherOptions {
   // Health checking: period, and the deadline of each Check.
   absl::Duration health_interval = absl::Seconds(5);
   absl::Duration health_timeout = absl::Milliseconds(500);
-  // Reconnect backoff (gRPC channel args), first and maximum.
+  // How often TLS files (PluginTls) are re-read for rotated certificates.
+  absl::Duration tls_refresh = absl::Seconds(10);
+  // Reconnect backoff (gRPC channel args), first and maximum. The maximum
+  // bounds how long a restarted plugin waits to be used again: with 5 s
+  // (gRPC's growth from 100 ms) a restart took 1.1-2.4 s to be noticed;
+  // a connect attempt to a unix socket or a peer on the cluster network is
+  // cheap, so the channel retries at least every 250 ms (+-20% jitter).
   absl::Duration initial_backoff = absl::Milliseconds(100);
-  absl::Duration max_backoff = absl::Seconds(5);
+  absl::Duration max_backoff = absl::Milliseconds(250);
   // A stream with this many consecutive timeouts and no answer in between is
   // cancelled and reopened (a wedged stream heals itself).
   int stream_timeouts_before_reset = 3;

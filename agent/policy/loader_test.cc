@@ -214,7 +214,7 @@ struct BadCase {
 
 std::string WithRules(const std::string& rules) {
   return "version: 1\ndefault_action: {allow: {}}\nredirect_roots: [/var/lib/seccomp-agent]\n"
-         "plugins: [{name: opa, address: \"localhost:9000\"}]\nrules:\n" +
+         "plugins: [{name: opa, address: \"localhost:9000\", insecure: true}]\nrules:\n" +
          rules;
 }
 
@@ -256,7 +256,7 @@ const BadCase kBadCases[] = {
      "version: 1\nredirect_roots: [/srv]\ndefault_action: {redirect_open: {exact: {\"/a\": \"/srv/a\"}}}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got redirect_open"},
     {"PluginAsDefault",
-     "version: 1\nplugins: [{name: p, address: \"h:1\"}]\ndefault_action: {plugin: p}\n",
+     "version: 1\nplugins: [{name: p, address: \"h:1\", insecure: true}]\ndefault_action: {plugin: p}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got plugin"},
     {"TwoActionKinds", WithRules("  - name: r\n    action: {allow: {}, deny: {errno: EPERM}}\n"),
      "policy.yaml: rules[0] \"r\": action.deny: only one of"},
@@ -374,11 +374,30 @@ const BadCase kBadCases[] = {
      "policy.yaml: plugins[0] \"p\": address: \"localhost\" is not"},
     {"DuplicatePlugin",
      "version: 1\ndefault_action: {allow: {}}\n"
-     "plugins: [{name: p, address: \"h:1\"}, {name: p, address: \"h:2\"}]\n",
+     "plugins: [{name: p, address: \"h:1\", insecure: true}, {name: p, address: \"h:2\"}]\n",
      "policy.yaml: plugins[1] \"p\": name: duplicate plugin name"},
+    {"PlaintextTcpPlugin",
+     "version: 1\ndefault_action: {allow: {}}\nplugins: [{name: p, address: \"h:1\"}]\n",
+     "policy.yaml: plugins[0] \"p\": address: plaintext TCP to \"h:1\" refused: set tls.ca_file"},
+    {"TlsOnAUnixSocket",
+     "version: 1\ndefault_action: {allow: {}}\n"
+     "plugins: [{name: p, address: \"unix:///run/p.sock\", tls: {ca_file: /etc/ca.pem}}]\n",
+     "policy.yaml: plugins[0] \"p\": tls: is for host:port addresses"},
+    {"TlsAndInsecure",
+     "version: 1\ndefault_action: {allow: {}}\n"
+     "plugins: [{name: p, address: \"h:1\", insecure: true, tls: {ca_file: /etc/ca.pem}}]\n",
+     "policy.yaml: plugins[0] \"p\": insecure: tls and insecure: true exclude each other"},
+    {"TlsCertWithoutKey",
+     "version: 1\ndefault_action: {allow: {}}\n"
+     "plugins: [{name: p, address: \"h:1\", tls: {ca_file: /etc/ca.pem, cert_file: /c.pem}}]\n",
+     "policy.yaml: plugins[0] \"p\": tls: cert_file and key_file go together (mTLS)"},
+    {"TlsWithoutCa",
+     "version: 1\ndefault_action: {allow: {}}\n"
+     "plugins: [{name: p, address: \"h:1\", tls: {server_name: x}}]\n",
+     "policy.yaml: plugins[0] \"p\": tls.ca_file: required: an absolute path"},
     {"BadOnError",
      "version: 1\ndefault_action: {allow: {}}\n"
-     "plugins: [{name: p, address: \"h:1\", on_error: ignore}]\n",
+     "plugins: [{name: p, address: \"h:1\", insecure: true, on_error: ignore}]\n",
      "policy.yaml: plugins[0] \"p\": on_error: expected one of deny|allow|local, got \"ignore\""},
     {"BadInjectionMode", "version: 1\ndefault_action: {allow: {}}\ninjection: {mode: magic}\n",
      "policy.yaml: injection.mode: expected one of auto|kernel|emulate, got \"magic\""},

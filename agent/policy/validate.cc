@@ -223,6 +223,39 @@ class Validator {
     return absl::OkStatus();
   }
 
+  // unix sockets: plaintext (their file mode is the access control).
+  // host:port: TLS, or plaintext only when the policy says insecure: true.
+  absl::Status CheckPluginTransport(const v1::PluginConfig& pc, const std::string& label) {
+    const bool unix_socket = absl::StartsWith(pc.address(), "unix://");
+    if (unix_socket && pc.has_tls()) {
+      return Err(label, "tls", "is for host:port addresses (a unix socket is protected by its "
+                               "file mode)");
+    }
+    if (unix_socket) return absl::OkStatus();
+    if (!pc.has_tls() && !pc.insecure()) {
+      return Err(label, "address",
+                 absl::StrCat("plaintext TCP to \"", pc.address(),
+                              "\" refused: set tls.ca_file (and tls.cert_file + tls.key_file "
+                              "for mTLS), or insecure: true"));
+    }
+    if (pc.has_tls() && pc.insecure()) {
+      return Err(label, "insecure", "tls and insecure: true exclude each other");
+    }
+    if (!pc.has_tls()) return absl::OkStatus();
+    const v1::PluginTls& t = pc.tls();
+    if (!IsNormalizedAbsolute(t.ca_file())) {
+      return Err(label, "tls.ca_file", "required: an absolute path to a PEM CA bundle");
+    }
+    if (t.cert_file().empty() != t.key_file().empty()) {
+      return Err(label, "tls", "cert_file and key_file go together (mTLS)");
+    }
+    if (!t.cert_file().empty() &&
+        (!IsNormalizedAbsolute(t.cert_file()) || !IsNormalizedAbsolute(t.key_file()))) {
+      return Err(label, "tls", "cert_file and key_file must be absolute paths");
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status CheckPlugins() {
     absl::flat_hash_set<std::string> names;
     for (int i = 0; i < p_.plugins_size(); ++i) {
@@ -235,6 +268,7 @@ class Validator {
                    absl::StrCat("\"", pc.address(),
                                 "\" is not \"unix:///absolute/path\" or \"host:port\""));
       }
+      SA_RETURN_IF_ERROR(CheckPluginTransport(pc, label));
       if (pc.timeout_ms() > kMaxPluginTimeoutMs) {
         return Err(label, "timeout_ms",
                    absl::StrCat("must be at most ", kMaxPluginTimeoutMs, " (0: default 100)"));

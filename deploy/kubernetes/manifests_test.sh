@@ -74,5 +74,27 @@ assert lp["type"] == "Localhost" and lp["localhostProfile"] == "seccomp-agent/no
 unit = open(d + "/systemd/seccomp-agent.service").read()
 assert "--hook_config=/etc/seccomp-agent/hook.json" in unit and "--policy_dir" not in unit
 assert json.load(open(d + "/policy/hook.json"))["policy_dir"] == hook["policy_dir"]
+# The plugin over mTLS: its policy names the files the DaemonSet mounts
+# from the client certificate's secret, and that mount is optional.
+docs = list(yaml.safe_load_all(open(k + "plugin-mtls.yaml")))
+by_kind = {}
+for x in docs:
+    by_kind.setdefault(x["kind"], []).append(x)
+pol = yaml.safe_load(by_kind["ConfigMap"][0]["data"]["policy.yaml"])
+tls = pol["plugins"][0]["tls"]
+assert not pol["plugins"][0].get("insecure", False)
+client = [c for c in by_kind["Certificate"] if c["spec"].get("usages") == ["client auth"]][0]
+vols = {v["name"]: v for v in spec["volumes"]}
+sec = vols["plugin-client-tls"]["secret"]
+assert sec["secretName"] == client["spec"]["secretName"] and sec["optional"] is True, sec
+mount = [m for m in agent["volumeMounts"] if m["name"] == "plugin-client-tls"][0]["mountPath"]
+for f in ("ca_file", "cert_file", "key_file"):
+    assert tls[f].startswith(mount + "/"), (f, tls[f], mount)
+svc = by_kind["Service"][0]
+host, port = pol["plugins"][0]["address"].rsplit(":", 1)
+assert host.startswith(svc["metadata"]["name"] + "." + svc["metadata"]["namespace"] + ".svc"), host
+assert int(port) == svc["spec"]["ports"][0]["port"]
+server = [c for c in by_kind["Certificate"] if c["spec"].get("usages") == ["server auth"]][0]
+assert host in server["spec"]["dnsNames"], (host, server["spec"]["dnsNames"])
 print("manifests_test: PASS")
 PY

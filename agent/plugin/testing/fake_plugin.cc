@@ -267,10 +267,11 @@ FakePlugin::FakePlugin() : impl_(std::make_unique<Impl>(this)) {}
 
 FakePlugin::~FakePlugin() { Stop(); }
 
-absl::Status FakePlugin::Start(const std::string& address) {
+absl::Status FakePlugin::Start(const std::string& address,
+                               std::shared_ptr<grpc::ServerCredentials> creds) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder b;
-  b.AddListeningPort(address, grpc::InsecureServerCredentials());
+  b.AddListeningPort(address, creds != nullptr ? creds : grpc::InsecureServerCredentials());
   impl_->service_ = std::make_unique<Impl::Service>(impl_.get());
   b.RegisterCallbackGenericService(impl_->service_.get());
   impl_->server_ = b.BuildAndStart();

@@ -34,8 +34,10 @@ class FakePlugin {
   FakePlugin();
   ~FakePlugin();
 
-  // Starts serving on `address` ("unix:///path"). Health: SERVING.
-  absl::Status Start(const std::string& address);
+  // Starts serving on `address` ("unix:///path", "127.0.0.1:PORT") with
+  // `creds` (default plaintext). Health: SERVING.
+  absl::Status Start(const std::string& address,
+                     std::shared_ptr<grpc::ServerCredentials> creds = nullptr);
   // Stops the server, cancelling calls and streams in progress (a crash as
   // seen from the client). Start() may be called again.
   void Stop();
