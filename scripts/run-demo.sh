@@ -7,16 +7,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "scripts/run-demo.sh must run as root (it starts runc containers and the agent)" >&2
-  exit 2
-fi
+source scripts/as-root.sh "$@"
 bash scripts/install-deps.sh
 
 echo "== building //agent:seccomp-agent"
-bazel build //agent:seccomp-agent 2>&1 | grep -E '^(ERROR|FAIL|INFO: Build)' || true
+# A failed build stops here: bazel-bin may still hold an older binary.
+BUILD_LOG=$(mktemp /tmp/seccomp-agent-demo-build.XXXXXX)
+if ! bazel build //agent:seccomp-agent >"$BUILD_LOG" 2>&1; then
+  grep -E '^(ERROR|FAIL)' "$BUILD_LOG" >&2 || tail -n 20 "$BUILD_LOG" >&2
+  rm -f "$BUILD_LOG"
+  echo "run-demo: the build failed (not running an older binary)" >&2
+  exit 1
+fi
+grep -E '^INFO: Build' "$BUILD_LOG" || true
+rm -f "$BUILD_LOG"
 AGENT_BIN="$ROOT/bazel-bin/agent/seccomp-agent"
-[[ -x $AGENT_BIN ]] || { echo "run-demo: build failed, no $AGENT_BIN" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/seccomp-agent-demo.XXXXXX)
 ID="seccomp-agent-demo-$$"

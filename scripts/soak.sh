@@ -8,10 +8,7 @@
 # `bazel test` (e.g. `-c opt`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ $(id -u) -ne 0 ]]; then
-  echo "scripts/soak.sh must run as root (seccomp listeners handed to the agent)" >&2
-  exit 2
-fi
+source scripts/as-root.sh "$@"
 MINUTES=${1:-10}
 if ! [[ $MINUTES =~ ^[0-9]+$ ]] || [[ $MINUTES -lt 1 ]]; then
   echo "usage: scripts/soak.sh [MINUTES]" >&2

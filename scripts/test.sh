@@ -11,10 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "scripts/test.sh must run as root (containers, seccomp listeners, QEMU)" >&2
-  exit 2
-fi
+source scripts/as-root.sh "$@"
 bash scripts/install-deps.sh
 
 QUICK=0
@@ -28,13 +25,19 @@ fi
 
 status=0
 echo "== bazel test //... (unit and integration)"
-"${BAZEL[@]}" test //... --keep_going --cache_test_results=no --test_output=errors --local_test_jobs=1 2>&1 | tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)' || true
+# The filter's status is not the test's: PIPESTATUS is read in the same
+# command as the pipeline (after `|| true` it would be true's).
+"${BAZEL[@]}" test //... --keep_going --cache_test_results=no --test_output=errors --local_test_jobs=1 2>&1 |
+  tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)'
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
+echo "== repository checks (Markdown links)"
+bash scripts/checks.sh >"$OUT/checks.log" 2>&1 || status=1
+grep -E '^(FAILED|[0-9]+ passed)' "$OUT/checks.log"
 # Free the memory of this server before the VM and the sanitizer builds.
 [[ -n "${CI:-}" ]] && "${BAZEL[@]}" shutdown >/dev/null 2>&1
 
-extra=()
+extra=("$OUT/checks.log")
 if [[ -x kernel/selftest.sh ]]; then
   echo "== kernel selftests in the VM (debug kernel)"
   bash kernel/selftest.sh >"$OUT/kernel-selftest.log" 2>&1 || status=1
