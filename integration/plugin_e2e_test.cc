@@ -208,10 +208,9 @@ TEST_F(PluginE2ETest, PythonPluginDecidesOnTheResolvedPath) {
   EXPECT_EQ(j.value("decision", ""), "deny");
 }
 
-// A path through a symlink is decided by its target. Needs the engine to
-// resolve symlinks as the kernel does in the task's root (the security
-// work on path resolution); until then the plugin sees "/pub/link/x".
-TEST_F(PluginE2ETest, DISABLED_PythonPluginDecidesOnTheSymlinkTarget) {
+// A path through a symlink is decided by its target: the engine resolves
+// paths as the kernel does in the task's root, and the plugin gets that.
+TEST_F(PluginE2ETest, PythonPluginDecidesOnTheSymlinkTarget) {
   const std::string sock = dir_->path() + "/symlink.sock";
   StartPlugin({Runfile("agent/plugin/examples/audit_py/audit_py"), "--listen=unix://" + sock,
                "--deny_paths=/secret/*", "--errno=EACCES"},
