@@ -340,7 +340,9 @@ class Engine {
   // Rate limiting; only reached for a container that has a limit.
   void Park(const std::shared_ptr<Entry>& e, int64_t now);  // caller leads
   void DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif& n);
-  void DenyUnresolved(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t t0);
+  // Answers `err` at once, logged under `rule` (no policy evaluation).
+  void DenyWith(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t t0, const char* rule,
+                int err);
   void OnTimer();                                           // caller leads
   void ArmTimerLocked();                                    // throttle_mu_ held
   void NoteRateLimited(Entry& e, int64_t now);              // caller leads

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -246,6 +247,24 @@ TEST_F(EngineTest, AliasesOfADeniedPathAreDenied) {
   EXPECT_EQ(d[1]["args"]["resolved_path"], "/tmp/engine-rel-test/b");
   EXPECT_EQ(d[1]["rule"], "no-mkdir-in-reltest");
   rmdir("/tmp/engine-rel-test");
+}
+
+// Issue 12 item 6: a workload naming itself like the runtime's init (or
+// called "crun") gets no runtime-phase pass: the runtime is recognised by
+// its binary (not a file in the container's root), not by comm.
+TEST_F(EngineTest, ARuntimeNameIsNotTheRuntime) {
+  StartEngine();
+  const std::string made = dir_ + "/rt";
+  auto child = TrappedChild::Spawn({"mkdir"}, [made] {
+    if (prctl(PR_SET_NAME, "runc:[2:INIT]", 0, 0, 0) != 0) return 10;
+    return mkdir(made.c_str(), 0755) == 0 ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("forger", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  EXPECT_EQ(Decisions()[0]["rule"], "default") << "comm alone granted the runtime phase";
 }
 
 TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {
