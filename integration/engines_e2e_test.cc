@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -325,7 +326,7 @@ bool Flag(const YAML::Node& n, const char* key, bool value) {
 // Host directories for a pod spec's volumes, the way a kubelet provides
 // them: a hostPath under /run as is (/run is the test's tmpfs), any other
 // hostPath under `root` (never the host's /var/lib/kubelet), a configMap
-// as a directory with its items.
+// as a directory with its items, an absent optional secret as an empty one.
 absl::StatusOr<std::map<std::string, std::string>> KubeVolumes(const YAML::Node& spec,
                                                                const YAML::Node& configmap,
                                                                const std::string& root) {
@@ -350,8 +351,14 @@ absl::StatusOr<std::map<std::string, std::string>> KubeVolumes(const YAML::Node&
         SA_RETURN_IF_ERROR(WriteText(dir + "/" + item["path"].as<std::string>(),
                                      configmap["data"][key].as<std::string>()));
       }
+    } else if (v["secret"] && v["secret"]["optional"] && v["secret"]["optional"].as<bool>()) {
+      // No Secret exists in this test: the kubelet mounts an absent optional
+      // secret as an empty directory.
+      dir = root + "/secret-" + name;
+      fs::create_directories(dir);
     } else {
-      return absl::UnimplementedError("volume " + name + ": only hostPath and configMap");
+      return absl::UnimplementedError("volume " + name +
+                                      ": only hostPath, configMap and an absent optional secret");
     }
     fs::create_directories(dir);
     dirs[name] = dir;
@@ -391,16 +398,40 @@ absl::StatusOr<std::vector<std::string>> PodmanFlags(
   return f;
 }
 
-// podman run IMAGE with `c`'s flags and args.
+// `c`'s env as a kubelet sets it: literal values, and status.podIP, which
+// is 127.0.0.1 here (the pod runs with --network=none: loopback only).
+absl::StatusOr<std::map<std::string, std::string>> KubeEnv(const YAML::Node& c) {
+  std::map<std::string, std::string> env;
+  for (const auto& e : c["env"]) {
+    const std::string name = e["name"].as<std::string>();
+    if (e["value"]) {
+      env[name] = e["value"].as<std::string>();
+    } else if (e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") == "status.podIP") {
+      env[name] = "127.0.0.1";
+    } else {
+      return absl::UnimplementedError("env " + name + ": only value and status.podIP");
+    }
+  }
+  return env;
+}
+
+// podman run IMAGE with `c`'s flags, env and args; $(VAR) in args expands
+// from the env as the kubelet expands it.
 absl::StatusOr<std::vector<std::string>> PodmanRunArgs(
     const YAML::Node& spec, const YAML::Node& c, const std::map<std::string, std::string>& vols,
     const std::vector<std::string>& head, const std::string& image) {
   SA_ASSIGN_OR_RETURN(std::vector<std::string> flags, PodmanFlags(spec, c, vols));
+  SA_ASSIGN_OR_RETURN(auto env, KubeEnv(c));
   std::vector<std::string> args = head;
   args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<std::pair<std::string, std::string>> refs;
+  for (const auto& [k, v] : env) {
+    args.push_back("--env=" + k + "=" + v);
+    refs.emplace_back("$(" + k + ")", v);
+  }
   args.push_back(image);
   if (c["args"]) {
-    for (const auto& a : c["args"]) args.push_back(a.as<std::string>());
+    for (const auto& a : c["args"]) args.push_back(absl::StrReplaceAll(a.as<std::string>(), refs));
   }
   return args;
 }
