@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     memcpy(CMSG_DATA(c), &listener, sizeof(int));
     if (sendmsg(s, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(body.size())) return Die("sendmsg");
     // Keeping a copy would make the task hang instead of ENOSYS if the
-    // agent dies (ENVIRONMENT.md).
+    // agent dies (docs/runtimes.md).
     close(listener);
     close(s);
     rest.push_back(nullptr);
