@@ -52,6 +52,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/bench/tail_bench.h"
 #include "agent/bench/workload.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
@@ -72,7 +73,8 @@ ABSL_FLAG(std::string, scale, "1,10,100,1000", "Listener counts for the scaling 
 ABSL_FLAG(int, scale_calls, 100000, "Scaling run: calls per point, split over the listeners (>= 50 each).");
 ABSL_FLAG(bool, sync_wakeup, true, "Engine: request SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.");
 ABSL_FLAG(std::string, only, "",
-          "Run only the cases whose name contains this (and their floors), e.g. for perf.");
+          "Run only the cases whose name contains this (and their floors), e.g. for perf; "
+          "\"tail\" or \"scale\" also runs the mkdir tail or the 1000-listener point.");
 ABSL_FLAG(int, workers, 4, "Engine worker threads (as the agent's --workers).");
 ABSL_FLAG(std::string, plugin_bin, "",
           "The redirect_by_label example plugin binary (default: found next to this binary "
@@ -586,6 +588,95 @@ absl::StatusOr<ScalePoint> RunScale(int n, int calls_each, bool floor) {
   return p;
 }
 
+// One scaling point: agent and floor alternate, 3 times each; the median
+// agent run (its latencies and RSS) with the median floor throughput.
+absl::StatusOr<ScalePoint> MedianScalePoint(int n, int calls) {
+  std::vector<double> floor_tput;
+  std::vector<ScalePoint> pts;
+  for (int r = 0; r < 3; ++r) {
+    SA_ASSIGN_OR_RETURN(ScalePoint f, RunScale(n, calls, /*floor=*/true));
+    SA_ASSIGN_OR_RETURN(ScalePoint p, RunScale(n, calls, /*floor=*/false));
+    floor_tput.push_back(f.calls_per_sec);
+    pts.push_back(p);
+  }
+  std::sort(pts.begin(), pts.end(), [](const ScalePoint& a, const ScalePoint& b) {
+    return a.calls_per_sec < b.calls_per_sec;
+  });
+  ScalePoint p = pts[pts.size() / 2];
+  p.floor_calls_per_sec = Median(floor_tput);
+  return p;
+}
+
+// ------------------------------------------------- issue 19's ratio lines
+// Printed after the table, one per line, before "agent/floor ratio" (which
+// stays the last line: scripts parse it).
+
+// unpinned/pinned: per-call medians of a task doing mkdir on tmpfs through
+// the engine (path rule, CONTINUE), tail_bench.h.
+absl::StatusOr<std::vector<std::string>> TailLines(int runs, int iters) {
+  TailOptions t;
+  t.runs = runs;
+  t.iterations = iters;
+  t.workers = absl::GetFlag(FLAGS_workers);
+  t.sync_wakeup = absl::GetFlag(FLAGS_sync_wakeup);
+  SA_ASSIGN_OR_RETURN(TailResult r, RunMkdirTail(t));
+  const std::pair<const char*, TailStats> modes[] = {
+      {"pinned", r.pinned}, {"unpinned", r.unpinned}, {"no seccomp, unpinned", r.no_seccomp}};
+  for (const auto& [name, st] : modes) {
+    fprintf(stderr, "  mkdir on tmpfs, path rule -> CONTINUE, %-20s p50 %7.0f p99 %8.0f "
+            "mean %7.0f ns\n", name, st.p50, st.p99, st.mean);
+  }
+  if (r.pinned.p50 <= 0 || r.unpinned.p50 <= 0) {
+    return absl::InternalError("mkdir tail: no samples");
+  }
+  return std::vector<std::string>{
+      absl::StrFormat("unpinned/pinned ratio: %.2f", r.unpinned.p50 / r.pinned.p50),
+      absl::StrFormat("unpinned p99/p50 ratio: %.2f", r.unpinned.p99 / r.unpinned.p50)};
+}
+
+// emulation/floor: redirect_open by the emulation backend over open +
+// ADDFD(SEND), pinned medians of the cases above ("" when not run).
+std::string EmulationLine(std::map<std::string, Result>& results) {
+  const std::string emu = "agent: redirect_open (emulation) (openat)";
+  const std::string floor = "floor: open + ADDFD(SEND) (openat)";
+  if (results.count(emu) == 0 || results.count(floor) == 0 || results[floor].pinned <= 0) return "";
+  return absl::StrFormat("emulation/floor ratio: %.2f",
+                         results[emu].pinned / results[floor].pinned);
+}
+
+// scale-1000/floor: the agent's THROUGHPUT over the epoll floor's at 1000
+// listeners (higher is better; issue 19 wants >= 0.90), and the agent's
+// RSS per container there. --quick runs the point with few calls.
+absl::StatusOr<std::vector<std::string>> ScaleLines(const std::vector<ScalePoint>& scale) {
+  absl::StatusOr<ScalePoint> p = absl::NotFoundError("no 1000-listener point");
+  for (const ScalePoint& s : scale) {
+    if (s.listeners == 1000) p = s;
+  }
+  if (!p.ok()) p = MedianScalePoint(1000, 30);
+  if (!p.ok()) return p.status();
+  fprintf(stderr, "  scale 1000: agent %.0f calls/s, floor %.0f calls/s, rss/container %.2f KiB\n",
+          p->calls_per_sec, p->floor_calls_per_sec, p->rss_kb_per_container);
+  return std::vector<std::string>{
+      absl::StrFormat("scale-1000/floor ratio: %.2f", p->calls_per_sec / p->floor_calls_per_sec),
+      absl::StrFormat("scale-1000 RSS per container: %.2f KiB", p->rss_kb_per_container)};
+}
+
+absl::StatusOr<std::vector<std::string>> PerfRatioLines(std::map<std::string, Result>& results,
+                                                        const std::vector<ScalePoint>& scale,
+                                                        int runs, int iters) {
+  const std::string only = absl::GetFlag(FLAGS_only);
+  std::vector<std::string> lines;
+  if (only.empty() || only == "tail") {
+    SA_ASSIGN_OR_RETURN(lines, TailLines(runs, iters));
+  }
+  if (std::string e = EmulationLine(results); !e.empty()) lines.push_back(e);
+  if (only.empty() || only == "scale") {
+    SA_ASSIGN_OR_RETURN(std::vector<std::string> s, ScaleLines(scale));
+    lines.insert(lines.end(), s.begin(), s.end());
+  }
+  return lines;
+}
+
 std::string CpuModel() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -722,30 +813,23 @@ int Main() {
   for (absl::string_view s : absl::StrSplit(scale_flag, ',', absl::SkipEmpty())) {
     int n = std::stoi(std::string(s));
     int calls = std::max(50, absl::GetFlag(FLAGS_scale_calls) / n);
-    // Agent and floor alternate, 3 times each; medians.
-    std::vector<double> agent_tput, floor_tput;
-    absl::StatusOr<ScalePoint> p;
-    std::vector<ScalePoint> pts;
-    for (int r = 0; r < 3; ++r) {
-      auto f = RunScale(n, calls, /*floor=*/true);
-      p = RunScale(n, calls, /*floor=*/false);
-      if (!p.ok() || !f.ok()) {
-        fprintf(stderr, "scale %d: %s\n", n, (!p.ok() ? p.status() : f.status()).ToString().c_str());
-        return 1;
-      }
-      floor_tput.push_back(f->calls_per_sec);
-      pts.push_back(*p);
+    absl::StatusOr<ScalePoint> p = MedianScalePoint(n, calls);
+    if (!p.ok()) {
+      fprintf(stderr, "scale %d: %s\n", n, p.status().ToString().c_str());
+      return 1;
     }
-    std::sort(pts.begin(), pts.end(),
-              [](const ScalePoint& a, const ScalePoint& b) { return a.calls_per_sec < b.calls_per_sec; });
-    p = pts[pts.size() / 2];  // the median run (its latencies and RSS)
-    p->floor_calls_per_sec = Median(floor_tput);
     fprintf(stderr,
             "  scale %4d listeners: %8.0f calls/s (floor %8.0f) p50 %6.0f ns p99 %8.0f ns rss/container %.1f KiB "
             "heap/container %.1f KiB\n",
             n, p->calls_per_sec, p->floor_calls_per_sec, p->p50_ns, p->p99_ns, p->rss_kb_per_container,
             p->heap_kb_per_container);
     scale.push_back(*p);
+  }
+
+  absl::StatusOr<std::vector<std::string>> perf_lines = PerfRatioLines(results, scale, runs, iters);
+  if (!perf_lines.ok()) {
+    fprintf(stderr, "%s\n", perf_lines.status().ToString().c_str());
+    return 1;
   }
 
   // ------------------------------------------------------------ report
@@ -889,6 +973,15 @@ int Main() {
     if (std::system(absl::StrCat("gnuplot '", out_dir, "/plot.gp' 2>/dev/null").c_str()) != 0) {
       fprintf(stderr, "gnuplot failed; the data is in %s\n", out_dir.c_str());
     }
+  }
+  {
+    std::ofstream md_out(out_dir + "/bench.md", std::ios::app);
+    md_out << "\n```\n";
+    for (const std::string& l : *perf_lines) {
+      printf("%s\n", l.c_str());
+      md_out << l << "\n";
+    }
+    md_out << "```\n";
   }
   if (results.count("agent: in-process rule, deny") == 0) return 0;  // --only
   double ratio = results["agent: in-process rule, deny"].pinned /
