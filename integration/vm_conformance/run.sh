@@ -84,7 +84,7 @@ for a in "${extra[@]}"; do guest_args+=" '${a//\'/}'"; done
 set +e
 kernel/vm/run.sh --kernel "$kernel" --smp "$smp" --mem 1024 --timeout "$timeout_secs" \
 	--add "$bin:/bin/injector_conformance" -- \
-	sh -c "INJECTOR_TOCTOU_TRIALS=$trials INJECTOR_COST_OPS=$cost_ops /bin/injector_conformance --gtest_color=no$guest_args" |
+	sh -c "INJECTOR_REQUIRE_KERNEL=1 INJECTOR_TOCTOU_TRIALS=$trials INJECTOR_COST_OPS=$cost_ops /bin/injector_conformance --gtest_color=no$guest_args" |
 	tee "$log"
 rc="${PIPESTATUS[0]}"
 set -e
