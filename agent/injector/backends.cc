@@ -197,9 +197,17 @@ class EmulationBackend : public Backend {
     req.flags = flags;
     req.mode = mode;
     req.beneath = sub.beneath;
+    // An absolute path that creates nothing needs neither the task's cwd
+    // nor its umask: it resolves IN_ROOT from the task's root fd, and the
+    // thread keeps its own fs context (no unshare, chroot, fchdir, umask and
+    // their restore). Everything else stands in the task's root and cwd.
+    const bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    const bool in_root = absolute && !creates;
+    if (in_root) req.root_fd = fs.root.get();
+    const FsContext ctx = in_root ? FsContext{} : FsContext{fs.root.get(), fs.cwd.get()};
     SafeOpenResult opened;
     bool gone = false;
-    SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
+    SA_RETURN_IF_ERROR(RunAsTask(creds, ctx, [&] {
       if (!u_.IdValid(listener, notif.id).ok()) {  // before any side effect
         gone = true;
         return;

@@ -473,6 +473,50 @@ TEST_P(InjectConformance, OpenatResolvesInTheTasksRootAndCwd) {
   EXPECT_EQ(sh->err[2], ENOENT);
 }
 
+TEST_P(InjectConformance, AbsoluteOpenatNeverLeavesTheTasksRoot) {
+  // Absolute paths that create nothing resolve from the task's root fd
+  // (emulation: openat2 RESOLVE_IN_ROOT, no chroot): ".." at the root stays
+  // there, an absolute symlink lands in the task's root, and neither an
+  // absolute symlink nor ".." reaches the agent's file outside it.
+  const std::string root = dir_ + "/root";
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  WriteFile(root + "/inner", "INNER", 0644);
+  ASSERT_EQ(symlink("/inner", (root + "/abs-link").c_str()), 0);
+  ASSERT_EQ(symlink(allowed_.c_str(), (root + "/out-link").c_str()), 0);
+  Shared* sh = shared_.get();
+  auto child = Start({"openat"}, [sh, root] {
+    if (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0) return 10;
+    if (Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) != 0) return 11;
+    for (int i = 0; i < 4; i++) {
+      int fd = static_cast<int>(
+          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+      sh->ret[i] = fd;
+      sh->err[i] = fd < 0 ? errno : 0;
+      char b[8] = {};
+      if (fd >= 0 && read(fd, b, 5) == 5) sh->v[i] = memcmp(b, "INNER", 5) == 0 ? 1 : 2;
+    }
+    return 0;
+  });
+  ASSERT_NE(child, nullptr);
+  Injector inj(Options(), DefaultUnotify());
+  const std::string paths[] = {"/../../inner", "/abs-link", "/out-link", "/../../.." + allowed_};
+  for (const std::string& path : paths) {
+    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
+      return Substitute::Openat(AT_FDCWD, path, O_RDONLY, 0);
+    });
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+  EXPECT_EQ(WaitChild(*child), 0);
+  for (int i : {0, 1}) {
+    EXPECT_GE(sh->ret[i], 0) << paths[i] << ": " << strerror(sh->err[i]);
+    EXPECT_EQ(sh->v[i], 1) << paths[i];
+  }
+  for (int i : {2, 3}) {
+    EXPECT_EQ(sh->ret[i], -1) << paths[i] << ": the agent's file escaped the task's root";
+    EXPECT_EQ(sh->err[i], ENOENT) << paths[i];
+  }
+}
+
 // ------------------------------------------------------------ write
 
 TEST_P(InjectConformance, WriteReturnsTheCountAndAdvancesThePosition) {

@@ -109,6 +109,12 @@ SafeOpenResult SafeOpen(const SafeOpenRequest& req) {
   int dirfd = req.dirfd;
   const char* path = req.path;
   uint64_t resolve = RESOLVE_NO_MAGICLINKS;
+  if (req.root_fd >= 0) {  // see SafeOpenRequest::root_fd
+    const bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+    if (path[0] != '/' || creates) return Error(EINVAL, "root_fd: absolute, no create");
+    dirfd = req.root_fd;
+    resolve |= RESOLVE_IN_ROOT;
+  }
   UniqueFd beneath;
   std::string rel;
   if (!req.beneath.empty()) {
@@ -118,14 +124,17 @@ SafeOpenResult SafeOpen(const SafeOpenRequest& req) {
                                            b.back() != '/')) {
       return Error(EACCES, "outside redirect root");
     }
-    beneath.reset(Openat2(AT_FDCWD, b.c_str(), O_PATH | O_DIRECTORY, 0, resolve));
+    // From the thread's root, or IN_ROOT from the task's root.
+    beneath.reset(Openat2(req.root_fd >= 0 ? req.root_fd : AT_FDCWD, b.c_str(),
+                          O_PATH | O_DIRECTORY, 0, resolve));
     if (!beneath) return Error(errno);
     rel = p.substr(b.size());
     while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
     if (rel.empty()) rel = ".";
     dirfd = beneath.get();
     path = rel.c_str();
-    resolve |= RESOLVE_BENEATH;
+    // Beneath the directory just opened (openat2 refuses IN_ROOT with it).
+    resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH;
   }
   if (flags & O_PATH) {
     SafeOpenResult r;

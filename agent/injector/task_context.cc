@@ -38,25 +38,33 @@ bool FourthId(absl::string_view value, uint32_t* out) {
   return f.size() == 4 && absl::SimpleAtoi(f[3], out);
 }
 
+// /proc/TID/status, whole, in one open and (nearly always) one read: it is
+// a single_open seq_file, generated at once, so a read that returns less
+// than asked has returned the rest of it (no second read to see EOF). This
+// is on every emulated call.
+absl::Status ReadStatus(const std::string& path, std::string& text) {
+  UniqueFd f(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!f) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
+  text.resize(4096);
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(f.get(), text.data() + len, text.size() - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    len += static_cast<size_t>(n);
+    if (n == 0 || len < text.size()) break;
+    text.resize(text.size() * 2);  // many groups: a longer text
+  }
+  text.resize(len);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
   const std::string path = absl::StrCat("/proc/", tid, "/status");
-  // One open and a couple of reads (no iostreams: this is on every
-  // emulated call).
   std::string text;
-  {
-    UniqueFd f(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!f) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
-    char buf[4096];
-    for (;;) {
-      ssize_t n = read(f.get(), buf, sizeof(buf));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-      if (n == 0) break;
-      text.append(buf, static_cast<size_t>(n));
-    }
-  }
+  SA_RETURN_IF_ERROR(ReadStatus(path, text));
   TaskCreds c;
   c.tid = tid;
   int seen = 0;
@@ -83,6 +91,7 @@ absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
     } else if (key == "CapEff") {
       if (!absl::SimpleHexAtoi(value, &c.cap_eff)) break;
       seen |= 16;
+      break;  // the last field wanted (Umask comes first); skip the rest
     } else if (key == "Umask") {
       uint32_t m = 0;
       for (char ch : value) m = m * 8 + (ch - '0');
