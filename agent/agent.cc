@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
+#include "agent/engine/substitute_plan.h"
 #include "agent/holder/holder.h"
 #include "agent/metrics/exposition.h"
 #include "agent/metrics/handoff_metrics.h"

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
+#include "agent/engine/substitute_plan.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "oci-hook/admin_protocol.h"
 
@@ -188,7 +189,7 @@ absl::StatusOr<std::shared_ptr<PolicyBundle>> PolicySet::Build(
   auto b = std::make_shared<PolicyBundle>();
   b->name = name;
   b->policy = policy;
-  b->injector_options = injector::OptionsFromProto(proto.injection());
+  b->injector_options = InjectorOptionsFromProto(proto.injection());
   if (prev != nullptr && Same(prev->policy->proto().injection(), proto.injection())) {
     b->injector = prev->injector;  // keeps the emulation's replay guard
   } else {

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Repository checks that are not unit tests (Markdown links), each one a test case in
-# scripts/test.sh's summary: one line `PASSED: NAME` or `FAILED: NAME: why`
-# per check, then `N passed, N failed`. Exit 0 only when all pass.
+# Repository checks that are not unit tests (Markdown links, layering), each
+# one a test case in scripts/test.sh's summary: one line `PASSED: NAME` or
+# `FAILED: NAME: why` per check, then `N passed, N failed`. Exit 0 only when
+# all pass.
 #
 #   scripts/checks.sh               # every check
 #   scripts/checks.sh links         # or any check's name
+#
+# SECCOMP_AGENT_BAZEL overrides the Bazel command (scripts/test.sh passes
+# its own, e.g. with CI's --output_user_root).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+read -r -a BAZEL <<<"${SECCOMP_AGENT_BAZEL:-bazel}"
+QERR=$(mktemp)
+trap 'rm -f "$QERR"' EXIT
 
 passed=0
 failed=0
@@ -30,7 +37,48 @@ check_links() {
   done < <(python3 scripts/check_links.py . || true)
 }
 
-CHECKS=(links)
+query() {  # expression -> labels, one a line; exits non-zero when the query fails
+  "${BAZEL[@]}" query --noshow_progress --output=label "$1" 2>"$QERR"
+}
+
+# $1 case name, $2 query whose result must be empty.
+expect_empty() {
+  local out
+  if ! out=$(query "$2"); then
+    fail "$1" "bazel query failed: $(tail -n 3 "$QERR")"
+  elif [[ -n $out ]]; then
+    fail "$1" "$(echo $out)"
+  else
+    pass "$1"
+  fi
+}
+
+# The injector and the handoff know nothing of policies or plugins, and the
+# policy depends on nothing of ours but the model, the protos and the common
+# helpers:
+#  1. visibility: no target of agent/policy is visible to the injector or
+#     the handoff, so a direct dependency fails `bazel build` (the control
+#     proves the query sees visibility at all: the engine may use it);
+#  2. no dependency path at all, also through a third package;
+#  3. the policy's own dependencies.
+check_layering() {
+  local pkg out
+  for pkg in //agent/injector //agent/handoff; do
+    expect_empty "layering-visibility $pkg" "visible($pkg:all, //agent/policy:all)"
+    expect_empty "layering-path $pkg" "somepath($pkg/..., //agent/policy/... + //agent/plugin/...)"
+  done
+  out=$(query "visible(//agent/engine:engine, //agent/policy:policy)")
+  if [[ $out == //agent/policy:policy ]]; then
+    pass "layering-visibility control (the engine may use the policy)"
+  else
+    fail "layering-visibility control" "the engine should see //agent/policy:policy, got '$out'"
+  fi
+  expect_empty "layering-policy-deps" \
+    "deps(//agent/policy:all) intersect //... except //agent/policy/... \
+     except //agent/model/... except //agent/common/... except //proto/..."
+}
+
+CHECKS=(links layering)
 [[ $# -gt 0 ]] && CHECKS=("$@")
 for c in "${CHECKS[@]}"; do
   if [[ $(type -t "check_$c") != function ]]; then

@@ -58,6 +58,7 @@
 #include "agent/common/status.h"
 #include "agent/engine/action_router.h"
 #include "agent/engine/engine.h"
+#include "agent/engine/substitute_plan.h"
 #include "agent/injector/injector.h"
 #include "agent/plugin/dispatcher.h"
 #include "agent/policy/policy.h"
@@ -383,7 +384,7 @@ RunFn Agent(const std::string& container_id) {
     std::shared_ptr<const CompiledPolicy> policy = AgentPolicy();
     // Substitutions as in agent/main.cc: the injector behind an
     // ActionRouter (both outlive the engine).
-    injector::Injector inj(injector::OptionsFromProto(policy->proto().injection()),
+    injector::Injector inj(InjectorOptionsFromProto(policy->proto().injection()),
                            DefaultUnotify());
     // The plugin dispatcher as agent/main.cc builds it from the policy.
     std::unique_ptr<plugin::PluginDispatcher> plugins;

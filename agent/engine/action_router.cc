@@ -101,8 +101,8 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     case v1::Action::kRewriteBind:
     case v1::Action::kReplaceWrite: {
       const auto& r = policy.proto().redirect_roots();
-      absl::StatusOr<injector::Outcome> out =
-          injector_->Apply(listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));
+      absl::StatusOr<injector::Outcome> out = ApplyAction(
+          *injector_, listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));
       if (!out.ok()) return done(out.status());
       Outcome o;
       o.result = out->result;

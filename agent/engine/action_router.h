@@ -14,6 +14,7 @@
 
 #include <string>
 
+#include "agent/engine/apply_action.h"
 #include "agent/engine/engine.h"
 #include "agent/injector/injector.h"
 #include "agent/plugin/dispatcher.h"

@@ -29,7 +29,7 @@
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
 #include "agent/engine/token_bucket.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 

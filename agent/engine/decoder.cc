@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 #include "agent/seccomp/syscall_names.h"
 #include "agent/seccomp/task_memory.h"
 #include "agent/seccomp/task_path.h"

@@ -1,5 +1,5 @@
 // Fills a SyscallEvent's decoded arguments from the trapped task's memory,
-// reading only what the policy needs (agent/policy/syscall_args.h says
+// reading only what the policy needs (agent/model/syscall_args.h says
 // where each argument sits).
 #ifndef SECCOMP_AGENT_ENGINE_DECODER_H_
 #define SECCOMP_AGENT_ENGINE_DECODER_H_
@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 

@@ -45,7 +45,7 @@
 #include "agent/common/fd.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/token_bucket.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/unotify.h"
 

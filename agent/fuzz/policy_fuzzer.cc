@@ -28,10 +28,10 @@
 
 #include "absl/strings/string_view.h"
 #include "agent/policy/compiler.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "agent/policy/loader.h"
 #include "agent/policy/policy.h"
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 namespace {
 

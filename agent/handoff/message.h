@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 

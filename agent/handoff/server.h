@@ -36,7 +36,7 @@
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
 #include "agent/handoff/message.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 

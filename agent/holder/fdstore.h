@@ -31,7 +31,7 @@
 #include "absl/status/statusor.h"
 #include "agent/common/fd.h"
 #include "agent/holder/listener_store.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent::holder {
 

@@ -44,7 +44,7 @@
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
 #include "agent/holder/listener_store.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent::holder {
 

@@ -80,13 +80,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/injector/substitute.h"
-#include "agent/policy/event.h"
 #include "agent/seccomp/unotify.h"
-#include "proto/seccompagent/v1/policy.pb.h"
 
 namespace seccomp_agent::injector {
-
-namespace v1 = ::seccompagent::v1;
 
 inline constexpr std::string_view kBackendKernel = "kernel";
 inline constexpr std::string_view kBackendEmulation = "emulation";
@@ -102,9 +98,6 @@ struct InjectorOptions {
   // Zero disables the guard (for the control test only).
   absl::Duration replay_window = absl::Seconds(5);
 };
-
-// injection: {mode, strict, strict_errno} from the policy.
-InjectorOptions OptionsFromProto(const v1::InjectionSettings& settings);
 
 struct Outcome {
   std::string_view backend;  // kBackend*
@@ -148,18 +141,10 @@ class Injector {
   // A task that went away is an OK Outcome with task_gone.
   absl::StatusOr<Outcome> Inject(int listener, const seccomp_notif& notif, const Substitute& sub);
 
-  // PlanAction (actions.h) + Inject. redirect_open (issue 12 item 5): the
-  // map is looked up on the path as resolved in the task's root; a call the
-  // map has no entry for is answered EACCES (the original is never opened
-  // by the agent); the target is resolved in the task's root (from its
-  // cwd/dirfd when relative) and must stay under the redirect root that
-  // contains it, and the substitute carries that absolute resolved path
-  // (AT_FDCWD), so the kernel backend opens what was checked, not what a
-  // peer thread's later cwd/dirfd/symlink change points to (issue 13 item
-  // 5); the emulation opens it RESOLVE_BENEATH that root (safe_open.h).
-  absl::StatusOr<Outcome> Apply(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                                const v1::Action& action,
-                                const std::vector<std::string>& redirect_roots = {});
+  // Answers `id` with {error} (no substitute runs); `backend` and `result`
+  // go into the Outcome for the decision log.
+  absl::StatusOr<Outcome> Refuse(int listener, uint64_t id, int error, std::string_view backend,
+                                 std::string result);
 
   // Probes on `listener` unless a probe already gave a definite answer
   // (ENOENT / ENOTTY / EINVAL). Inject() calls it.
@@ -171,9 +156,6 @@ class Injector {
 
  private:
   std::string_view RouteLocked(const Substitute& sub) const;
-  // Sends {error} for `notif` with `backend` and `result` in the Outcome.
-  absl::StatusOr<Outcome> Refuse(int listener, uint64_t id, int error, std::string_view backend,
-                                 std::string result);
   std::string_view default_backend_locked() const;
 
   InjectorOptions opts_;

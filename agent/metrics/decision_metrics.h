@@ -47,7 +47,7 @@
 #include "absl/time/time.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/engine.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent::metrics {
 

@@ -14,7 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 namespace seccomp_agent {
 namespace plugin {

@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "proto/seccompagent/v1/plugin.pb.h"
 
 namespace seccomp_agent {

@@ -40,7 +40,7 @@
 #include "absl/time/time.h"
 #include "agent/plugin/decision.h"
 #include "agent/plugin/transition_log.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "proto/seccompagent/v1/plugin.pb.h"
 #include "proto/seccompagent/v1/policy.pb.h"
 

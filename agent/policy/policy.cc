@@ -12,7 +12,7 @@
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
 #include "agent/policy/loader.h"
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 namespace seccomp_agent {
 

@@ -38,7 +38,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "agent/policy/glob.h"
 #include "proto/seccompagent/v1/policy.pb.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -21,7 +21,7 @@
 #include "agent/policy/glob.h"
 #include "agent/policy/loader.h"
 #include "agent/policy/policy.h"
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 namespace seccomp_agent {
 namespace {

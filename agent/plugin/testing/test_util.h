@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/plugin/decision.h"
 #include "agent/plugin/dispatcher.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 namespace plugin {

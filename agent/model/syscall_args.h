@@ -2,8 +2,8 @@
 // a sockaddr, a write buffer. The policy's Needs() and the engine's decoder
 // both read this one table, so what the policy asks for and what the engine
 // reads cannot drift apart.
-#ifndef SECCOMP_AGENT_POLICY_SYSCALL_ARGS_H_
-#define SECCOMP_AGENT_POLICY_SYSCALL_ARGS_H_
+#ifndef SECCOMP_AGENT_MODEL_SYSCALL_ARGS_H_
+#define SECCOMP_AGENT_MODEL_SYSCALL_ARGS_H_
 
 #include <cstdint>
 
@@ -39,4 +39,4 @@ absl::Span<const SyscallArgLayout> AllArgLayouts();
 
 }  // namespace seccomp_agent
 
-#endif  // SECCOMP_AGENT_POLICY_SYSCALL_ARGS_H_
+#endif  // SECCOMP_AGENT_MODEL_SYSCALL_ARGS_H_

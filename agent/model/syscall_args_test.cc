@@ -1,10 +1,10 @@
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 #include <seccomp.h>
 
 #include <string>
 
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 #include "gtest/gtest.h"
 
 namespace seccomp_agent {

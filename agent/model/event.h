@@ -1,8 +1,10 @@
-// What the policy sees of one trapped syscall. The notification engine fills
-// it (decoding only what the compiled policy asks for); the policy matcher,
-// the decision log and the plugin client read it.
-#ifndef SECCOMP_AGENT_POLICY_EVENT_H_
-#define SECCOMP_AGENT_POLICY_EVENT_H_
+// The agent's vocabulary (agent/model): who a container is and what one
+// trapped syscall looks like once decoded. The handoff fills ContainerInfo;
+// the notification engine fills SyscallEvent (decoding only what the
+// compiled policy asks for); the policy matcher, the decision log and the
+// plugin client read them. Nothing here depends on any other part.
+#ifndef SECCOMP_AGENT_MODEL_EVENT_H_
+#define SECCOMP_AGENT_MODEL_EVENT_H_
 
 #include <sys/types.h>
 
@@ -81,4 +83,4 @@ struct SyscallEvent {
 
 }  // namespace seccomp_agent
 
-#endif  // SECCOMP_AGENT_POLICY_EVENT_H_
+#endif  // SECCOMP_AGENT_MODEL_EVENT_H_

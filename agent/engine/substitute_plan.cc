@@ -1,4 +1,4 @@
-#include "agent/injector/actions.h"
+#include "agent/engine/substitute_plan.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <map>
@@ -18,7 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/regex.h"
 
-namespace seccomp_agent::injector {
+namespace seccomp_agent {
+
+using injector::Substitute;
+
 namespace {
 
 bool IsNative(const SyscallEvent& ev) { return ev.arch == AUDIT_ARCH_X86_64; }
@@ -122,6 +126,23 @@ absl::StatusOr<std::shared_ptr<const re2::RE2>> CachedRegex(const std::string& p
 }
 
 }  // namespace
+
+injector::InjectorOptions InjectorOptionsFromProto(const v1::InjectionSettings& settings) {
+  injector::InjectorOptions o;
+  switch (settings.mode()) {
+    case v1::InjectionSettings::KERNEL:
+      o.mode = injector::Mode::kKernel;
+      break;
+    case v1::InjectionSettings::EMULATE:
+      o.mode = injector::Mode::kEmulate;
+      break;
+    default:
+      o.mode = injector::Mode::kAuto;
+  }
+  o.strict = settings.strict();
+  o.strict_errno = settings.strict_errno() > 0 ? settings.strict_errno() : EPERM;
+  return o;
+}
 
 absl::StatusOr<std::string> SockaddrFromText(const std::string& text, int family_hint) {
   if (family_hint == AF_UNIX) {
@@ -301,4 +322,4 @@ absl::StatusOr<Plan> PlanAction(const SyscallEvent& ev, const v1::Action& action
   }
 }
 
-}  // namespace seccomp_agent::injector
+}  // namespace seccomp_agent

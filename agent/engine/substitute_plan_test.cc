@@ -1,4 +1,4 @@
-#include "agent/injector/actions.h"
+#include "agent/engine/substitute_plan.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <chrono>
 #include <cstring>
@@ -15,7 +16,11 @@
 
 #include "gtest/gtest.h"
 
-namespace seccomp_agent::injector {
+namespace seccomp_agent {
+
+using injector::PointerArg;
+using injector::Ruleset;
+using injector::Substitute;
 namespace {
 
 SyscallEvent Openat(const std::string& path, uint64_t dirfd = static_cast<uint32_t>(AT_FDCWD),
@@ -355,5 +360,22 @@ TEST(PlanAction, Dispatches) {
   EXPECT_FALSE(PlanAction(Openat("/x"), deny).ok());
 }
 
+TEST(InjectorOptionsFromProto, ModesStrictAndErrno) {
+  v1::InjectionSettings s;
+  injector::InjectorOptions o = InjectorOptionsFromProto(s);
+  EXPECT_EQ(o.mode, injector::Mode::kAuto);
+  EXPECT_FALSE(o.strict);
+  EXPECT_EQ(o.strict_errno, EPERM);
+  s.set_mode(v1::InjectionSettings::KERNEL);
+  s.set_strict(true);
+  s.set_strict_errno(EACCES);
+  o = InjectorOptionsFromProto(s);
+  EXPECT_EQ(o.mode, injector::Mode::kKernel);
+  EXPECT_TRUE(o.strict);
+  EXPECT_EQ(o.strict_errno, EACCES);
+  s.set_mode(v1::InjectionSettings::EMULATE);
+  EXPECT_EQ(InjectorOptionsFromProto(s).mode, injector::Mode::kEmulate);
+}
+
 }  // namespace
-}  // namespace seccomp_agent::injector
+}  // namespace seccomp_agent

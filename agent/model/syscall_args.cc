@@ -1,7 +1,7 @@
-#include "agent/policy/syscall_args.h"
+#include "agent/model/syscall_args.h"
 
 #include "absl/container/flat_hash_map.h"
-#include "agent/policy/event.h"
+#include "agent/model/event.h"
 
 namespace seccomp_agent {
 namespace {

@@ -1,0 +1,88 @@
+#include "agent/engine/apply_action.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/status.h"
+#include "agent/engine/substitute_plan.h"
+#include "agent/seccomp/task_path.h"
+
+namespace seccomp_agent {
+
+using injector::Outcome;
+using injector::Substitute;
+
+namespace {
+
+// The redirect root `target` is under (longest, on a "/" border), or "".
+std::string RootOf(const std::string& target, const std::vector<std::string>& roots) {
+  std::string best;
+  for (const std::string& r : roots) {
+    std::string root = r;
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    const bool under = target.compare(0, root.size(), root) == 0 &&
+                       (target.size() == root.size() || target[root.size()] == '/');
+    if (under && root.size() > best.size()) best = root;
+  }
+  return best;
+}
+
+// Resolves a redirect target in the task's root and checks it stays under
+// `root` ("" = no check). The substitute then names the resolved path.
+absl::Status PinTarget(const SyscallEvent& ev, const std::string& root, Substitute& sub) {
+  const bool is_openat = sub.nr == __NR_openat;
+  const int p = is_openat ? 1 : 0;
+  const int flags = static_cast<int>(sub.args[is_openat ? 2 : 1]);
+  const std::string target(sub.buf.data() + sub.args[p]);
+  const int dirfd = is_openat ? static_cast<int>(static_cast<int32_t>(sub.args[0])) : AT_FDCWD;
+  const bool follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+  SA_ASSIGN_OR_RETURN(std::string resolved, ResolveTaskPath(ev.pid, dirfd, target, follow));
+  if (!root.empty() && RootOf(resolved, {root}).empty()) {
+    return ErrnoStatus(EACCES, absl::StrCat("redirect target ", target, " resolves to ", resolved,
+                                            ", outside ", root));
+  }
+  const mode_t mode = static_cast<mode_t>(sub.args[is_openat ? 3 : 2]);
+  Substitute pinned = is_openat ? Substitute::Openat(AT_FDCWD, resolved, flags, mode)
+                                : Substitute::Open(resolved, flags, mode);
+  pinned.beneath = root;
+  sub = std::move(pinned);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
+                                    const seccomp_notif& notif, const SyscallEvent& ev,
+                                    const v1::Action& action,
+                                    const std::vector<std::string>& redirect_roots) {
+  SA_ASSIGN_OR_RETURN(Plan plan, PlanAction(ev, action));
+  if (action.kind_case() != v1::Action::kRedirectOpen) {
+    return injector.Inject(listener, notif, plan.sub);
+  }
+  // A matching rule never falls through to the original file.
+  if (!plan.rewritten) {
+    return injector.Refuse(listener, notif.id, EACCES, "policy", "EACCES (no mapping)");
+  }
+  const std::string target(plan.sub.buf.data() + plan.sub.args[plan.sub.nr == __NR_openat]);
+  const std::string root = RootOf(target, redirect_roots);
+  if (!redirect_roots.empty() && root.empty()) {
+    return injector.Refuse(listener, notif.id, EACCES, "policy",
+                           "EACCES (target outside redirect_roots)");
+  }
+  absl::Status pinned = PinTarget(ev, root, plan.sub);
+  if (ErrnoOf(pinned) == EACCES) {
+    return injector.Refuse(listener, notif.id, EACCES, "policy",
+                           absl::StrCat("EACCES (", pinned.message(), ")"));
+  }
+  // Not resolvable (a missing parent, the task gone, ...): the substitute
+  // keeps the unresolved target; the emulation still opens it beneath root.
+  if (!pinned.ok()) plan.sub.beneath = root;
+  return injector.Inject(listener, notif, plan.sub);
+}
+
+}  // namespace seccomp_agent

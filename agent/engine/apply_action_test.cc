@@ -1,0 +1,130 @@
+#include "agent/engine/apply_action.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "agent/common/status.h"
+#include "agent/testing/trapped_child.h"
+#include "gtest/gtest.h"
+
+namespace seccomp_agent {
+namespace {
+
+namespace v1 = ::seccompagent::v1;
+
+absl::StatusOr<seccomp_notif> RecvOne(int listener) {
+  pollfd p{listener, POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return absl::DeadlineExceededError("no notification");
+  seccomp_notif n;
+  SA_RETURN_IF_ERROR(DefaultUnotify().Recv(listener, &n));
+  return n;
+}
+
+struct Shared {
+  int64_t ret[4];
+  int err[4];
+  char data[64];
+};
+
+// Issue 12 item 5: a redirect_open rule never opens the original file, and
+// its target stays under the redirect root after resolution. Each case: the
+// child's openat of `requested` (what the decoder resolved it to in
+// `resolved`) is answered by ApplyAction; the child reports fd or errno.
+struct RedirectCase {
+  std::string requested, resolved;
+  std::string want_result;  // the Outcome's result ("" = an fd)
+  std::string want_data;    // what the child reads from the fd
+};
+
+void RunRedirect(const RedirectCase& c, const v1::Action& a,
+                 const std::vector<std::string>& roots) {
+  SCOPED_TRACE(c.requested);
+  auto* sh = static_cast<Shared*>(
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(sh, MAP_FAILED);
+  memset(sh, 0, sizeof(Shared));
+  const std::string req = c.requested;
+  auto child = testing::TrappedChild::Spawn({"openat"}, [sh, req] {
+    int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, req.c_str(), O_RDONLY));
+    sh->ret[0] = fd;
+    sh->err[0] = fd < 0 ? errno : 0;
+    if (fd >= 0) sh->ret[1] = read(fd, sh->data, sizeof(sh->data) - 1);
+    return 0;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  child->Start();
+  auto n = RecvOne(child->listener());
+  ASSERT_TRUE(n.ok()) << n.status();
+  SyscallEvent ev;
+  ev.pid = static_cast<pid_t>(n->pid);
+  ev.arch = n->data.arch;
+  ev.nr = n->data.nr;
+  ev.syscall = "openat";
+  for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+  ev.path = c.requested;
+  ev.abs_path = c.resolved;
+  injector::InjectorOptions o;
+  o.mode = injector::Mode::kEmulate;
+  injector::Injector inj(o, DefaultUnotify());
+  auto out = ApplyAction(inj, child->listener(), *n, ev, a, roots);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(child->Wait(), 0);
+  if (c.want_result.empty()) {
+    EXPECT_GE(sh->ret[0], 0) << out->result;
+    EXPECT_EQ(std::string(sh->data), c.want_data);
+  } else {
+    EXPECT_EQ(out->result.rfind(c.want_result, 0), 0u) << out->result;
+    EXPECT_EQ(sh->ret[0], -1) << "the task got an fd: " << sh->data;
+    EXPECT_EQ(sh->err[0], EACCES);
+  }
+  munmap(sh, sizeof(Shared));
+}
+
+TEST(Redirect, MapsOnTheResolvedPathAndNeverEscapesItsRoot) {
+  char dir[] = "/tmp/apply-action-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string root = std::string(dir) + "/root";
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((root + "/data").c_str(), 0755), 0);
+  { std::ofstream(root + "/hosts") << "MAPPED"; }
+  { std::ofstream(root + "/data/f") << "DATA"; }
+  { std::ofstream(std::string(dir) + "/outside") << "OUTSIDE"; }
+  ASSERT_EQ(symlink((std::string(dir) + "/outside").c_str(), (root + "/escape").c_str()), 0);
+  ASSERT_EQ(symlink("../../outside", (root + "/data/up").c_str()), 0);
+  v1::Action a;
+  auto* r = a.mutable_redirect_open();
+  (*r->mutable_exact())["/etc/hosts"] = root + "/hosts";
+  (*r->mutable_exact())["/etc/escape"] = root + "/escape";
+  (*r->mutable_prefix())["/data/"] = root + "/data/";
+  const std::vector<std::string> roots = {root};
+  const std::vector<RedirectCase> cases = {
+      {"/etc/hosts", "/etc/hosts", "", "MAPPED"},
+      // Spellings of the key: the decoder resolved them to the key.
+      {"//etc/./hosts", "/etc/hosts", "", "MAPPED"},
+      {"/tmp/../etc/hosts", "/etc/hosts", "", "MAPPED"},
+      {"/data/f", "/data/f", "", "DATA"},
+      // A match without an entry: never the original file.
+      {"/etc/hostname", "/etc/hostname", "EACCES (no mapping)", ""},
+      // `/data/../../outside` resolves to /outside: not under the prefix.
+      {"/data/../../outside", "/outside", "EACCES (no mapping)", ""},
+      // Targets whose symlinks lead out of the root.
+      {"/etc/escape", "/etc/escape", "EACCES (redirect target", ""},
+      {"/data/up", "/data/up", "EACCES (redirect target", ""},
+  };
+  for (const RedirectCase& c : cases) RunRedirect(c, a, roots);
+  (void)system((std::string("rm -rf ") + dir).c_str());
+}
+
+}  // namespace
+}  // namespace seccomp_agent
