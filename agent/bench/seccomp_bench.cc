@@ -677,8 +677,9 @@ absl::StatusOr<std::vector<std::string>> ScaleLines(const std::vector<ScalePoint
   }
   if (!p.ok()) p = MedianScalePoint(1000, 30);
   if (!p.ok()) return p.status();
-  fprintf(stderr, "  scale 1000: agent %.0f calls/s, floor %.0f calls/s, rss/container %.2f KiB\n",
-          p->calls_per_sec, p->floor_calls_per_sec, p->rss_kb_per_container);
+  fprintf(stderr, "  scale 1000: agent %.0f calls/s, floor %.0f calls/s, rss/container %.2f KiB, "
+          "heap/container %.2f KiB\n", p->calls_per_sec, p->floor_calls_per_sec,
+          p->rss_kb_per_container, p->heap_kb_per_container);
   return std::vector<std::string>{
       absl::StrFormat("scale-1000/floor ratio: %.2f", p->calls_per_sec / p->floor_calls_per_sec),
       absl::StrFormat("scale-1000 RSS per container: %.2f KiB", p->rss_kb_per_container)};
