@@ -229,8 +229,9 @@ TEST_P(SaRestartStormTest, EmulatedWritesAndBindsRunOnce) {
   ASSERT_THAT(out, HasSubstr("storm_rc=")) << r.Describe();
   const long signals = Field(out, "signals");
   // Calls during which the handler ran (interrupted, or the signal taken
-  // on the way out).
-  EXPECT_GE(Field(out, "writes_hit") + Field(out, "binds_hit"), kN / 2)
+  // on the way out). How many depends on the machine's speed (729 of 3000
+  // under ASan at load 17, ~1500 unsanitized): a fifth shows the storm ran.
+  EXPECT_GE(Field(out, "writes_hit") + Field(out, "binds_hit"), 2 * kN / 5)
       << "the storm did not storm: " << r.Describe();
   const long n_writes = Field(out, "writes"), n_binds = Field(out, "binds");
   ASSERT_GE(n_writes, kN) << r.Describe();
