@@ -10,8 +10,14 @@
 // into the filter itself (ratio to the ALLOW filter), the agent deciding
 // through a REAL gRPC plugin process (the redirect_by_label example, started
 // here; the agent's PluginDispatcher in-process behind the ActionRouter, as
-// agent/main.cc wires it): cache hit and cache miss, unary and stream (ratio
-// to the in-process allow), ptrace pass-through, and a scaling run.
+// agent/main.cc wires it): cache hit (ratio to the in-process allow) and
+// cache miss, unary and stream (ratio to the gRPC floor: a minimal C++ gRPC
+// client in a minimal supervisor and a minimal server in its own process,
+// the same round trip over a unix socket with the same messages),
+// ptrace pass-through, and a scaling run. The plugin targets are printed
+// as "plugin-miss/floor ratio" and "plugin-hit/in-process ratio" lines
+// (the worse of unary and stream) before the last line, which stays
+// "agent/floor ratio".
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <sys/prctl.h>
@@ -52,6 +58,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/bench/grpc_floor.h"
 #include "agent/bench/tail_bench.h"
 #include "agent/bench/workload.h"
 #include "agent/common/log.h"
@@ -60,7 +67,9 @@
 #include "agent/engine/engine.h"
 #include "agent/engine/substitute_plan.h"
 #include "agent/injector/injector.h"
+#include "agent/plugin/decision.h"
 #include "agent/plugin/dispatcher.h"
+#include "agent/plugin/examples/redirect_by_label/redirect_by_label.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/task_memory.h"
 #include "agent/seccomp/unotify.h"
@@ -77,6 +86,9 @@ ABSL_FLAG(std::string, only, "",
           "Run only the cases whose name contains this (and their floors), e.g. for perf; "
           "\"tail\" or \"scale\" also runs the mkdir tail or the 1000-listener point.");
 ABSL_FLAG(int, workers, 4, "Engine worker threads (as the agent's --workers).");
+ABSL_FLAG(std::string, grpc_floor_server, "",
+          "Internal: serve the gRPC floor's minimal PolicyPlugin on this address and do nothing "
+          "else (the bench starts itself so).");
 ABSL_FLAG(std::string, plugin_bin, "",
           "The redirect_by_label example plugin binary (default: found next to this binary "
           "in bazel-bin, agent/plugin/examples/redirect_by_label/redirect_by_label); "
@@ -249,20 +261,22 @@ std::string PluginBinary() {
   return dir + "/../plugin/examples/redirect_by_label/redirect_by_label";
 }
 
-absl::StatusOr<PluginProc> StartPlugin(const std::string& bin, const std::string& tag, int cache_ttl_ms) {
+// Starts `argv` (stderr to /dev/null) and waits for it to create `sock`.
+absl::StatusOr<PluginProc> StartServer(const std::vector<std::string>& argv,
+                                       const std::string& sock) {
   PluginProc p;
-  p.sock = absl::StrCat("/tmp/seccomp_bench_", getpid(), "_", tag, ".sock");
+  p.sock = sock;
   unlink(p.sock.c_str());
-  std::string listen = "--listen=unix://" + p.sock;
-  std::string ttl = absl::StrCat("--cache_ttl_ms=", cache_ttl_ms);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   pid_t pid = fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, 2);
-    execl(bin.c_str(), bin.c_str(), listen.c_str(), "--label=bench.example/redirect", ttl.c_str(),
-          static_cast<char*>(nullptr));
+    execv(args[0], args.data());
     _exit(127);
   }
   p.pid = pid;
@@ -271,13 +285,39 @@ absl::StatusOr<PluginProc> StartPlugin(const std::string& bin, const std::string
     if (stat(p.sock.c_str(), &st) == 0) return p;
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
-      return absl::FailedPreconditionError(absl::StrCat("plugin ", bin, " exited, status ", status));
+      return absl::FailedPreconditionError(absl::StrCat(argv[0], " exited, status ", status));
     }
     usleep(10000);
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-  return absl::DeadlineExceededError("plugin did not start listening");
+  return absl::DeadlineExceededError(absl::StrCat(argv[0], " did not start listening"));
+}
+
+std::string BenchSocket(const std::string& tag) {
+  return absl::StrCat("/tmp/seccomp_bench_", getpid(), "_", tag, ".sock");
+}
+
+absl::StatusOr<PluginProc> StartPlugin(const std::string& bin, const std::string& tag,
+                                       int cache_ttl_ms) {
+  const std::string sock = BenchSocket(tag);
+  return StartServer({bin, "--listen=unix://" + sock, "--label=bench.example/redirect",
+                      absl::StrCat("--cache_ttl_ms=", cache_ttl_ms)},
+                     sock);
+}
+
+// The gRPC floor's server: this binary again, in --grpc_floor_server mode.
+absl::StatusOr<PluginProc> StartFloorServer() {
+  const std::string sock = BenchSocket("floor");
+  return StartServer({"/proc/self/exe", "--grpc_floor_server=unix://" + sock}, sock);
+}
+
+// What the plugin answers a miss (an unlabelled container, no cache hint):
+// the floor's server sends the same bytes.
+v1::Decision FloorAnswer() {
+  examples::RedirectByLabelConfig cfg;
+  cfg.cache_ttl_ms = 0;
+  return examples::DecideRedirectByLabel(cfg, v1::Notification());
 }
 
 void StopPlugin(PluginProc& p) {
@@ -288,8 +328,9 @@ void StopPlugin(PluginProc& p) {
   p.pid = -1;
 }
 
-// Sockets of the running plugin processes ("" = no plugin cases).
-std::string g_plugin_sock_cache, g_plugin_sock_nocache;
+// Sockets of the running plugin processes and of the gRPC floor's server
+// ("" = no plugin cases).
+std::string g_plugin_sock_cache, g_plugin_sock_nocache, g_floor_sock;
 
 constexpr char kAgentPolicy[] = R"(
 version: 1
@@ -373,6 +414,60 @@ RunFn Floor(FloorKind kind) {
   };
 }
 
+// The gRPC floor's supervisor: blocking RECV, the Notification the agent
+// would send for it (same container id, so the same size), one round trip
+// to the minimal server, SEND CONTINUE (the plugin's answer is allow).
+void GrpcFloorSupervisor(int listener, GrpcFloorClient* client, const std::string& container_id,
+                         std::atomic<bool>& stop) {
+  ContainerInfo info;
+  info.id = container_id;
+  while (!stop) {
+    seccomp_notif n;
+    memset(&n, 0, sizeof(n));
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) {
+      if (errno == EINTR || errno == ENOENT) continue;
+      return;
+    }
+    SyscallEvent ev;
+    ev.container = &info;
+    ev.id = n.id;
+    ev.pid = static_cast<pid_t>(n.pid);
+    ev.arch = n.data.arch;
+    ev.nr = n.data.nr;
+    ev.syscall = "getppid";
+    ev.instruction_pointer = n.data.instruction_pointer;
+    for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+    if (!client->RoundTrip(plugin::BuildNotification(ev, 4096)).ok()) return;
+    seccomp_notif_resp r{};
+    r.id = n.id;
+    r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
+  }
+}
+
+// The floor of a plugin cache miss: `container_id` names the agent case it
+// is the floor of (its Notification carries that id).
+RunFn GrpcFloor(bool stream, const std::string& container_id) {
+  return [stream, container_id](const ChildOptions& base) -> absl::StatusOr<double> {
+    ChildOptions o = base;
+    o.filter = Filter::kNotify;
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<GrpcFloorClient> client,
+                        GrpcFloorClient::Connect("unix://" + g_floor_sock, stream));
+    SA_ASSIGN_OR_RETURN(Child c, SpawnWorkload(o));
+    const int l = c.listener.get();
+    GrpcFloorClient* cl = client.get();
+    absl::StatusOr<double> r;
+    {
+      SupervisorThread sup([l, cl, container_id](std::atomic<bool>& stop) {
+        GrpcFloorSupervisor(l, cl, container_id, stop);
+      });
+      StartChild(c);
+      r = FinishChild(c);
+    }
+    return r;
+  };
+}
+
 RunFn Agent(const std::string& container_id) {
   return [container_id](const ChildOptions& base) -> absl::StatusOr<double> {
     ChildOptions o = base;
@@ -449,6 +544,15 @@ RunFn Agent(const std::string& container_id) {
     return ns;
   };
 }
+
+// The plugin cases and their floors (named in the report lines).
+constexpr char kInProcessAllow[] = "agent: in-process rule, allow (CONTINUE)";
+constexpr char kHitUnary[] = "agent: gRPC plugin, cache hit, unary";
+constexpr char kHitStream[] = "agent: gRPC plugin, cache hit, stream";
+constexpr char kMissUnary[] = "agent: gRPC plugin, cache miss, unary";
+constexpr char kMissStream[] = "agent: gRPC plugin, cache miss, stream";
+constexpr char kGrpcFloorUnary[] = "floor: minimal gRPC client + server, unary";
+constexpr char kGrpcFloorStream[] = "floor: minimal gRPC client + server, stream";
 
 struct Case {
   std::string name;
@@ -685,6 +789,25 @@ absl::StatusOr<std::vector<std::string>> ScaleLines(const std::vector<ScalePoint
       absl::StrFormat("scale-1000 RSS per container: %.2f KiB", p->rss_kb_per_container)};
 }
 
+// The plugin targets as lines for scripts: the worse of unary and stream,
+// pinned medians of this run (none when the plugin cases did not run).
+std::vector<std::string> PluginLines(std::map<std::string, Result>& results) {
+  auto worse = [&](const char* a1, const char* a2, const char* b1, const char* b2) {
+    if (results[a1].pinned <= 0 || results[a2].pinned <= 0 || results[b1].pinned <= 0 ||
+        results[b2].pinned <= 0) {
+      return 0.0;
+    }
+    return std::max(results[a1].pinned / results[b1].pinned,
+                    results[a2].pinned / results[b2].pinned);
+  };
+  std::vector<std::string> lines;
+  const double miss = worse(kMissUnary, kMissStream, kGrpcFloorUnary, kGrpcFloorStream);
+  if (miss > 0) lines.push_back(absl::StrFormat("plugin-miss/floor ratio: %.2f", miss));
+  const double hit = worse(kHitUnary, kHitStream, kInProcessAllow, kInProcessAllow);
+  if (hit > 0) lines.push_back(absl::StrFormat("plugin-hit/in-process ratio: %.2f", hit));
+  return lines;
+}
+
 absl::StatusOr<std::vector<std::string>> PerfRatioLines(std::map<std::string, Result>& results,
                                                         const std::vector<ScalePoint>& scale,
                                                         int runs, int iters) {
@@ -694,6 +817,7 @@ absl::StatusOr<std::vector<std::string>> PerfRatioLines(std::map<std::string, Re
     SA_ASSIGN_OR_RETURN(lines, TailLines(runs, iters));
   }
   for (std::string& e : EmulationLines(results)) lines.push_back(std::move(e));
+  for (std::string& e : PluginLines(results)) lines.push_back(std::move(e));
   if (only.empty() || only == "scale") {
     SA_ASSIGN_OR_RETURN(std::vector<std::string> s, ScaleLines(scale));
     lines.insert(lines.end(), s.begin(), s.end());
@@ -737,7 +861,7 @@ int Main() {
        "floor: minimal supervisor, spoofed return"},
       {"agent: in-process rule, spoof", Workload::kGetppid, Agent("spoof"),
        "floor: minimal supervisor, spoofed return"},
-      {"agent: in-process rule, allow (CONTINUE)", Workload::kGetppid, Agent("allow"),
+      {kInProcessAllow, Workload::kGetppid, Agent("allow"),
        "floor: minimal supervisor, CONTINUE"},
       {"floor: open + ADDFD(SEND) (openat)", Workload::kOpenat, Floor(FloorKind::kAddfd), ""},
       {"agent: redirect_open (emulation) (openat)", Workload::kOpenat, Agent("redirect"),
@@ -747,15 +871,15 @@ int Main() {
   std::string plugin_bin = PluginBinary();
   const bool with_plugins = plugin_bin != "none" && access(plugin_bin.c_str(), X_OK) == 0;
   if (with_plugins) {
-    const std::string inproc = "agent: in-process rule, allow (CONTINUE)";
-    cases.push_back({"agent: gRPC plugin, cache hit, unary", Workload::kGetppid, Agent("plugin-hit-unary"),
-                     inproc});
-    cases.push_back({"agent: gRPC plugin, cache hit, stream", Workload::kGetppid, Agent("plugin-hit-stream"),
-                     inproc});
-    cases.push_back({"agent: gRPC plugin, cache miss, unary", Workload::kGetppid,
-                     Agent("plugin-miss-unary"), inproc, 10});
-    cases.push_back({"agent: gRPC plugin, cache miss, stream", Workload::kGetppid,
-                     Agent("plugin-miss-stream"), inproc, 10});
+    cases.push_back({kHitUnary, Workload::kGetppid, Agent("plugin-hit-unary"), kInProcessAllow});
+    cases.push_back({kHitStream, Workload::kGetppid, Agent("plugin-hit-stream"), kInProcessAllow});
+    // A miss is a round trip each: a tenth of the calls. Its floor is
+    // the same round trip between a minimal client and server.
+    const Workload w = Workload::kGetppid;
+    cases.push_back({kGrpcFloorUnary, w, GrpcFloor(false, "plugin-miss-unary"), "", 10});
+    cases.push_back({kGrpcFloorStream, w, GrpcFloor(true, "plugin-miss-stream"), "", 10});
+    cases.push_back({kMissUnary, w, Agent("plugin-miss-unary"), kGrpcFloorUnary, 10});
+    cases.push_back({kMissStream, w, Agent("plugin-miss-stream"), kGrpcFloorStream, 10});
   } else {
     fprintf(stderr, "no plugin binary at %s: skipping the gRPC plugin cases (see --plugin_bin)\n",
             plugin_bin.c_str());
@@ -789,9 +913,9 @@ int Main() {
   for (int pinned = 1; pinned >= 0; --pinned) {
     PinSelf(pinned ? 0 : -1);
     // The plugin processes inherit this mode's affinity.
-    PluginProc plugin_cache, plugin_nocache;
+    PluginProc plugin_cache, plugin_nocache, floor_server;
     bool need_plugins = false;
-    for (const Case& c : cases) need_plugins |= c.name.find("gRPC plugin") != std::string::npos;
+    for (const Case& c : cases) need_plugins |= c.name.find("gRPC") != std::string::npos;
     if (need_plugins) {
       auto a = StartPlugin(plugin_bin, "cache", 60000);
       auto b = StartPlugin(plugin_bin, "nocache", 0);
@@ -803,6 +927,15 @@ int Main() {
       plugin_nocache = *b;
       g_plugin_sock_cache = plugin_cache.sock;
       g_plugin_sock_nocache = plugin_nocache.sock;
+      auto f = StartFloorServer();
+      if (!f.ok()) {
+        fprintf(stderr, "gRPC floor: %s\n", f.status().ToString().c_str());
+        StopPlugin(plugin_cache);
+        StopPlugin(plugin_nocache);
+        return 1;
+      }
+      floor_server = *f;
+      g_floor_sock = floor_server.sock;
     }
     std::map<std::string, std::vector<double>> samples, cpu;
     for (int r = 0; r < runs; ++r) {
@@ -818,6 +951,7 @@ int Main() {
           fprintf(stderr, "%s: %s\n", c.name.c_str(), std::string(ns.status().message()).c_str());
           StopPlugin(plugin_cache);
           StopPlugin(plugin_nocache);
+          StopPlugin(floor_server);
           return 1;
         }
         samples[c.name].push_back(*ns);
@@ -825,6 +959,7 @@ int Main() {
     }
     StopPlugin(plugin_cache);
     StopPlugin(plugin_nocache);
+    StopPlugin(floor_server);
     for (const Case& c : cases) {
       double m = Median(samples[c.name]);
       (pinned ? results[c.name].pinned : results[c.name].unpinned) = m;
@@ -943,10 +1078,12 @@ int Main() {
          "floor: minimal supervisor, CONTINUE", 1.10, "");
     line("redirect_open emulation / open + ADDFD", "agent: redirect_open (emulation) (openat)",
          "floor: open + ADDFD(SEND) (openat)", 1.15, "");
-    line("gRPC cache hit (unary) / in-process allow", "agent: gRPC plugin, cache hit, unary",
-         "agent: in-process rule, allow (CONTINUE)", 1.30, "");
-    line("gRPC cache hit (stream) / in-process allow", "agent: gRPC plugin, cache hit, stream",
-         "agent: in-process rule, allow (CONTINUE)", 1.30, "");
+    line("gRPC cache hit (unary) / in-process allow", kHitUnary, kInProcessAllow, 1.10, "");
+    line("gRPC cache hit (stream) / in-process allow", kHitStream, kInProcessAllow, 1.10, "");
+    line("gRPC cache miss (unary) / minimal gRPC client + server", kMissUnary, kGrpcFloorUnary,
+         1.30, "");
+    line("gRPC cache miss (stream) / minimal gRPC client + server", kMissStream,
+         kGrpcFloorStream, 1.30, "");
     double t10 = 0, t1000 = 0, f10 = 0, f1000 = 0, rss1000 = -1;
     for (auto& p : scale) {
       if (p.listeners == 10) t10 = p.calls_per_sec, f10 = p.floor_calls_per_sec;
@@ -1024,5 +1161,8 @@ int Main() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  if (const std::string addr = absl::GetFlag(FLAGS_grpc_floor_server); !addr.empty()) {
+    return seccomp_agent::bench::ServeGrpcFloor(addr, seccomp_agent::bench::FloorAnswer());
+  }
   return seccomp_agent::bench::Main();
 }

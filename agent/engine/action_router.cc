@@ -21,24 +21,19 @@ void ActionRouter::Handle(int listener, const seccomp_notif& notif, const Syscal
   Execute(listener, notif, ev, action, rule_index, policy, "", 0, std::move(done));
 }
 
-bool ActionRouter::TryHandleInline(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                                   const v1::Action& action, int rule_index,
-                                   const CompiledPolicy& policy, absl::StatusOr<Outcome>* out) {
+bool ActionRouter::TryQuickReply(const SyscallEvent& ev, const v1::Action& action,
+                                 QuickReply* out) {
   if (action.kind_case() != v1::Action::kPlugin || plugins_ == nullptr) return false;
-  plugin::PluginResult r;
-  const std::string& plugin_name = action.plugin().name();
-  if (!plugins_->DecideCached(plugin_name, ev, &r, [](const plugin::PluginResult& c) {
-        if (c.kind != plugin::PluginResult::Kind::kAction) return false;
-        const auto k = c.action.kind_case();
-        return k == v1::Action::kAllow || k == v1::Action::kDeny || k == v1::Action::kReturn;
-      })) {
-    return false;
-  }
-  // Execute answers allow/deny/return synchronously (Reply), so `done`
-  // has run when it returns.
-  Execute(listener, notif, ev, r.action, rule_index, policy,
-          absl::StrCat("plugin:", plugin_name, " (cached)"), 1,
-          [out](absl::StatusOr<Outcome> o) { *out = std::move(o); });
+  plugin::PlainDecision d;
+  const std::string& name = action.plugin().name();
+  if (!plugins_->DecideCached(name, ev, &d)) return false;
+  using K = plugin::PlainDecision::Kind;
+  out->effect = d.kind == K::kDeny     ? Effect::kDenied
+                : d.kind == K::kReturn ? Effect::kReturned
+                                       : Effect::kAllowed;
+  out->error = d.errno_code;
+  out->val = d.value;
+  out->backend = absl::StrCat("plugin:", name, " (cached)");
   return true;
 }
 

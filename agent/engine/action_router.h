@@ -33,10 +33,8 @@ class ActionRouter : public ActionHandler {
               const v1::Action& action, int rule_index, const CompiledPolicy& policy,
               Done done) override;
   // A plugin rule whose decision is in the dispatcher's cache and is a
-  // plain reply (allow, deny, return) is answered here, inline.
-  bool TryHandleInline(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                       const v1::Action& action, int rule_index, const CompiledPolicy& policy,
-                       absl::StatusOr<Outcome>* out) override;
+  // plain reply (allow, deny, return): the engine sends it.
+  bool TryQuickReply(const SyscallEvent& ev, const v1::Action& action, QuickReply* out) override;
 
  private:
   // Carries out `action`; `via` names who decided ("" for a local rule,

@@ -78,13 +78,18 @@ class ActionHandler {
   virtual void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
                       const v1::Action& action, int rule_index, const CompiledPolicy& policy,
                       Done done) = 0;
+  // A reply the engine sends itself, as for a local rule.
+  struct QuickReply {
+    Effect effect = Effect::kAllowed;  // kAllowed (CONTINUE), kDenied or kReturned
+    int error = 0;                     // kDenied: the errno
+    int64_t val = 0;                   // kReturned: the value
+    std::string backend;               // for the decision log ("plugin:NAME (cached)")
+  };
   // Optional fast path, asked by the leader BEFORE it hands off leadership:
-  // when `action` can be answered at once without blocking (e.g. a plugin
-  // decision already in the cache), send the reply, set `*out` as `done`
-  // would get it, and return true. False: nothing was done; Handle follows.
-  virtual bool TryHandleInline(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
-                               const v1::Action& action, int rule_index,
-                               const CompiledPolicy& policy, absl::StatusOr<Outcome>* out) {
+  // true and `*out` when `action` has a plain answer at once, without
+  // blocking (a plugin decision already in the cache); the engine sends it.
+  // False: Handle follows.
+  virtual bool TryQuickReply(const SyscallEvent& ev, const v1::Action& action, QuickReply* out) {
     return false;
   }
 };

@@ -536,6 +536,44 @@ TEST_F(EngineTest, TotalsOutliveTheirContainers) {
   EXPECT_TRUE(engine_->Containers().empty());
 }
 
+// Answers from a cache, as the plugin router does: the engine sends the
+// reply itself; Handle is never called.
+class QuickHandler : public ActionHandler {
+ public:
+  void Handle(int, const seccomp_notif&, const SyscallEvent&, const v1::Action&, int,
+              const CompiledPolicy&, Done done) override {
+    ++handled;
+    done(absl::InternalError("Handle must not run for a quick reply"));
+  }
+  bool TryQuickReply(const SyscallEvent& ev, const v1::Action&, QuickReply* out) override {
+    out->effect = Effect::kDenied;
+    out->error = EROFS;
+    out->backend = "plugin:slowpoke (cached)";
+    return true;
+  }
+  std::atomic<int> handled{0};
+};
+
+TEST_F(EngineTest, QuickReplyIsSentByTheEngine) {
+  QuickHandler h;
+  StartEngine(&h);
+  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
+    return (syscall(SYS_getpgrp) == -1 && errno == EROFS) ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("quick", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0);
+  EXPECT_EQ(h.handled.load(), 0);
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  auto d = Decisions();
+  EXPECT_EQ(d[0]["rule"], "slow");
+  EXPECT_EQ(d[0]["action"], "deny");
+  EXPECT_EQ(d[0]["result"], "EROFS");
+  EXPECT_EQ(d[0]["backend"], "plugin:slowpoke (cached)");
+  EXPECT_EQ(engine_->Totals().denied, 1u);
+}
+
 // Fails without replying: the engine must answer with the fallback errno.
 class FailingHandler : public ActionHandler {
  public:

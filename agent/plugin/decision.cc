@@ -216,15 +216,22 @@ absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
   return absl::OkStatus();
 }
 
-absl::Status CheckReturn(const v1::Return& r, const ValidationContext& ctx) {
+absl::Status CheckReturn(int64_t value, const ValidationContext& ctx) {
   if (!ReturnAllowedFor(ctx.syscall)) {
     return Invalid(absl::StrCat("return is refused for ", ctx.syscall));
   }
-  if (r.value() >= -kMaxErrno && r.value() <= -1) {
-    return Invalid(absl::StrCat("return.value ", r.value(), " is an errno (use deny)"));
+  if (value >= -kMaxErrno && value <= -1) {
+    return Invalid(absl::StrCat("return.value ", value, " is an errno (use deny)"));
   }
-  if (ctx.syscall == "write" && (r.value() < 0 || static_cast<uint64_t>(r.value()) > ctx.args[2])) {
-    return Invalid(absl::StrCat("return.value ", r.value(), " for write of ", ctx.args[2], " bytes"));
+  if (ctx.syscall == "write" && (value < 0 || static_cast<uint64_t>(value) > ctx.args[2])) {
+    return Invalid(absl::StrCat("return.value ", value, " for write of ", ctx.args[2], " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckErrno(int32_t e) {
+  if (e < 1 || e > kMaxErrno) {
+    return Invalid(absl::StrCat("deny.errno ", e, " not in 1..", kMaxErrno));
   }
   return absl::OkStatus();
 }
@@ -301,12 +308,9 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
     case v1::Decision::kAllow:
       return absl::OkStatus();
     case v1::Decision::kDeny:
-      if (d.deny().errno_code() < 1 || d.deny().errno_code() > kMaxErrno) {
-        return Invalid(absl::StrCat("deny.errno ", d.deny().errno_code(), " not in 1..", kMaxErrno));
-      }
-      return absl::OkStatus();
+      return CheckErrno(d.deny().errno_code());
     case v1::Decision::kReturn:
-      return CheckReturn(d.return_(), ctx);
+      return CheckReturn(d.return_().value(), ctx);
     case v1::Decision::kInject:
       return CheckInject(d.inject(), ctx);
     case v1::Decision::kRedirectOpen:
@@ -394,19 +398,64 @@ v1::Notification BuildNotification(const SyscallEvent& ev, size_t max_write_byte
   return n;
 }
 
+bool AsPlain(const v1::Decision& d, PlainDecision* out) {
+  switch (d.kind_case()) {
+    case v1::Decision::kAllow:
+      *out = PlainDecision{PlainDecision::Kind::kAllow, 0, 0};
+      return true;
+    case v1::Decision::kDeny:
+      *out = PlainDecision{PlainDecision::Kind::kDeny, d.deny().errno_code(), 0};
+      return true;
+    case v1::Decision::kReturn:
+      *out = PlainDecision{PlainDecision::Kind::kReturn, 0, d.return_().value()};
+      return true;
+    case v1::Decision::kNoOpinion:
+      *out = PlainDecision{PlainDecision::Kind::kNoOpinion, 0, 0};
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool PlainValid(const PlainDecision& p, const ValidationContext& ctx) {
+  switch (p.kind) {
+    case PlainDecision::Kind::kAllow:
+    case PlainDecision::Kind::kNoOpinion:
+      return true;
+    case PlainDecision::Kind::kDeny:
+      return CheckErrno(p.errno_code).ok();
+    case PlainDecision::Kind::kReturn:
+      return CheckReturn(p.value, ctx).ok();
+  }
+  return false;
+}
+
+void FillSyscallContainerKey(std::string* k, absl::string_view plugin, const SyscallEvent& ev) {
+  k->clear();
+  k->push_back('S');
+  Put(k, plugin);
+  Put(k, ev.container != nullptr ? absl::string_view(ev.container->id) : absl::string_view());
+  PutU64(k, ev.arch);
+  PutU64(k, static_cast<uint64_t>(static_cast<int64_t>(ev.nr)));
+}
+
 std::string SyscallContainerKey(absl::string_view plugin, const SyscallEvent& ev) {
   std::string k;
   k.reserve(64);
-  k.push_back('S');
-  Put(&k, plugin);
-  Put(&k, ev.container != nullptr ? absl::string_view(ev.container->id) : absl::string_view());
-  PutU64(&k, ev.arch);
-  PutU64(&k, static_cast<uint64_t>(static_cast<int64_t>(ev.nr)));
+  FillSyscallContainerKey(&k, plugin, ev);
   return k;
 }
 
 std::string ExactArgsKey(absl::string_view plugin, const SyscallEvent& ev) {
-  std::string k = SyscallContainerKey(plugin, ev);
+  std::string k;
+  k.reserve(128);
+  FillExactArgsKey(&k, plugin, ev);
+  return k;
+}
+
+void FillExactArgsKey(std::string* key, absl::string_view plugin, const SyscallEvent& ev) {
+  std::string& k = *key;
+  FillSyscallContainerKey(&k, plugin, ev);
   k[0] = 'E';
   uint64_t args[6];
   for (int i = 0; i < 6; ++i) args[i] = ev.args[i];
@@ -436,7 +485,6 @@ std::string ExactArgsKey(absl::string_view plugin, const SyscallEvent& ev) {
   put_opt(ev.write_bytes);
   k.push_back(ev.runtime_phase ? '1' : '0');
   Put(&k, ev.decode_error);
-  return k;
 }
 
 }  // namespace plugin

@@ -61,6 +61,23 @@ uint32_t NativeAuditArch();
 // "x86_64", "x86", "aarch64", ..., or "0x%x".
 std::string ArchName(uint32_t audit_arch);
 
+// A plain decision: what the engine sends itself, like a local rule's
+// reply (no injector, no follow-up). Stored by value in the decision cache,
+// so that a hit copies a few bytes and allocates nothing.
+struct PlainDecision {
+  enum class Kind : uint8_t { kAllow, kDeny, kReturn, kNoOpinion };
+  Kind kind = Kind::kAllow;
+  int32_t errno_code = 0;  // kDeny
+  int64_t value = 0;       // kReturn
+};
+
+// True and `*out` when `d` is allow, deny, return or no_opinion.
+bool AsPlain(const v1::Decision& d, PlainDecision* out);
+
+// ValidateDecision for a plain decision (the same rules); no allocation
+// when it is valid.
+bool PlainValid(const PlainDecision& p, const ValidationContext& ctx);
+
 // Cache keys (bytes; opaque). Both start with the plugin name.
 // kSyscallContainer: plugin, container id, arch, nr.
 std::string SyscallContainerKey(absl::string_view plugin, const SyscallEvent& ev);
@@ -70,6 +87,10 @@ std::string SyscallContainerKey(absl::string_view plugin, const SyscallEvent& ev
 // rather than its address), the decoded values, runtime_phase and the
 // decode error. Not the pid, notification id or instruction pointer.
 std::string ExactArgsKey(absl::string_view plugin, const SyscallEvent& ev);
+// The same keys written into `*k` (cleared first): a buffer reused across
+// calls allocates only when a key outgrows it.
+void FillSyscallContainerKey(std::string* k, absl::string_view plugin, const SyscallEvent& ev);
+void FillExactArgsKey(std::string* k, absl::string_view plugin, const SyscallEvent& ev);
 
 }  // namespace plugin
 }  // namespace seccomp_agent

@@ -8,30 +8,45 @@ namespace v1 = ::seccompagent::v1;
 DecisionCache::DecisionCache(size_t capacity, NowFn now)
     : capacity_(capacity), now_(now ? std::move(now) : NowFn([] { return MonoClock::now(); })) {}
 
-bool DecisionCache::Get(const std::string& key, std::shared_ptr<const v1::Decision>* out) {
+DecisionCache::Entry* DecisionCache::Find(absl::string_view key) {
   const MonoClock::time_point now = now_();
-  std::lock_guard<std::mutex> l(mu_);
   auto it = map_.find(key);
-  if (it == map_.end()) return false;
+  if (it == map_.end()) return nullptr;
   if (it->second->expiry <= now) {
     lru_.erase(it->second);
     map_.erase(it);
-    return false;
+    return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
-  *out = it->second->decision;
+  return &*it->second;
+}
+
+bool DecisionCache::Get(absl::string_view key, std::shared_ptr<const v1::Decision>* out) {
+  std::lock_guard<std::mutex> l(mu_);
+  Entry* e = Find(key);
+  if (e == nullptr) return false;
+  *out = e->decision;
   return true;
 }
 
-void DecisionCache::Put(const std::string& key, const v1::Decision& d, MonoClock::duration ttl) {
+bool DecisionCache::GetPlain(absl::string_view key, PlainDecision* out, bool* other) {
+  std::lock_guard<std::mutex> l(mu_);
+  Entry* e = Find(key);
+  if (other != nullptr) *other = e != nullptr && !e->is_plain;
+  if (e == nullptr || !e->is_plain) return false;
+  *out = e->plain;
+  return true;
+}
+
+void DecisionCache::Put(absl::string_view key, const v1::Decision& d, MonoClock::duration ttl) {
   if (capacity_ == 0) return;
   const MonoClock::time_point expiry = now_() + ttl;
-  auto stored = std::make_shared<const v1::Decision>(d);
+  Entry fresh{std::string(key), std::make_shared<const v1::Decision>(d), false, {}, expiry};
+  fresh.is_plain = AsPlain(d, &fresh.plain);
   std::lock_guard<std::mutex> l(mu_);
   auto it = map_.find(key);
   if (it != map_.end()) {
-    it->second->decision = std::move(stored);
-    it->second->expiry = expiry;
+    *it->second = std::move(fresh);
     lru_.splice(lru_.begin(), lru_, it->second);
     return;
   }
@@ -39,8 +54,8 @@ void DecisionCache::Put(const std::string& key, const v1::Decision& d, MonoClock
     map_.erase(lru_.back().key);
     lru_.pop_back();
   }
-  lru_.push_front(Entry{key, std::move(stored), expiry});
-  map_.emplace(key, lru_.begin());
+  lru_.push_front(std::move(fresh));
+  map_.emplace(lru_.front().key, lru_.begin());
 }
 
 size_t DecisionCache::size() const {

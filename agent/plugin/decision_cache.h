@@ -12,6 +12,8 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "agent/plugin/decision.h"
 #include "proto/seccompagent/v1/plugin.pb.h"
 
 namespace seccomp_agent {
@@ -26,12 +28,16 @@ class DecisionCache {
   // `now` null: steady_clock::now.
   DecisionCache(size_t capacity, NowFn now);
 
-  // Shares the stored decision (no proto copy on the hit path). An expired
-  // entry is dropped and is a miss.
-  bool Get(const std::string& key, std::shared_ptr<const ::seccompagent::v1::Decision>* out);
+  // Shares the stored decision (no proto copy). An expired entry is dropped
+  // and is a miss.
+  bool Get(absl::string_view key, std::shared_ptr<const ::seccompagent::v1::Decision>* out);
+  // The engine's fast path: true only for a plain decision (allow, deny,
+  // return, no_opinion), copied out by value. Allocates nothing. `*other`
+  // (when given) says whether a live entry that is not plain was there.
+  bool GetPlain(absl::string_view key, PlainDecision* out, bool* other = nullptr);
   // Stores `d` for `ttl` from now, evicting the least recently used entry
   // when full. Capacity 0 stores nothing.
-  void Put(const std::string& key, const ::seccompagent::v1::Decision& d,
+  void Put(absl::string_view key, const ::seccompagent::v1::Decision& d,
            MonoClock::duration ttl);
   size_t size() const;
 
@@ -39,8 +45,13 @@ class DecisionCache {
   struct Entry {
     std::string key;
     std::shared_ptr<const ::seccompagent::v1::Decision> decision;
+    bool is_plain = false;
+    PlainDecision plain;  // is_plain: `decision` as a value
     MonoClock::time_point expiry;
   };
+  // The live entry of `key` (now the most recent), or null (an expired
+  // one is dropped). mu_ held.
+  Entry* Find(absl::string_view key);
   const size_t capacity_;
   const NowFn now_;
   mutable std::mutex mu_;

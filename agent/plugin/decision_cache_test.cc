@@ -1,6 +1,27 @@
 #include "agent/plugin/decision_cache.h"
 
+#include <linux/audit.h>
+#include <sys/syscall.h>
+
+#include <cstdlib>
+#include <new>
+
 #include "gtest/gtest.h"
+
+// Allocations of this thread while g_counting is set (the hit path must
+// make none).
+namespace {
+thread_local bool g_counting = false;
+thread_local int g_allocations = 0;
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace seccomp_agent {
 namespace plugin {
@@ -66,6 +87,74 @@ TEST(DecisionCache, ZeroCapacityStoresNothing) {
   c.Put("a", Deny(1), milliseconds(1000));
   std::shared_ptr<const v1::Decision> out;
   EXPECT_FALSE(c.Get("a", &out));
+}
+
+TEST(DecisionCache, PlainDecisionsAreCopiedOutByValue) {
+  FakeClock clock;
+  DecisionCache c(8, clock.fn());
+  c.Put("deny", Deny(13), milliseconds(100));
+  v1::Decision redirect;
+  (*redirect.mutable_redirect_open()->mutable_exact())["/a"] = "/srv/a";
+  c.Put("redirect", redirect, milliseconds(100));
+  PlainDecision p;
+  ASSERT_TRUE(c.GetPlain("deny", &p));
+  EXPECT_EQ(p.kind, PlainDecision::Kind::kDeny);
+  EXPECT_EQ(p.errno_code, 13);
+  EXPECT_FALSE(c.GetPlain("redirect", &p)) << "not plain: the full decision only";
+  std::shared_ptr<const v1::Decision> full;
+  EXPECT_TRUE(c.Get("redirect", &full));
+  clock.t += milliseconds(100);
+  EXPECT_FALSE(c.GetPlain("deny", &p)) << "expired";
+}
+
+// What the engine's leader does for a cached answer: the key into a reused
+// buffer, the lookup, the re-validation for this syscall.
+TEST(DecisionCache, APlainHitAllocatesNothing) {
+  DecisionCache c(8, nullptr);
+  ContainerInfo info;
+  info.id = "a-container-id-longer-than-the-small-string-buffer";
+  SyscallEvent ev;
+  ev.container = &info;
+  ev.arch = AUDIT_ARCH_X86_64;
+  ev.nr = SYS_getppid;
+  ev.syscall = "getppid";
+  const std::string plugin = "a-plugin-name-longer-than-sixteen";
+  v1::Decision ret;
+  ret.mutable_return_()->set_value(7);
+  c.Put(SyscallContainerKey(plugin, ev), ret, milliseconds(60000));
+  std::string key;
+  FillSyscallContainerKey(&key, plugin, ev);  // the buffer grows once
+  const ValidationContext vctx = ContextFor(ev, nullptr);
+  PlainDecision p;
+  ASSERT_TRUE(c.GetPlain(key, &p) && PlainValid(p, vctx));  // statics made once
+  g_allocations = 0;
+  g_counting = true;
+  bool hit = false;
+  for (int i = 0; i < 100; ++i) {
+    FillSyscallContainerKey(&key, plugin, ev);
+    hit = c.GetPlain(key, &p) && PlainValid(p, vctx);
+  }
+  g_counting = false;
+  EXPECT_TRUE(hit);
+  EXPECT_EQ(p.value, 7);
+  EXPECT_EQ(g_allocations, 0);
+}
+
+TEST(PlainDecision, ValidatedLikeTheProto) {
+  ContainerInfo info;
+  SyscallEvent ev;
+  ev.container = &info;
+  ev.syscall = "write";
+  ev.args[2] = 10;
+  const ValidationContext w = ContextFor(ev, nullptr);
+  using K = PlainDecision::Kind;
+  EXPECT_TRUE(PlainValid({K::kReturn, 0, 10}, w));
+  EXPECT_FALSE(PlainValid({K::kReturn, 0, 11}, w)) << "more than the write's count";
+  EXPECT_FALSE(PlainValid({K::kReturn, 0, -1}, w)) << "an errno";
+  EXPECT_FALSE(PlainValid({K::kDeny, 0, 0}, w));
+  EXPECT_TRUE(PlainValid({K::kDeny, 13, 0}, w));
+  ev.syscall = "openat";
+  EXPECT_FALSE(PlainValid({K::kReturn, 0, 3}, ContextFor(ev, nullptr))) << "creates an fd";
 }
 
 }  // namespace

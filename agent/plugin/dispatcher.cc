@@ -190,8 +190,7 @@ class PluginDispatcher::Impl : public CallSink {
   void StartHealth();
 
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
-  bool DecideCached(const std::string& name, const SyscallEvent& ev, PluginResult* out,
-                    const std::function<bool(const PluginResult&)>& accept);
+  bool DecideCached(const std::string& name, const SyscallEvent& ev, PlainDecision* out);
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;
 
@@ -213,8 +212,8 @@ class PluginDispatcher::Impl : public CallSink {
   PluginResult Error(const PluginState& p, ErrorKind kind, absl::Status s) const;
   // A cache hit, counted as a call, a hit and a decision; or false (nothing
   // counted).
-  bool CacheHit(PluginState* p, const SyscallEvent& ev, Clock::time_point start, PluginResult* out,
-                const std::function<bool(const PluginResult&)>& accept = nullptr);
+  bool CacheHit(PluginState* p, const SyscallEvent& ev, Clock::time_point start, PluginResult* out);
+  void CountHit(PluginState* p, bool no_opinion, Clock::duration latency);
   void StoreInCache(const PendingCall& call, const v1::Decision& d);
   std::shared_ptr<PendingCall> NewCall(PluginState* p, const SyscallEvent& ev, Done done,
                                        Clock::time_point start);
@@ -222,7 +221,7 @@ class PluginDispatcher::Impl : public CallSink {
   bool RefuseEarly(PluginState* p, const std::shared_ptr<PendingCall>& call);
   void SendUnary(const std::shared_ptr<PendingCall>& call, v1::Notification n,
                  Clock::time_point deadline);
-  void SendStream(const std::shared_ptr<PendingCall>& call, const v1::Notification& n,
+  void SendStream(const std::shared_ptr<PendingCall>& call, v1::Notification n,
                   Clock::time_point deadline);
   std::shared_ptr<StreamReactor> CurrentStream(PluginState* p);
   grpc::ChannelArguments ChannelArgs() const;
@@ -389,51 +388,74 @@ void PluginDispatcher::Impl::CompleteWithDecision(const std::shared_ptr<PendingC
   Finish(call, std::move(r));
 }
 
-// Cache: syscall+container scope first, then exact args. A hit is
-// validated again for this syscall (a cached write return may not fit). A
-// hit is complete here: no PendingCall (nor its grpc::ClientContext), no
-// timer, no in_flight; it is counted as a call, a hit and a decision.
+// Cache: syscall+container scope first, then exact args; the first live
+// entry valid for this syscall answers (a cached write return may not fit
+// another write). The keys are written into this thread's buffer: a hit
+// allocates no key. A hit is complete here: no PendingCall (nor its
+// grpc::ClientContext), no timer, no in_flight.
+template <typename Get>
+bool LookUp(absl::string_view plugin, const SyscallEvent& ev, const Get& get) {
+  thread_local std::string key;
+  FillSyscallContainerKey(&key, plugin, ev);
+  if (get(key)) return true;
+  FillExactArgsKey(&key, plugin, ev);
+  return get(key);
+}
+
+void PluginDispatcher::Impl::CountHit(PluginState* p, bool no_opinion, Clock::duration latency) {
+  std::lock_guard<std::mutex> l(p->stats_mu);
+  PluginStats& st = p->stats;
+  ++st.calls;
+  ++st.cache_hits;
+  ++(no_opinion ? st.no_opinion : st.decisions);
+  CountLatency(st, absl::FromChrono(latency));
+}
+
 bool PluginDispatcher::Impl::CacheHit(PluginState* p, const SyscallEvent& ev,
-                                      Clock::time_point start, PluginResult* out,
-                                      const std::function<bool(const PluginResult&)>& accept) {
+                                      Clock::time_point start, PluginResult* out) {
   const std::string& name = p->cfg.name();
   std::shared_ptr<const v1::Decision> cached;
   const ValidationContext vctx = ContextFor(ev, &opts_.redirect_roots);
-  auto hit = [&](const std::string& key) {
-    return cache_.Get(key, &cached) && ValidateDecision(*cached, vctx).ok();
-  };
-  if (!hit(SyscallContainerKey(name, ev)) && !hit(ExactArgsKey(name, ev))) return false;
+  if (!LookUp(name, ev, [&](absl::string_view key) {
+        return cache_.Get(key, &cached) && ValidateDecision(*cached, vctx).ok();
+      })) {
+    return false;
+  }
   PluginResult r;
   FillResult(*cached, &r);
   r.from_cache = true;
-  if (accept && !accept(r)) return false;  // not counted: the caller goes on with Decide
   r.plugin = name;
   r.on_error = p->cfg.on_error();
   r.error_errno = p->cfg.error_errno();
-  r.latency = absl::FromChrono(Clock::now() - start);
-  {
-    std::lock_guard<std::mutex> l(p->stats_mu);
-    PluginStats& st = p->stats;
-    ++st.calls;
-    ++st.cache_hits;
-    if (r.kind == PluginResult::Kind::kNoOpinion) {
-      ++st.no_opinion;
-    } else {
-      ++st.decisions;
-    }
-    CountLatency(st, r.latency);
-  }
+  const Clock::duration latency = Clock::now() - start;
+  r.latency = absl::FromChrono(latency);
+  CountHit(p, r.kind == PluginResult::Kind::kNoOpinion, latency);
   *out = std::move(r);
   return true;
 }
 
+// The same lookup, for plain answers only. An entry that would answer
+// Decide with something else (no_opinion, a substitution) is not skipped
+// for a later key: the caller goes on with Decide, which finds it.
 bool PluginDispatcher::Impl::DecideCached(const std::string& name, const SyscallEvent& ev,
-                                          PluginResult* out,
-                                          const std::function<bool(const PluginResult&)>& accept) {
+                                          PlainDecision* out) {
   if (shutting_down_.load()) return false;
   auto it = plugins_.find(name);
   if (it == plugins_.end()) return false;
-  return CacheHit(it->second.get(), ev, Clock::now(), out, accept);
+  PluginState* p = it->second.get();
+  const Clock::time_point start = Clock::now();
+  const ValidationContext vctx = ContextFor(ev, &opts_.redirect_roots);
+  PlainDecision d;
+  bool other = false;
+  if (!LookUp(name, ev, [&](absl::string_view key) {
+        return other || (cache_.GetPlain(key, &d, &other) && PlainValid(d, vctx));
+      }) ||
+      other || d.kind == PlainDecision::Kind::kNoOpinion) {
+    return false;
+  }
+  CountHit(p, false, Clock::now() - start);
+  *out = d;
+  return true;
 }
 
 std::shared_ptr<PendingCall> PluginDispatcher::Impl::NewCall(PluginState* p,
@@ -510,7 +532,7 @@ void PluginDispatcher::Impl::Decide(const std::string& name, const SyscallEvent&
   const Clock::time_point deadline = start + std::chrono::milliseconds(p->cfg.timeout_ms());
   v1::Notification n = BuildNotification(ev, opts_.max_write_bytes);
   if (p->cfg.stream()) {
-    SendStream(call, n, deadline);
+    SendStream(call, std::move(n), deadline);
   } else {
     SendUnary(call, std::move(n), deadline);
   }
@@ -533,7 +555,7 @@ std::shared_ptr<StreamReactor> PluginDispatcher::Impl::CurrentStream(PluginState
 }
 
 void PluginDispatcher::Impl::SendStream(const std::shared_ptr<PendingCall>& call,
-                                        const v1::Notification& n, Clock::time_point deadline) {
+                                        v1::Notification n, Clock::time_point deadline) {
   // The dispatcher's own deadline (a stream has no per-message one). Timer
   // first: the answer may arrive before Send returns.
   call->timer_id.store(timers_->Schedule(deadline, [this, call, deadline](bool shutdown) {
@@ -555,15 +577,17 @@ void PluginDispatcher::Impl::SendStream(const std::shared_ptr<PendingCall>& call
                           : Error(p, ErrorKind::kTimeout, TimeoutError(p)));
   }));
   if (call->finished.load()) timers_->Cancel(call->timer_id.load());
-  if (!CurrentStream(call->plugin)->Send(call, n)) {
+  if (!CurrentStream(call->plugin)->Send(call, &n)) {
     FailCall(call, ErrorKind::kUnavailable, absl::UnavailableError("plugin stream closing"));
   }
 }
 
 void PluginDispatcher::Impl::SendUnary(const std::shared_ptr<PendingCall>& call,
                                        v1::Notification n, Clock::time_point deadline) {
-  call->req.mutable_notification()->Swap(&n);
-  call->ctx.set_deadline(ToSystem(deadline));
+  call->unary = std::make_unique<PendingCall::Unary>();
+  PendingCall::Unary& u = *call->unary;
+  u.req.mutable_notification()->Swap(&n);
+  u.ctx.set_deadline(ToSystem(deadline));
   ops_.Begin();
   // gRPC's deadline first; ours 2 ms later in case gRPC's does not fire.
   const Clock::time_point ours = deadline + std::chrono::milliseconds(2);
@@ -573,12 +597,13 @@ void PluginDispatcher::Impl::SendUnary(const std::shared_ptr<PendingCall>& call,
     if (Finish(call, shutdown ? Error(p, ErrorKind::kShutdown,
                                       absl::CancelledError("dispatcher shutting down"))
                               : Error(p, ErrorKind::kTimeout, TimeoutError(p)))) {
-      call->ctx.TryCancel();
+      call->unary->ctx.TryCancel();
     }
   }));
   call->plugin->stub->async()->Decide(
-      &call->ctx, &call->req, &call->resp, [this, call](grpc::Status s) {
-        CompleteWithDecision(call, call->resp.has_decision() ? &call->resp.decision() : nullptr,
+      &u.ctx, &u.req, &u.resp, [this, call](grpc::Status s) {
+        const v1::DecideResponse& resp = call->unary->resp;
+        CompleteWithDecision(call, resp.has_decision() ? &resp.decision() : nullptr,
                              s);
         ops_.End();
       });
@@ -628,9 +653,8 @@ void PluginDispatcher::Decide(const std::string& name, const SyscallEvent& ev, D
 }
 
 bool PluginDispatcher::DecideCached(const std::string& name, const SyscallEvent& ev,
-                                    PluginResult* out,
-                                    const std::function<bool(const PluginResult&)>& accept) {
-  return impl_->DecideCached(name, ev, out, accept);
+                                    PlainDecision* out) {
+  return impl_->DecideCached(name, ev, out);
 }
 
 std::vector<PluginStats> PluginDispatcher::Stats() const { return impl_->Stats(); }

@@ -169,13 +169,13 @@ class PluginDispatcher {
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
 
   // The cache alone, synchronously: true and `*out` when plugin `name` has
-  // a valid cached answer for `ev` that `accept` (when set) takes (counted
-  // like Decide's hit: a call, a cache hit, a decision); false otherwise,
-  // with nothing counted (then call Decide). Never blocks, never touches the
-  // network: the engine's leader answers cache hits itself instead of
-  // handing off leadership.
-  bool DecideCached(const std::string& name, const SyscallEvent& ev, PluginResult* out,
-                    const std::function<bool(const PluginResult&)>& accept = nullptr);
+  // a valid cached allow, deny or return for `ev` (counted like Decide's
+  // hit: a call, a cache hit, a decision); false otherwise, with nothing
+  // counted (then call Decide: a cached no_opinion or substitution is
+  // answered there). Never blocks, never touches the network, allocates
+  // nothing: the engine's leader answers cache hits itself, like a local
+  // rule, instead of handing off leadership.
+  bool DecideCached(const std::string& name, const SyscallEvent& ev, PlainDecision* out);
 
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;

@@ -480,22 +480,19 @@ TEST_P(DispatcherTest, CacheExactArgs) {
   EXPECT_EQ(s.cache_misses, 2u);
 }
 
-// DecideCached: the cache alone, inline; counted once, like Decide's hit.
-TEST_P(DispatcherTest, DecideCachedAnswersHitsOnly) {
+// DecideCached: the cache alone, inline, plain answers only; counted once,
+// like Decide's hit.
+TEST_P(DispatcherTest, DecideCachedAnswersPlainHitsOnly) {
   fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
   auto d = Make(Config());
-  PluginResult r;
+  PlainDecision r;
   EXPECT_FALSE(d->DecideCached("fake", ev_, &r)) << "empty cache";
   EXPECT_FALSE(d->DecideCached("nope", ev_, &r)) << "unknown plugin";
   EXPECT_EQ(Stats(*d).calls, 0u) << "a miss of DecideCached counts nothing";
   ASSERT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kAction);
-  // A filter that refuses the cached answer: not counted, not consumed.
-  EXPECT_FALSE(d->DecideCached("fake", ev_, &r, [](const PluginResult&) { return false; }));
   ASSERT_TRUE(d->DecideCached("fake", ev_, &r));
-  EXPECT_EQ(r.kind, Kind::kAction);
-  EXPECT_TRUE(r.from_cache);
-  EXPECT_EQ(r.plugin, "fake");
-  EXPECT_EQ(r.action.deny().errno_code(), 1);
+  EXPECT_EQ(r.kind, PlainDecision::Kind::kDeny);
+  EXPECT_EQ(r.errno_code, 1);
   EXPECT_EQ(fake_.requests(), 1) << "a hit sends nothing";
   PluginStats s = Stats(*d);
   EXPECT_EQ(s.calls, 2u);

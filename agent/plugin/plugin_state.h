@@ -65,10 +65,14 @@ struct PendingCall {
   uint32_t arch = 0;
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
   std::string exact_key, sc_key;
-  // Unary.
-  grpc::ClientContext ctx;
-  v1::DecideRequest req;
-  v1::DecideResponse resp;
+  // Unary only (a grpc::ClientContext is not cheap to make; a stream call
+  // needs none).
+  struct Unary {
+    grpc::ClientContext ctx;
+    v1::DecideRequest req;
+    v1::DecideResponse resp;
+  };
+  std::unique_ptr<Unary> unary;
   // Stream. Set by StreamReactor::Send, read by the timer.
   std::mutex stream_mu;
   uint64_t request_id = 0;

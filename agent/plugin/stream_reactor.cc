@@ -15,7 +15,7 @@ void StreamReactor::Bind() {
   StartRead(&resp_);
 }
 
-bool StreamReactor::Send(const std::shared_ptr<PendingCall>& call, const v1::Notification& n) {
+bool StreamReactor::Send(const std::shared_ptr<PendingCall>& call, v1::Notification* n) {
   std::lock_guard<std::recursive_mutex> l(mu_);
   if (closing_) return false;
   {
@@ -26,7 +26,7 @@ bool StreamReactor::Send(const std::shared_ptr<PendingCall>& call, const v1::Not
   pending_.emplace(call->request_id, call);
   v1::DecideStreamRequest& req = queue_.emplace_back();
   req.set_request_id(call->request_id);
-  *req.mutable_notification() = n;
+  req.mutable_notification()->Swap(n);
   if (!writing_) {
     writing_ = true;
     StartWrite(&queue_.front());

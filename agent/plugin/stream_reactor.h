@@ -34,8 +34,9 @@ class StreamReactor
   void Bind();
   void Start() { StartCall(); }
 
-  // Queues `call`; false when the stream is closing (the caller fails it).
-  bool Send(const std::shared_ptr<PendingCall>& call, const v1::Notification& n);
+  // Queues `call` with `*n` (moved from); false when the stream is closing
+  // (the caller fails it).
+  bool Send(const std::shared_ptr<PendingCall>& call, v1::Notification* n);
   // The timer gave up on `id`.
   void OnTimeout(uint64_t id);
   void Cancel() { ctx_.TryCancel(); }

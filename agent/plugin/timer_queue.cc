@@ -14,7 +14,11 @@ uint64_t TimerQueue::Schedule(Clock::time_point when, Fn fn) {
   const uint64_t id = ++next_id_;
   auto it = by_time_.emplace(when, id);
   fns_.emplace(id, Item{std::move(fn), it});
-  if (it == by_time_.begin()) cv_.notify_one();
+  if (when < wake_at_) {
+    wake_at_ = when;
+    ++wakeups_;
+    cv_.notify_one();
+  }
   return id;
 }
 
@@ -25,6 +29,11 @@ bool TimerQueue::Cancel(uint64_t id) {
   by_time_.erase(it->second.pos);
   fns_.erase(it);
   return true;
+}
+
+uint64_t TimerQueue::wakeups() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return wakeups_;
 }
 
 void TimerQueue::Stop() {
@@ -60,12 +69,14 @@ void TimerQueue::Run() {
       return;
     }
     if (by_time_.empty()) {
+      wake_at_ = Clock::time_point::max();
       cv_.wait(l);
       continue;
     }
     auto first = by_time_.begin();
     if (first->first > Clock::now()) {
-      const Clock::time_point when = first->first;  // a copy: Cancel() may free the node
+      wake_at_ = first->first;  // a copy: Cancel() may free the node
+      const Clock::time_point when = wake_at_;
       cv_.wait_until(l, when);
       continue;
     }

@@ -31,6 +31,8 @@ class TimerQueue {
   bool Cancel(uint64_t id);
   // Runs every pending callback now with shutdown=true, then stops.
   void Stop();
+  // How many times Schedule woke the thread (for tests).
+  uint64_t wakeups() const;
 
  private:
   struct Item {
@@ -40,8 +42,14 @@ class TimerQueue {
   void Run();
   void DrainAsShutdown(std::unique_lock<std::mutex>& l);
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
+  // When the thread wakes up by itself: a deadline it sleeps until (perhaps
+  // cancelled since), or max while it waits for work. Schedule wakes it only
+  // for an earlier deadline: a plugin call schedules and cancels one timer
+  // each, and waking a nice -10 thread per call cost a context switch.
+  Clock::time_point wake_at_ = Clock::time_point::max();
+  uint64_t wakeups_ = 0;
   bool stopping_ = false;
   uint64_t next_id_ = 0;
   std::multimap<Clock::time_point, uint64_t> by_time_;

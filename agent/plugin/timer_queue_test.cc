@@ -51,6 +51,30 @@ TEST(TimerQueue, StopRunsPendingAsShutdown) {
   EXPECT_EQ(shutdowns.load(), 2);
 }
 
+// A call schedules one deadline and cancels it; the next call's deadline is
+// later than the one the thread already sleeps until, so it is not woken.
+TEST(TimerQueue, WakesTheThreadOnlyForAnEarlierDeadline) {
+  TimerQueue q;
+  const Clock::time_point now = Clock::now();
+  const uint64_t a = q.Schedule(now + std::chrono::hours(1), [](bool) {});
+  EXPECT_EQ(q.wakeups(), 1u);
+  EXPECT_TRUE(q.Cancel(a));
+  q.Schedule(now + std::chrono::hours(2), [](bool) {});
+  EXPECT_EQ(q.wakeups(), 1u) << "a later deadline needs no wake-up";
+  q.Schedule(now + std::chrono::minutes(30), [](bool) {});
+  EXPECT_EQ(q.wakeups(), 2u) << "an earlier deadline does";
+}
+
+// The thread sleeps until a cancelled deadline and then finds the later one.
+TEST(TimerQueue, ALaterDeadlineRunsAfterTheEarlierWasCancelled) {
+  TimerQueue q;
+  std::promise<bool> ran;
+  const uint64_t a = q.Schedule(Clock::now() + std::chrono::milliseconds(5), [](bool) {});
+  q.Cancel(a);
+  q.Schedule(Clock::now() + std::chrono::milliseconds(20), [&](bool s) { ran.set_value(s); });
+  EXPECT_FALSE(ran.get_future().get()) << "ran, not as a shutdown";
+}
+
 }  // namespace
 }  // namespace plugin
 }  // namespace seccomp_agent

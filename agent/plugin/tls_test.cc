@@ -3,22 +3,15 @@
 // refused unless the policy says insecure: true; a server whose certificate
 // another CA signed is refused (the call fails closed); a rotated client
 // certificate is used by the next connection without a restart.
-#include <arpa/inet.h>
 #include <grpcpp/security/server_credentials.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "agent/plugin/dispatcher.h"
 #include "agent/plugin/testing/fake_plugin.h"
+#include "agent/plugin/testing/test_pki.h"
 #include "agent/plugin/testing/test_util.h"
 #include "gtest/gtest.h"
 
@@ -30,75 +23,29 @@ using testing::Container;
 using testing::DecideSync;
 using testing::FakePlugin;
 using testing::OpenatEvent;
+using testing::Slurp;
+using testing::TestPki;
 using Kind = PluginResult::Kind;
 namespace fs = std::filesystem;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// A free TCP port on 127.0.0.1 (bound, then released for the server).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 class TlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(system("command -v openssl >/dev/null"), 0) << "openssl is needed (Debian openssl)";
-    char tmpl[] = "/tmp/sa-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_TRUE(MakeCa("ca1"));
-    ASSERT_TRUE(MakeCa("ca2"));
-    ASSERT_TRUE(MakeCa("other"));
-    ASSERT_TRUE(MakeCert("server", "ca1", "subjectAltName=DNS:plugin.test,IP:127.0.0.1"));
-    ASSERT_TRUE(MakeCert("client-a", "ca1", "extendedKeyUsage=clientAuth"));
-    ASSERT_TRUE(MakeCert("client-b", "ca2", "extendedKeyUsage=clientAuth"));
-    port_ = FreePort();
+    auto pki = TestPki::Make();
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    pki_ = std::make_unique<TestPki>(*std::move(pki));
+    for (const char* ca : {"ca1", "ca2", "other"}) ASSERT_TRUE(pki_->MakeCa(ca).ok());
+    ASSERT_TRUE(
+        pki_->MakeCert("server", "ca1", "subjectAltName=DNS:plugin.test,IP:127.0.0.1").ok());
+    ASSERT_TRUE(pki_->MakeCert("client-a", "ca1", "extendedKeyUsage=clientAuth").ok());
+    ASSERT_TRUE(pki_->MakeCert("client-b", "ca2", "extendedKeyUsage=clientAuth").ok());
+    port_ = testing::FreeLoopbackPort();
     ASSERT_GT(port_, 0);
     address_ = absl::StrCat("127.0.0.1:", port_);
   }
-  void TearDown() override {
-    fake_.Stop();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { fake_.Stop(); }
 
-  bool Run(const std::string& cmd) {
-    const std::string full = absl::StrCat("cd ", dir_, " && ", cmd, " >>openssl.log 2>&1");
-    return system(full.c_str()) == 0;
-  }
-  bool MakeCa(const std::string& name) {
-    return Run(absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", name,
-                            " -keyout ", name, ".key -out ", name, ".pem"));
-  }
-  bool MakeCert(const std::string& name, const std::string& ca, const std::string& ext) {
-    {
-      std::ofstream f(P(name + ".ext"));  // closed before openssl reads it
-      f << ext << "\n";
-      if (!f) return false;
-    }
-    return Run(absl::StrCat("openssl req -newkey rsa:2048 -nodes -subj /CN=", name, " -keyout ",
-                            name, ".key -out ", name, ".csr")) &&
-           Run(absl::StrCat("openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
-                            ".key -CAcreateserial -days 2 -extfile ", name, ".ext -out ", name,
-                            ".pem"));
-  }
-  std::string P(const std::string& file) { return dir_ + "/" + file; }
+  std::string P(const std::string& file) { return pki_->P(file); }
 
   // A server with the server certificate; it requires a client certificate
   // signed by `client_ca` (empty: none asked).
@@ -138,7 +85,8 @@ class TlsTest : public ::testing::Test {
     return false;
   }
 
-  std::string dir_, address_;
+  std::unique_ptr<TestPki> pki_;
+  std::string address_;
   int port_ = 0;
   FakePlugin fake_;
   ContainerInfo c_ = Container("c1");

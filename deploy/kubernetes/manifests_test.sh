@@ -5,11 +5,15 @@
 # (deploy/image/capabilities.txt), and it is not privileged; the agent and
 # the OCI hook share one policy_dir setting (hook.json) in the DaemonSet and
 # in the systemd unit; the metrics endpoint listens on the pod IP only and a
-# NetworkPolicy admits only Prometheus to it.
+# NetworkPolicy admits only Prometheus to it; the plugin Deployment of
+# plugin-mtls.yaml uses flags the C++ example plugin has, on the files of
+# its certificate's secret.
 set -euo pipefail
 D=${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-seccomp_agent}/deploy
-exec /usr/bin/python3 - "$D" <<'PY'
-import json, sys, yaml
+R=${TEST_SRCDIR:-.}/${TEST_WORKSPACE:-seccomp_agent}
+PLUGIN=$R/agent/plugin/examples/redirect_by_label/redirect_by_label
+exec /usr/bin/python3 - "$D" "$PLUGIN" <<'PY'
+import json, subprocess, sys, yaml
 d = sys.argv[1]
 k = d + "/kubernetes/"
 for f in ["namespace.yaml", "configmap.yaml", "daemonset.yaml", "example-pod.yaml",
@@ -96,5 +100,20 @@ assert host.startswith(svc["metadata"]["name"] + "." + svc["metadata"]["namespac
 assert int(port) == svc["spec"]["ports"][0]["port"]
 server = [c for c in by_kind["Certificate"] if c["spec"].get("usages") == ["server auth"]][0]
 assert host in server["spec"]["dnsNames"], (host, server["spec"]["dnsNames"])
+# The plugin Deployment runs the C++ example with flags it has, and its TLS
+# files are the keys of the server certificate's secret, where it is mounted.
+pod = by_kind["Deployment"][0]["spec"]["template"]["spec"]
+plug = pod["containers"][0]
+helpfull = subprocess.run([sys.argv[2], "--helpfull"], capture_output=True, text=True)
+known = helpfull.stdout + helpfull.stderr
+args = dict(a.split("=", 1) for a in plug["args"])
+for flag in args:
+    assert "    " + flag + " (" in known, (flag, "not a flag of redirect_by_label")
+smount = [m for m in plug["volumeMounts"]][0]
+svol = {v["name"]: v for v in pod["volumes"]}[smount["name"]]
+assert svol["secret"]["secretName"] == server["spec"]["secretName"], svol
+for flag, key in (("--tls_cert", "tls.crt"), ("--tls_key", "tls.key"),
+                  ("--tls_client_ca", "ca.crt")):
+    assert args[flag] == smount["mountPath"] + "/" + key, (flag, args[flag])
 print("manifests_test: PASS")
 PY
