@@ -201,11 +201,7 @@ TEST_P(PolicyDirE2ETest, TenantsDecidedByTheirOwnPolicyReloadedWithoutRestart) {
 
   // tenant-b denies with EACCES now: reloaded through the admin API.
   WriteAtomically(policies_ + "/tenant-b.yaml", kTenantBEacces);
-  ProcessResult ctl = RunProcess(
-      {Runfile("agent/ctl/seccomp-agentctl"),
-       "--socket=" + fs::path(agent_->socket_path()).replace_filename("admin.sock").string(),
-       "reload"},
-      absl::Seconds(30));
+  ProcessResult ctl = agent_->Ctl({"reload"});
   EXPECT_EQ(ctl.exit.exit_code, 0) << ctl.Describe();
   EXPECT_THAT(ctl.out, HasSubstr("policy tenant-b: v")) << ctl.Describe();
   EXPECT_THAT(b.Round(1), HasSubstr("Permission denied"));

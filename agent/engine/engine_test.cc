@@ -3,6 +3,9 @@
 #include "agent/engine/engine.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <sys/prctl.h>
 
 #include <atomic>
+#include <cstddef>
 #include <condition_variable>
 #include <vector>
 #include <chrono>
@@ -265,6 +269,42 @@ TEST_F(EngineTest, ARuntimeNameIsNotTheRuntime) {
   EXPECT_EQ(child->Wait(), 0);
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
   EXPECT_EQ(Decisions()[0]["rule"], "default") << "comm alone granted the runtime phase";
+}
+
+// A filter that traps mkdir through the x32 ABI (the x86_64 arch with
+// __X32_SYSCALL_BIT in nr) and allows everything else. Written by hand:
+// libseccomp's filters kill x32 calls before any rule.
+std::vector<sock_filter> X32MkdirTrapsFilter() {
+  constexpr uint32_t kX32Mkdir = 0x40000000u | __NR_mkdir;
+  return {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kX32Mkdir, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+}
+
+// x32 is a third ABI whose numbers no rule names (the decision log called
+// mkdir "syscall_1073741907" and the default allowed it): refused with
+// ENOSYS, rule x32-refused, whatever the policy says (issue 12 item 7).
+TEST_F(EngineTest, X32CallIsRefusedWithEnosysNotDecidedByTheDefault) {
+  StartEngine();  // default_action: allow
+  const std::string made = dir_ + "/x32";
+  auto child = TrappedChild::SpawnWithFilter(X32MkdirTrapsFilter(), [made] {
+    const long rc = syscall(0x40000000L | __NR_mkdir, made.c_str(), 0755);
+    return rc == -1 && errno == ENOSYS ? 0 : 1;
+  });
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(engine_->AddContainer(Info("x32", child->pid()), child->TakeListener()).ok());
+  child->Start();
+  EXPECT_EQ(child->Wait(), 0) << "the x32 mkdir did not fail with ENOSYS";
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  EXPECT_EQ(Decisions()[0]["rule"], "x32-refused") << Decisions()[0].dump();
+  EXPECT_EQ(Decisions()[0]["result"], "ENOSYS") << Decisions()[0].dump();
+  struct stat st;
+  EXPECT_NE(stat(made.c_str(), &st), 0);
 }
 
 TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {

@@ -48,6 +48,11 @@ absl::StatusOr<std::vector<sock_filter>> BuildFilter(const std::vector<std::stri
 absl::StatusOr<TrappedChild> TrappedChild::Spawn(const std::vector<std::string>& syscalls,
                                                  std::function<int()> body) {
   SA_ASSIGN_OR_RETURN(std::vector<sock_filter> prog, BuildFilter(syscalls));
+  return SpawnWithFilter(std::move(prog), std::move(body));
+}
+
+absl::StatusOr<TrappedChild> TrappedChild::SpawnWithFilter(std::vector<sock_filter> prog,
+                                                           std::function<int()> body) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     return ErrnoStatus(errno, "socketpair");

@@ -3,6 +3,7 @@
 #ifndef SECCOMP_AGENT_TESTING_TRAPPED_CHILD_H_
 #define SECCOMP_AGENT_TESTING_TRAPPED_CHILD_H_
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -25,6 +26,10 @@ class TrappedChild {
   // before `body` runs.
   static absl::StatusOr<TrappedChild> Spawn(const std::vector<std::string>& syscalls,
                                             std::function<int()> body);
+  // The same with a BPF program of the caller's (e.g. one written by hand
+  // for what libseccomp will not build, such as trapping an x32 call).
+  static absl::StatusOr<TrappedChild> SpawnWithFilter(std::vector<sock_filter> program,
+                                                      std::function<int()> body);
 
   TrappedChild(TrappedChild&& o) noexcept
       : pid_(std::exchange(o.pid_, -1)), listener_(std::move(o.listener_)), go_(std::move(o.go_)) {}

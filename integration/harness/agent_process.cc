@@ -64,6 +64,17 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
   return a;
 }
 
+std::string Agent::admin_socket_path() const {
+  return socket_.substr(0, socket_.rfind('/') + 1) + "admin.sock";
+}
+
+ProcessResult Agent::Ctl(const std::vector<std::string>& args, absl::Duration timeout) const {
+  std::vector<std::string> argv = {Runfile("agent/ctl/seccomp-agentctl"),
+                                   "--socket=" + admin_socket_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, timeout);
+}
+
 Agent::~Agent() {
   if (process_ != nullptr && !process_->exited()) Kill();
 }

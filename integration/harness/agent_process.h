@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,6 +21,9 @@ namespace seccomp_agent::integration {
 std::string AgentBinaryPath();
 
 struct AgentOptions {
+  AgentOptions() = default;
+  explicit AgentOptions(std::string policy) : policy_yaml(std::move(policy)) {}
+
   // Written to a file and passed as --policy; empty: the built-in policy.
   std::string policy_yaml;
   std::string allowed_uids;  // --allowed_uids when non-empty
@@ -38,6 +42,12 @@ class Agent {
   const std::string& socket_path() const { return socket_; }
   const std::string& decision_log_path() const { return decision_log_; }
   const std::string& policy_path() const { return policy_; }
+  // The admin socket the agent opens by default, next to its socket.
+  std::string admin_socket_path() const;
+  // `seccomp-agentctl --socket=<admin socket> args...` (//agent/ctl:seccomp-agentctl
+  // in the test's runfiles) to completion or `timeout`.
+  ProcessResult Ctl(const std::vector<std::string>& args,
+                    absl::Duration timeout = absl::Seconds(30)) const;
   pid_t pid() const { return process_->pid(); }
 
   // First stderr line containing `needle`, waiting up to `timeout`.

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
@@ -125,6 +126,12 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
   j["root"] = {{"path", c->rootfs_}, {"readonly", false}};
   j["hostname"] = config.hostname;
   for (const auto& [k, v] : config.annotations) j["annotations"][k] = v;
+  if (config.host_pid_namespace) {
+    nlohmann::json& ns = j["linux"]["namespaces"];
+    ns.erase(std::remove_if(ns.begin(), ns.end(),
+                            [](const nlohmann::json& n) { return n.value("type", "") == "pid"; }),
+             ns.end());
+  }
   if (config.seccomp.has_value()) {
     const SeccompConfig& s = *config.seccomp;
     nlohmann::json sec = {
@@ -172,6 +179,19 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Container::Start() {
 bool Container::ForceDelete() {
   ProcessResult r = RunProcess(RuntimeArgv({"delete", "-f", id_}), absl::Seconds(20));
   return r.exit.exit_code == 0 && r.exit.signal == 0;
+}
+
+absl::Status Container::Install(const std::string& from, const std::string& to) const {
+  const fs::path dst = fs::path(rootfs_) / fs::path(to).relative_path();
+  std::error_code ec;
+  fs::create_directories(dst.parent_path(), ec);
+  fs::copy_file(from, dst, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("copy ", from, " to ", dst.string(), ": ", ec.message()));
+  }
+  if (chmod(dst.c_str(), 0755) != 0) return ErrnoStatus(errno, "chmod " + dst.string());
+  return absl::OkStatus();
 }
 
 Container::~Container() { ForceDelete(); }

@@ -58,6 +58,9 @@ struct ContainerConfig {
   std::optional<SeccompConfig> seccomp;
   // OCI annotations (the runtime passes them to the agent in state).
   std::map<std::string, std::string> annotations;
+  // No pid namespace of its own: the container sees the host's pids (and
+  // its /proc is the host pid namespace's), as with `--pid=host`.
+  bool host_pid_namespace = false;
 };
 
 // One container: its temp dir holds bundle/config.json, bundle/rootfs and
@@ -81,6 +84,9 @@ class Container {
   absl::StatusOr<std::unique_ptr<Subprocess>> Start();
   // `<runtime> delete -f`; true if the runtime said yes.
   bool ForceDelete();
+  // Copies the host file `from` (a static test binary) to `to`, a path in
+  // the root filesystem, mode 0755.
+  absl::Status Install(const std::string& from, const std::string& to) const;
 
  private:
   Container(Runtime runtime, std::string id, TempDir dir);

@@ -19,13 +19,18 @@ std::string Runfile(const std::string& rel) {
 }
 
 bool WaitForSocket(const std::string& path, absl::Duration timeout) {
-  const absl::Time end = absl::Now() + timeout;
   struct stat st;
-  while (absl::Now() < end) {
-    if (stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
-    absl::SleepFor(absl::Milliseconds(20));
+  return WaitUntil([&] { return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode); }, timeout,
+                   absl::Milliseconds(20));
+}
+
+bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout, absl::Duration poll) {
+  const absl::Time end = absl::Now() + timeout;
+  while (!cond()) {
+    if (absl::Now() >= end) return false;
+    absl::SleepFor(poll);
   }
-  return false;
+  return true;
 }
 
 std::string ReadAll(const std::string& path) {

@@ -3,6 +3,7 @@
 #ifndef SECCOMP_AGENT_INTEGRATION_HARNESS_TEST_UTIL_H_
 #define SECCOMP_AGENT_INTEGRATION_HARNESS_TEST_UTIL_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -15,6 +16,10 @@ std::string Runfile(const std::string& rel);
 
 // Polls until `path` is a unix socket; false after `timeout`.
 bool WaitForSocket(const std::string& path, absl::Duration timeout);
+
+// Polls `cond` every `poll` until it holds (true) or `timeout` passed (false).
+bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout,
+               absl::Duration poll = absl::Milliseconds(100));
 
 // The whole file, or "" when it cannot be read.
 std::string ReadAll(const std::string& path);
