@@ -64,6 +64,7 @@
 #include "agent/common/log.h"
 #include "agent/common/status.h"
 #include "agent/engine/action_router.h"
+#include "agent/engine/decoder.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/substitute_plan.h"
 #include "agent/injector/injector.h"
@@ -428,16 +429,7 @@ void GrpcFloorSupervisor(int listener, GrpcFloorClient* client, const std::strin
       if (errno == EINTR || errno == ENOENT) continue;
       return;
     }
-    SyscallEvent ev;
-    ev.container = &info;
-    ev.id = n.id;
-    ev.pid = static_cast<pid_t>(n.pid);
-    ev.arch = n.data.arch;
-    ev.nr = n.data.nr;
-    ev.syscall = "getppid";
-    ev.instruction_pointer = n.data.instruction_pointer;
-    for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
-    if (!client->RoundTrip(plugin::BuildNotification(ev, 4096)).ok()) return;
+    if (!client->RoundTrip(plugin::BuildNotification(EventOf(info, n), 4096)).ok()) return;
     seccomp_notif_resp r{};
     r.id = n.id;
     r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;

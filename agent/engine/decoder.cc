@@ -109,6 +109,19 @@ Sockaddr ParseSockaddr(const uint8_t* data, size_t len) {
   return sa;
 }
 
+SyscallEvent EventOf(const ContainerInfo& info, const seccomp_notif& n) {
+  SyscallEvent ev;
+  ev.container = &info;
+  ev.id = n.id;
+  ev.pid = static_cast<pid_t>(n.pid);
+  ev.arch = n.data.arch;
+  ev.nr = n.data.nr;
+  ev.syscall = SyscallName(n.data.arch, n.data.nr);
+  ev.instruction_pointer = n.data.instruction_pointer;
+  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
+  return ev;
+}
+
 bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
   const SyscallArgLayout* l = ArgLayoutFor(ev.syscall);
   if (l == nullptr) return false;

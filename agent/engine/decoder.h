@@ -4,12 +4,18 @@
 #ifndef SECCOMP_AGENT_ENGINE_DECODER_H_
 #define SECCOMP_AGENT_ENGINE_DECODER_H_
 
+#include <linux/seccomp.h>
+
 #include <cstddef>
 #include <cstdint>
 
 #include "agent/model/event.h"
 
 namespace seccomp_agent {
+
+// The event of a notification of `info`'s listener, before any argument is
+// decoded.
+SyscallEvent EventOf(const ContainerInfo& info, const seccomp_notif& n);
 
 // Decodes the arguments named by `needs` (DecodeNeeds bits) plus the scalar
 // ones (fd, dirfd, count), which cost nothing. A failed read leaves the

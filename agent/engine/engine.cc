@@ -97,20 +97,6 @@ double AnnotationNumber(const ContainerInfo& info, const char* key) {
   return v;
 }
 
-// The event of a notification, before any argument is decoded.
-SyscallEvent EventOf(const ContainerInfo& info, const seccomp_notif& n) {
-  SyscallEvent ev;
-  ev.container = &info;
-  ev.id = n.id;
-  ev.pid = static_cast<pid_t>(n.pid);
-  ev.arch = n.data.arch;
-  ev.nr = n.data.nr;
-  ev.syscall = SyscallName(n.data.arch, n.data.nr);
-  ev.instruction_pointer = n.data.instruction_pointer;
-  for (int i = 0; i < 6; ++i) ev.args[i] = n.data.args[i];
-  return ev;
-}
-
 // A decoded path without its resolution (symlink(2)'s target is text and
 // is never resolved).
 bool PathUnresolved(const SyscallEvent& ev) {

@@ -108,6 +108,16 @@ class EngineTest : public ::testing::Test {
     if (handler) engine_->SetActionHandler(handler);
     ASSERT_TRUE(engine_->Start().ok());
   }
+  // A trapped getpgrp in container `id` must fail with `err`.
+  void ExpectGetpgrpFails(const std::string& id, int err) {
+    auto child = TrappedChild::Spawn({"getpgrp"}, [err] {
+      return (syscall(SYS_getpgrp) == -1 && errno == err) ? 0 : 1;
+    });
+    ASSERT_TRUE(child.ok());
+    ASSERT_TRUE(engine_->AddContainer(Info(id, child->pid()), child->TakeListener()).ok());
+    child->Start();
+    EXPECT_EQ(child->Wait(), 0);
+  }
   std::vector<nlohmann::json> Decisions() {
     std::ifstream in(dir_ + "/decisions.jsonl");
     std::vector<nlohmann::json> out;
@@ -597,13 +607,7 @@ class QuickHandler : public ActionHandler {
 TEST_F(EngineTest, QuickReplyIsSentByTheEngine) {
   QuickHandler h;
   StartEngine(&h);
-  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
-    return (syscall(SYS_getpgrp) == -1 && errno == EROFS) ? 0 : 1;
-  });
-  ASSERT_TRUE(child.ok());
-  ASSERT_TRUE(engine_->AddContainer(Info("quick", child->pid()), child->TakeListener()).ok());
-  child->Start();
-  EXPECT_EQ(child->Wait(), 0);
+  ExpectGetpgrpFails("quick", EROFS);
   EXPECT_EQ(h.handled.load(), 0);
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
   auto d = Decisions();
@@ -626,26 +630,14 @@ class FailingHandler : public ActionHandler {
 TEST_F(EngineTest, HandlerErrorFailsClosed) {
   FailingHandler h;
   StartEngine(&h);
-  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
-    return (syscall(SYS_getpgrp) == -1 && errno == EPERM) ? 0 : 1;
-  });
-  ASSERT_TRUE(child.ok());
-  ASSERT_TRUE(engine_->AddContainer(Info("fails", child->pid()), child->TakeListener()).ok());
-  child->Start();
-  EXPECT_EQ(child->Wait(), 0);
+  ExpectGetpgrpFails("fails", EPERM);
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
   EXPECT_EQ(Decisions()[0]["result"], "EPERM");
 }
 
 TEST_F(EngineTest, SubstitutionWithoutHandlerFailsClosed) {
   StartEngine();
-  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
-    return (syscall(SYS_getpgrp) == -1 && errno == EPERM) ? 0 : 1;
-  });
-  ASSERT_TRUE(child.ok());
-  ASSERT_TRUE(engine_->AddContainer(Info("c", child->pid()), child->TakeListener()).ok());
-  child->Start();
-  EXPECT_EQ(child->Wait(), 0);
+  ExpectGetpgrpFails("c", EPERM);
   ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000)) << Decisions().size();
   auto d = Decisions();
   EXPECT_EQ(d[0]["action"], "plugin");
