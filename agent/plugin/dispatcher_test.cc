@@ -37,6 +37,18 @@ using namespace std::chrono_literals;
 // event. The timer's own lateness is in PluginStats.timer_lateness_max_us.
 constexpr double kSlackMs = 500;
 
+// Polls `cond` until it holds or `within` passes (a condition, not a
+// guessed duration).
+template <typename F>
+bool WaitUntil(F cond, std::chrono::milliseconds within = std::chrono::milliseconds(10000)) {
+  const auto end = std::chrono::steady_clock::now() + within;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 class DispatcherTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
@@ -284,7 +296,7 @@ TEST_P(DispatcherTest, ServerCrashFailsPendingFastAndRecovers) {
   d->Decide("fake", ev_, [p, start](PluginResult r) {
     p->set_value(Timed{std::move(r), std::chrono::steady_clock::now() - start});
   });
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(WaitUntil([&] { return fake_.requests() == 1; }));
   fake_.Stop();  // the plugin dies with the call pending
   Timed t = p->get_future().get();
   EXPECT_EQ(t.result.kind, Kind::kError);
@@ -608,8 +620,9 @@ TEST(DispatcherShutdown, PendingCallsGetShutdown) {
     ASSERT_TRUE(d.ok());
     ContainerInfo c = Container("c");
     std::promise<PluginResult> p;
+    const int before = f.requests();
     (*d)->Decide("a", OpenatEvent(&c, "/x"), [&p](PluginResult r) { p.set_value(std::move(r)); });
-    std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(WaitUntil([&] { return f.requests() > before; })) << "the call reached the plugin";
     const auto start = std::chrono::steady_clock::now();
     d->reset();
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
