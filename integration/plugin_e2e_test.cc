@@ -43,7 +43,7 @@ namespace fs = std::filesystem;
 class PluginE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     auto d = TempDir::Make("sa-plug");
     ASSERT_TRUE(d.ok()) << d.status();
     dir_ = std::make_unique<TempDir>(*std::move(d));

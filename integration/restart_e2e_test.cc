@@ -82,7 +82,7 @@ pid_t HolderPid(const std::string& socket) {
 class RestartE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     auto d = TempDir::Make("sa-hold");
     ASSERT_TRUE(d.ok()) << d.status();
     dir_.emplace(*std::move(d));

@@ -44,7 +44,7 @@ rules:
 class SubstitutionE2ETest : public ::testing::TestWithParam<Runtime> {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     AgentOptions o;
     o.policy_yaml = kPolicy;
     auto a = Agent::Start(o);

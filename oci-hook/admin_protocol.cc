@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::hook {
@@ -102,16 +103,6 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
     }
     buf.append(chunk, static_cast<size_t>(n));
   }
-}
-
-absl::Status FillSockaddr(const std::string& path, sockaddr_un* sa) {
-  memset(sa, 0, sizeof(*sa));
-  sa->sun_family = AF_UNIX;
-  if (path.size() >= sizeof(sa->sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
-  }
-  memcpy(sa->sun_path, path.data(), path.size());
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -249,21 +240,10 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
                                                                 AdminHandler* handler,
                                                                 absl::Duration timeout) {
   std::unique_ptr<AdminServer> s(new AdminServer());
-  s->path_ = path;
   s->handler_ = handler;
   s->timeout_ = timeout;
-  sockaddr_un sa;
-  SA_RETURN_IF_ERROR(FillSockaddr(path, &sa));
-  s->listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!s->listen_) return ErrnoStatus(errno, "socket");
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
-  const mode_t old = umask(077);
-  const int rc = bind(s->listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  const int err = errno;
-  umask(old);
-  if (rc != 0) return ErrnoStatus(err, absl::StrCat("bind ", path));
-  if (listen(s->listen_.get(), 64) != 0) return ErrnoStatus(errno, "listen");
+  SA_ASSIGN_OR_RETURN(s->listener_,
+                      UnixListener::Listen(path, {SOCK_STREAM | SOCK_NONBLOCK, 0600, 64}));
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   s->stop_r_.reset(p[0]);
@@ -279,18 +259,18 @@ AdminServer::~AdminServer() {
     (void)!write(stop_w_.get(), &b, 1);
   }
   if (thread_.joinable()) thread_.join();
-  if (!path_.empty()) unlink(path_.c_str());
+  listener_.Close();
 }
 
 void AdminServer::Loop() {
   for (;;) {
-    struct pollfd p[2] = {{listen_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
+    struct pollfd p[2] = {{listener_.fd(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (p[1].revents != 0) return;
-    UniqueFd c(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    UniqueFd c(accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!c) continue;
     (void)ServeAdminConnection(c.get(), *handler_, timeout_);
   }
@@ -299,8 +279,7 @@ void AdminServer::Loop() {
 absl::Status SendAdminRequest(const std::string& socket_path, const AdminRequest& request,
                               absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  sockaddr_un sa;
-  SA_RETURN_IF_ERROR(FillSockaddr(socket_path, &sa));
+  SA_ASSIGN_OR_RETURN(sockaddr_un sa, UnixAddress(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return ErrnoStatus(errno, "socket");
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {

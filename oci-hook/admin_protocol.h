@@ -38,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
+#include "agent/common/unix_socket.h"
 
 namespace seccomp_agent::hook {
 
@@ -90,23 +91,24 @@ class AdminHandler {
 absl::Status ServeAdminConnection(int fd, AdminHandler& handler, absl::Duration timeout);
 
 // A listening admin socket with one thread accepting and serving
-// connections one by one (each bounded by `timeout`). Removes a stale
-// socket file at `path` first; the file is created mode 0600.
+// connections one by one (each bounded by `timeout`). Refuses a socket
+// something still answers on (AlreadyExists), replaces a stale one; the
+// file is created mode 0600 (UnixListener).
 class AdminServer {
  public:
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const std::string& path,
                                                             AdminHandler* handler,
                                                             absl::Duration timeout = absl::Seconds(2));
-  ~AdminServer();  // stops the thread, unlinks the socket
-  const std::string& path() const { return path_; }
+  ~AdminServer();  // stops the thread, unlinks the socket while it is ours
+  const std::string& path() const { return listener_.path(); }
 
  private:
   AdminServer() = default;
   void Loop();
-  std::string path_;
   AdminHandler* handler_ = nullptr;
   absl::Duration timeout_;
-  UniqueFd listen_, stop_r_, stop_w_;
+  UnixListener listener_;
+  UniqueFd stop_r_, stop_w_;
   std::thread thread_;
 };
 

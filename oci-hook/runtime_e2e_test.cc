@@ -388,10 +388,10 @@ void PrintTo(Runtime r, std::ostream* os) { *os << (r == Runtime::kRunc ? "runc"
 class RuntimeE2eTest : public ::testing::TestWithParam<std::tuple<Runtime, Scenario>> {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     for (const char* tool : {"runc", "crun", "unshare", "/usr/bin/busybox"}) {
       if (RunCmd({"sh", "-c", absl::StrCat("command -v ", tool)}, "", absl::Seconds(5)).status != 0) {
-        GTEST_SKIP() << tool << " is not installed";
+        FAIL() << tool << " is not installed";
       }
     }
   }
@@ -455,9 +455,9 @@ TEST_P(RuntimeE2eTest, HookOutputRunsAndCompiledRulesNeverNotify) {
 // the profile), accepted for crun, and crun really runs it (the agent's
 // CONTINUE lets the writes through; replace_write is not emulated here).
 TEST(RuntimeE2eWriteTest, WriteNotifyRefusedForRuncRunsUnderCrun) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+  ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
   if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status != 0) {
-    GTEST_SKIP() << "runc/crun not installed";
+    FAIL() << "runc/crun not installed";
   }
   Bundle b;
   ASSERT_TRUE(b.BuildRootfs());
@@ -508,9 +508,9 @@ TEST(RuntimeE2eWriteTest, WriteNotifyRefusedForRuncRunsUnderCrun) {
 class BaseProfileE2eTest : public ::testing::TestWithParam<Runtime> {};
 
 TEST_P(BaseProfileE2eTest, MergedErrnoDefaultProfileBehaves) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root (containers)";
+  ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
   if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status != 0) {
-    GTEST_SKIP() << "runc/crun not installed";
+    FAIL() << "runc/crun not installed";
   }
   Bundle b;
   ASSERT_TRUE(b.BuildRootfs());

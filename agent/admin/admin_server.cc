@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 #include "agent/handoff/message.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/server_posix.h"
@@ -50,21 +51,6 @@ void FillCounters(const ContainerSnapshot& s, v1::ContainerCounters* c) {
   c->set_rate_limited(s.rate_limited);
   c->set_throttled_seconds(static_cast<double>(s.throttled_ns) / 1e9);
   c->set_rate_limit(s.rate);
-}
-
-absl::Status MakeParentDir(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos || slash == 0) return absl::OkStatus();
-  std::string dir = path.substr(0, slash);
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      std::string part = dir.substr(0, i);
-      if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-        return ErrnoStatus(errno, absl::StrCat("mkdir ", part));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -270,40 +256,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options)
   }
   std::unique_ptr<AdminServer> s(new AdminServer(std::move(options)));
   const std::string& path = s->options_.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("admin socket path \"", path, "\": empty or too long"));
+  auto l = UnixListener::Listen(path, {SOCK_STREAM | SOCK_NONBLOCK, s->options_.socket_mode, 64});
+  if (l.status().code() == absl::StatusCode::kAlreadyExists) {
+    return absl::AlreadyExistsError(absl::StrCat("another agent is serving ", path));
   }
-  memcpy(addr.sun_path, path.c_str(), path.size());
-  SA_RETURN_IF_ERROR(MakeParentDir(path));
-
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
-    }
-    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe && connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      return absl::AlreadyExistsError(absl::StrCat("another agent is serving ", path));
-    }
-    unlink(path.c_str());  // stale
-  }
-  s->listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!s->listen_fd_) return ErrnoStatus(errno, "admin socket");
-  if (bind(s->listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("bind ", path));
-  }
-  if (chmod(path.c_str(), s->options_.socket_mode) != 0) {
-    int err = errno;
-    unlink(path.c_str());
-    return ErrnoStatus(err, absl::StrCat("chmod ", path));
-  }
-  if (stat(path.c_str(), &st) == 0) {
-    s->dev_ = st.st_dev;
-    s->ino_ = st.st_ino;
-  }
-  if (listen(s->listen_fd_.get(), 64) != 0) return ErrnoStatus(errno, "listen");
+  if (!l.ok()) return l.status();
+  s->listener_ = *std::move(l);
   s->stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!s->stop_fd_) return ErrnoStatus(errno, "eventfd");
 
@@ -327,17 +285,13 @@ AdminServer::~AdminServer() {
   }
   if (accept_thread_.joinable()) accept_thread_.join();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  struct stat st;
-  if (dev_ != 0 && stat(options_.socket_path.c_str(), &st) == 0 && st.st_dev == dev_ &&
-      st.st_ino == ino_) {
-    unlink(options_.socket_path.c_str());
-  }
+  listener_.Close();  // unlinks the path only while it is still ours
 }
 
 void AdminServer::SetServing(bool serving) { serving_.store(serving); }
 
 void AdminServer::AcceptLoop() {
-  pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  pollfd fds[2] = {{listener_.fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
   while (!stopping_.load()) {
     int n = poll(fds, 2, -1);
     if (n < 0) {
@@ -348,7 +302,7 @@ void AdminServer::AcceptLoop() {
     if (fds[1].revents) return;
     if (!(fds[0].revents & POLLIN)) continue;
     for (;;) {
-      UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      UniqueFd conn(accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!conn) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "agent/admin/broadcaster.h"
 #include "agent/common/fd.h"
+#include "agent/common/unix_socket.h"
 #include "agent/engine/engine.h"
 #include "agent/handoff/server.h"
 #include "proto/seccompagent/v1/admin.grpc.pb.h"
@@ -93,10 +94,8 @@ class AdminServer {
   void AcceptLoop();
 
   Options options_;
-  UniqueFd listen_fd_;
+  UnixListener listener_;
   UniqueFd stop_fd_;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> serving_{true};
   std::atomic<uint64_t> rejected_{0};

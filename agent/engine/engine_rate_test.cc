@@ -27,9 +27,12 @@
 #include "agent/testing/trapped_child.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "agent/testing/wait.h"
 
 namespace seccomp_agent {
 namespace {
+
+using testing::WaitFor;
 
 using testing::TrappedChild;
 using Clock = std::chrono::steady_clock;
@@ -91,16 +94,6 @@ ContainerInfo Info(const std::string& id, pid_t pid) {
   c.init_pid = pid;
   c.runtime = "test";
   return c;
-}
-
-template <typename F>
-bool WaitFor(F cond, int timeout_ms) {
-  auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (Clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return cond();
 }
 
 int64_t MsSince(Clock::time_point t0) {
@@ -264,13 +257,13 @@ TEST_F(EngineRateTest, DenyAnswersTheErrnoWithoutThePolicy) {
   EXPECT_GE(ok, 5);
   EXPECT_LE(ok, 6);  // at 1/s, at most one refill during the run
   // The counters move right after each reply: wait for the last one.
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("denied").notifications == 30; }, 3000));
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("denied").rate_limited == 30u - ok; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("denied").notifications == 30; }));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("denied").rate_limited == 30u - ok; }));
   ContainerSnapshot s = Snapshot("denied");
   EXPECT_EQ(s.rate_limited, static_cast<uint64_t>(30 - ok));
   EXPECT_EQ(s.denied, static_cast<uint64_t>(30 - ok));
   EXPECT_EQ(s.throttled_ns, 0u);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 30; }, 3000)) << Decisions().size();
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 30; })) << Decisions().size();
   auto d = Decisions();
   EXPECT_EQ(d.back()["rule"], "rate-limit");
   EXPECT_EQ(d.back()["action"], "deny");
@@ -290,7 +283,7 @@ TEST_F(EngineRateTest, RemovedWhileParkedLetsGoOfTheListenerAtOnce) {
   ASSERT_TRUE(child.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("parked", child->pid()), child->TakeListener()).ok());
   child->Start();
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("parked").rate_limited == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("parked").rate_limited == 1; }));
   auto t0 = Clock::now();
   EXPECT_EQ(engine_->RemoveContainer("parked", "test"), 1);
   EXPECT_EQ(child->Wait(), 0);
@@ -312,10 +305,10 @@ TEST_F(EngineRateTest, KilledWhileParkedIsRemoved) {
   ASSERT_TRUE(child.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("killed", child->pid()), child->TakeListener()).ok());
   child->Start();
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("killed").rate_limited == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("killed").rate_limited == 1; }));
   kill(child->pid(), SIGKILL);
   EXPECT_EQ(child->Wait(), 128 + SIGKILL);
-  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 2000));
+  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }));
 }
 
 TEST_F(EngineRateTest, AnnotationLowersTheLimitForOneContainerOnly) {
@@ -332,7 +325,7 @@ TEST_F(EngineRateTest, AnnotationLowersTheLimitForOneContainerOnly) {
   ASSERT_TRUE(
       engine_->AddContainer(Info("free", free.child().pid()), free.child().TakeListener()).ok());
   limited->Start();
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("annotated").rate_limited > 0; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("annotated").rate_limited > 0; }));
   auto t0 = Clock::now();
   free.child().Start();
   EXPECT_EQ(free.Result(), 0);
@@ -383,7 +376,7 @@ TEST_F(EngineRateTest, StopWhileParkedDoesNotHang) {
   ASSERT_TRUE(child.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("stop", child->pid()), child->TakeListener()).ok());
   child->Start();
-  ASSERT_TRUE(WaitFor([&] { return Snapshot("stop").rate_limited == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Snapshot("stop").rate_limited == 1; }));
   auto t0 = Clock::now();
   engine_->Stop();
   EXPECT_EQ(child->Wait(), 0);

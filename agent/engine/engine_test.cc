@@ -32,9 +32,12 @@
 #include "agent/testing/trapped_child.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "agent/testing/wait.h"
 
 namespace seccomp_agent {
 namespace {
+
+using testing::WaitFor;
 
 using testing::TrappedChild;
 
@@ -65,16 +68,6 @@ std::shared_ptr<const CompiledPolicy> TestPolicy() {
   auto p = CompiledPolicy::LoadString(kPolicy, "engine_test.yaml");
   EXPECT_TRUE(p.ok()) << p.status();
   return *p;
-}
-
-template <typename F>
-bool WaitFor(F cond, int timeout_ms) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return cond();
 }
 
 ContainerInfo Info(const std::string& id, pid_t pid) {
@@ -149,7 +142,7 @@ TEST_F(EngineTest, DenySpoofAndAllowByPolicy) {
   EXPECT_EQ(stat(allowed.c_str(), &st), 0);
 
   // The record is written right after the reply: wait for the last one.
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 4; }, 3000)) << Decisions().size();
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 4; })) << Decisions().size();
   auto d = Decisions();
   EXPECT_EQ(d[0]["container"], "c1");
   EXPECT_EQ(d[0]["syscall"], "mkdir");
@@ -199,7 +192,7 @@ TEST_F(EngineTest, BoundSlotDecidesAndAnEmptySlotFailsClosed) {
   child->Start();
   closed->Start();
   EXPECT_EQ(closed->Wait(), 0);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 2; }, 10000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 2; }));
   auto v2 = std::make_shared<BoundPolicy>(*named);
   v2->version = 2;
   auto p2 = CompiledPolicy::LoadString(R"(version: 1
@@ -216,7 +209,7 @@ rules: [{name: seven, match: {syscalls: [getppid]}, action: {return: {value: 7}}
   EXPECT_EQ(shown, "tenant@2");  // the registry shows the version in force
   std::ofstream(go) << "go";
   EXPECT_EQ(child->Wait(), 0);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 3; }, 10000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 3; }));
   std::map<std::string, std::vector<nlohmann::json>> by;
   for (const auto& d : Decisions()) by[d["container"]].push_back(d);
   ASSERT_EQ(by["closed"].size(), 1u);
@@ -255,7 +248,7 @@ TEST_F(EngineTest, AliasesOfADeniedPathAreDenied) {
   ASSERT_TRUE(engine_->AddContainer(Info("alias", child->pid()), child->TakeListener()).ok());
   child->Start();
   EXPECT_EQ(child->Wait(), 0) << "an alias of /tmp/engine-rel-test/** was not denied";
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == aliases.size(); }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == aliases.size(); }));
   auto d = Decisions();
   EXPECT_EQ(d[1]["args"]["path"], base + "/link/b");
   EXPECT_EQ(d[1]["args"]["resolved_path"], "/tmp/engine-rel-test/b");
@@ -277,7 +270,7 @@ TEST_F(EngineTest, ARuntimeNameIsNotTheRuntime) {
   ASSERT_TRUE(engine_->AddContainer(Info("forger", child->pid()), child->TakeListener()).ok());
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }));
   EXPECT_EQ(Decisions()[0]["rule"], "default") << "comm alone granted the runtime phase";
 }
 
@@ -310,7 +303,7 @@ TEST_F(EngineTest, X32CallIsRefusedWithEnosysNotDecidedByTheDefault) {
   ASSERT_TRUE(engine_->AddContainer(Info("x32", child->pid()), child->TakeListener()).ok());
   child->Start();
   EXPECT_EQ(child->Wait(), 0) << "the x32 mkdir did not fail with ENOSYS";
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }));
   EXPECT_EQ(Decisions()[0]["rule"], "x32-refused") << Decisions()[0].dump();
   EXPECT_EQ(Decisions()[0]["result"], "ENOSYS") << Decisions()[0].dump();
   struct stat st;
@@ -363,8 +356,8 @@ TEST_F(EngineTest, ExitRemovesContainer) {
   EXPECT_EQ(engine_->container_count(), 1u);
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
-  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 3000));
-  EXPECT_TRUE(WaitFor([&] { return removed.load() == 1; }, 3000));
+  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return removed.load() == 1; }));
 }
 
 // A handler that takes a long time, like a hung plugin.
@@ -401,7 +394,7 @@ TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
   ASSERT_TRUE(engine_->AddContainer(Info("slow", a->pid()), a->TakeListener()).ok());
   ASSERT_TRUE(engine_->AddContainer(Info("fast", b->pid()), b->TakeListener()).ok());
   a->Start();
-  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }));
   auto t0 = std::chrono::steady_clock::now();
   b->Start();
   EXPECT_EQ(b->Wait(), 0);
@@ -485,11 +478,11 @@ TEST_F(EngineTest, OneContainerHoldsAtMostOneWorkerAndStuckWorkersShow) {
   ASSERT_TRUE(engine_->AddContainer(Info("attacker", a->pid()), a->TakeListener()).ok());
   ASSERT_TRUE(engine_->AddContainer(Info("other", b->pid()), b->TakeListener()).ok());
   a->Start();
-  ASSERT_TRUE(WaitFor([&] { return blocking.started.load() >= 1; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return blocking.started.load() >= 1; }));
   // Give the attacker's other threads every chance to reach a worker.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(blocking.started.load(), 1) << "one container held more than one worker";
-  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 1; }, 10000))
+  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 1; }))
       << "a worker held past stuck_after_ns is not reported";
   // The other container is answered meanwhile (a hang fails by deadline).
   std::atomic<bool> b_done{false};
@@ -497,14 +490,14 @@ TEST_F(EngineTest, OneContainerHoldsAtMostOneWorkerAndStuckWorkersShow) {
     b->Start();
     b_done = b->Wait() == 0;
   });
-  bool answered = WaitFor([&] { return b_done.load(); }, 20000);
+  bool answered = WaitFor([&] { return b_done.load(); }, absl::Seconds(20));
   if (!answered) kill(b->pid(), SIGKILL);
   bw.join();
   EXPECT_TRUE(answered) << "another container was not answered while one handler was stuck";
   blocking.Release();
   EXPECT_EQ(a->Wait(), 0);
   EXPECT_EQ(blocking.started.load(), kThreads);  // the lane ran the rest, one by one
-  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 0; }, 10000));
+  EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 0; }));
 }
 
 // Finishes later, from another thread, as a plugin call does.
@@ -551,7 +544,7 @@ TEST_F(EngineTest, AsyncHandlerCompletesLater) {
     std::lock_guard<std::mutex> lock(h.mu);
     EXPECT_EQ(h.seen_syscall, "getpgrp");
   }
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }));
   auto d = Decisions();
   EXPECT_EQ(d[0]["rule"], "plugin:slowpoke");
   EXPECT_EQ(d[0]["backend"], "async");
@@ -576,7 +569,7 @@ TEST_F(EngineTest, TotalsOutliveTheirContainers) {
   ASSERT_TRUE(engine_->AddContainer(Info("counted", child->pid()), child->TakeListener()).ok());
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
-  ASSERT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return engine_->container_count() == 0; }));
   const EngineTotals t = engine_->Totals();
   EXPECT_EQ(t.notifications, 3u);
   EXPECT_EQ(t.denied, 1u);
@@ -609,7 +602,7 @@ TEST_F(EngineTest, QuickReplyIsSentByTheEngine) {
   StartEngine(&h);
   ExpectGetpgrpFails("quick", EROFS);
   EXPECT_EQ(h.handled.load(), 0);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }));
   auto d = Decisions();
   EXPECT_EQ(d[0]["rule"], "slow");
   EXPECT_EQ(d[0]["action"], "deny");
@@ -631,14 +624,14 @@ TEST_F(EngineTest, HandlerErrorFailsClosed) {
   FailingHandler h;
   StartEngine(&h);
   ExpectGetpgrpFails("fails", EPERM);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }));
   EXPECT_EQ(Decisions()[0]["result"], "EPERM");
 }
 
 TEST_F(EngineTest, SubstitutionWithoutHandlerFailsClosed) {
   StartEngine();
   ExpectGetpgrpFails("c", EPERM);
-  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; }, 3000)) << Decisions().size();
+  ASSERT_TRUE(WaitFor([&] { return Decisions().size() == 1; })) << Decisions().size();
   auto d = Decisions();
   EXPECT_EQ(d[0]["action"], "plugin");
   EXPECT_EQ(d[0]["result"], "EPERM");
@@ -653,12 +646,12 @@ TEST_F(EngineTest, TaskKilledMidDecisionIsNormal) {
   ASSERT_TRUE(engine_->AddContainer(Info("victim", a->pid()), a->TakeListener()).ok());
   ASSERT_TRUE(engine_->AddContainer(Info("other", b->pid()), b->TakeListener()).ok());
   a->Start();
-  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }, 3000));
+  ASSERT_TRUE(WaitFor([&] { return slow.started.load() == 1; }));
   kill(a->pid(), SIGKILL);
   EXPECT_EQ(a->Wait(), 128 + SIGKILL);
   b->Start();
   EXPECT_EQ(b->Wait(), 0);  // the engine keeps serving others
-  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() <= 1; }, 3000));
+  EXPECT_TRUE(WaitFor([&] { return engine_->container_count() <= 1; }));
 }
 
 TEST_F(EngineTest, PolicySwapTakesEffect) {

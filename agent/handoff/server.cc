@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 #include "agent/seccomp/unotify.h"
 #include "spdlog/spdlog.h"
 
@@ -59,59 +60,6 @@ bool IdleLimit(absl::Duration d, std::chrono::nanoseconds* out) {
 bool IsWhitespace(absl::string_view s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
-}
-
-absl::Status MakeDirs(const std::string& dir) {
-  if (dir.empty()) return absl::OkStatus();
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(dir + " is not a directory");
-    return absl::OkStatus();
-  }
-  if (errno != ENOENT) return ErrnoStatus(errno, "stat " + dir);
-  size_t slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) {
-    SA_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
-  }
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir " + dir);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path \"", path, "\" is empty or longer than ",
-                                                   sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  memcpy(addr.sun_path, path.data(), path.size());
-  return addr;
-}
-
-// Removes a socket file at `path` only when nothing accepts connections on it.
-absl::Status RemoveStaleSocket(const std::string& path, const sockaddr_un& addr) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoStatus(errno, "lstat " + path);
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " exists and is not a socket; refusing to replace it"));
-  }
-  UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!probe) return ErrnoStatus(errno, "socket");
-  if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ||
-      errno == EAGAIN || errno == EINPROGRESS) {
-    // EAGAIN: a listener whose backlog is full is still a listener.
-    return absl::AlreadyExistsError(absl::StrCat("another agent is listening on ", path));
-  }
-  if (errno != ECONNREFUSED) {
-    return ErrnoStatus(errno, "connect to existing socket " + path);
-  }
-  if (unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink " + path);
-  spdlog::info("handoff: removed stale socket {}", path);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -182,40 +130,12 @@ absl::Status HandoffServer::Init() {
     }
   } else {
     socket_path_ = options_.socket_path;
-    SA_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(socket_path_));
-    size_t slash = socket_path_.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) {
-      SA_RETURN_IF_ERROR(MakeDirs(socket_path_.substr(0, slash)));
+    auto l = UnixListener::Listen(socket_path_, {SOCK_STREAM | SOCK_NONBLOCK, 0600, SOMAXCONN});
+    if (l.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(absl::StrCat("another agent is listening on ", socket_path_));
     }
-    SA_RETURN_IF_ERROR(RemoveStaleSocket(socket_path_, addr));
-    listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!listen_fd_) return ErrnoStatus(errno, "socket");
-    if (bind(listen_fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-      if (errno == EADDRINUSE) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("another agent is listening on ", socket_path_, " (bind: address in use)"));
-      }
-      return ErrnoStatus(errno, "bind " + socket_path_);
-    }
-    created_socket_ = true;
-    struct stat st;
-    if (stat(socket_path_.c_str(), &st) == 0) {
-      socket_dev_ = st.st_dev;
-      socket_ino_ = st.st_ino;
-    }
-    // Until listen() a connect gets ECONNREFUSED, so nobody reaches the
-    // socket before it is 0600.
-    auto undo = [this](absl::Status s) {
-      unlink(socket_path_.c_str());
-      created_socket_ = false;
-      return s;
-    };
-    if (chmod(socket_path_.c_str(), 0600) != 0) {
-      return undo(ErrnoStatus(errno, "chmod 0600 " + socket_path_));
-    }
-    if (listen(listen_fd_.get(), SOMAXCONN) != 0) {
-      return undo(ErrnoStatus(errno, "listen " + socket_path_));
-    }
+    if (!l.ok()) return l.status();
+    listener_ = *std::move(l);
   }
 
   epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -230,7 +150,7 @@ absl::Status HandoffServer::Init() {
   }
   ev.events = EPOLLIN;
   ev.data.u64 = kListenToken;
-  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, listen_fd_.get(), &ev) != 0) {
+  if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, ListenFd(), &ev) != 0) {
     return ErrnoStatus(errno, "epoll_ctl ADD listen socket");
   }
   spdlog::info("handoff: listening on {}", socket_path_.empty() ? "(adopted fd)" : socket_path_);
@@ -246,14 +166,7 @@ HandoffServer::~HandoffServer() {
   connections_.clear();  // closes every connection and received fd
   pending_count_ = 0;
   listen_fd_.reset();
-  if (created_socket_) {
-    // Unlink only our own file: a newer agent may have replaced it.
-    struct stat st;
-    if (stat(socket_path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
-        st.st_ino == socket_ino_) {
-      unlink(socket_path_.c_str());
-    }
-  }
+  listener_.Close();  // unlinks only our own file: a newer agent may have replaced it
 }
 
 void HandoffServer::Run() {
@@ -285,7 +198,7 @@ void HandoffServer::PauseAccept() {
   epoll_event ev{};
   ev.events = 0;
   ev.data.u64 = kListenToken;
-  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, ListenFd(), &ev);
   accept_paused_ = true;
   accept_resume_at_ = Clock::now() + kAcceptPause;
 }
@@ -294,13 +207,13 @@ void HandoffServer::ResumeAccept() {
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenToken;
-  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listen_fd_.get(), &ev);
+  epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, ListenFd(), &ev);
   accept_paused_ = false;
 }
 
 void HandoffServer::AcceptAll() {
   for (int i = 0; i < kAcceptBurst; ++i) {
-    UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd conn(accept4(ListenFd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!conn) {
       const int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) return;
@@ -371,38 +284,21 @@ void HandoffServer::ReadConnection(uint64_t token) {
   for (;;) {
     // Never hold more than cap + 1 bytes: one past the cap proves "too large".
     const size_t room = std::min(kReadChunk, cap + 1 - c.buffer.size());
-    iovec iov{data, room};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRecv)];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(c.fd.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // wait for more
-      Reject(token, RejectReason::kConnectionError, absl::StrCat("recvmsg: ", strerror(errno)));
+    auto m = RecvWithFds(c.fd.get(), absl::MakeSpan(data, room), kMaxFdsPerRecv, MSG_DONTWAIT);
+    if (!m.ok()) {
+      if (ErrnoOf(m.status()) == EAGAIN) return;  // wait for more
+      Reject(token, RejectReason::kConnectionError, std::string(m.status().message()));
       return;
     }
     // Own every received fd before looking at anything else.
-    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-      if (cm->cmsg_len < CMSG_LEN(0)) continue;
-      const size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const unsigned char* p = CMSG_DATA(cm);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        memcpy(&fd, p + i * sizeof(int), sizeof(int));
-        c.fds.emplace_back(fd);
-      }
-    }
-    if (msg.msg_flags & MSG_CTRUNC) {
+    for (UniqueFd& fd : m->fds) c.fds.push_back(std::move(fd));
+    if (m->control_truncated) {
       Reject(token, RejectReason::kControlTruncated,
              absl::StrCat("ancillary data truncated (more than ", kMaxFdsPerRecv,
                           " fds or unexpected control messages); ", c.fds.size(), " fd(s) received"));
       return;
     }
+    const size_t n = m->bytes;
     if (c.fds.size() > 1) {
       Reject(token, RejectReason::kFdCount,
              absl::StrCat("expected exactly 1 fd in SCM_RIGHTS, received ", c.fds.size()));

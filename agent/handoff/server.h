@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
+#include "agent/common/unix_socket.h"
 #include "agent/handoff/message.h"
 #include "agent/model/event.h"
 
@@ -133,11 +134,10 @@ class HandoffServer {
   std::function<void(Handoff)> on_handoff_;
   HandoffCounters counters_;
   std::string socket_path_;
-  bool created_socket_ = false;  // we bound socket_path_ and may unlink it
-  dev_t socket_dev_ = 0;         // identity of the file we bound
-  ino_t socket_ino_ = 0;
+  UnixListener listener_;  // the socket we bound at socket_path_ (none when adopted)
 
-  UniqueFd listen_fd_;
+  UniqueFd listen_fd_;  // an adopted socket (LISTEN_FDS)
+  int ListenFd() const { return listener_.valid() ? listener_.fd() : listen_fd_.get(); }
   UniqueFd epoll_fd_;
   UniqueFd stop_fd_;  // eventfd: wakes the loop to exit
   bool accept_paused_ = false;

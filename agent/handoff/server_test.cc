@@ -35,9 +35,12 @@
 #include "gtest/gtest.h"
 #include "spdlog/sinks/base_sink.h"
 #include "spdlog/spdlog.h"
+#include "agent/testing/wait.h"
 
 namespace seccomp_agent {
 namespace {
+
+using testing::WaitFor;
 
 using ::seccomp_agent::testing::TrappedChild;
 using namespace std::chrono_literals;
@@ -83,15 +86,6 @@ std::shared_ptr<CaptureSink> Capture() {
 }
 
 // ---------------------------------------------------------------- helpers
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = kTimeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 // True once reading `fd` gives EOF (or a reset): the other end is closed.
 bool SeesEof(int fd, std::chrono::milliseconds timeout = kTimeout) {

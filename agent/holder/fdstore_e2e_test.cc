@@ -72,20 +72,12 @@
 #include "agent/seccomp/filter_util.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "agent/testing/wait.h"
 
 extern char** environ;
 
 namespace seccomp_agent::holder {
 namespace {
-
-bool WaitUntil(const std::function<bool()>& pred, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (pred()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return pred();
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path);
@@ -473,8 +465,8 @@ rules:
 class FdStoreE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (pid namespace, reading other tasks)";
-    if (access(AgentBinary().c_str(), X_OK) != 0) GTEST_SKIP() << "no agent binary " << AgentBinary();
+    ASSERT_EQ(geteuid(), 0u) << "needs root (pid namespace, reading other tasks)";
+    ASSERT_EQ(access(AgentBinary().c_str(), X_OK), 0) << "no agent binary " << AgentBinary();
     char tmpl[] = "/tmp/sa-fdstore-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
@@ -517,7 +509,7 @@ class FdStoreE2ETest : public ::testing::Test {
   }
   std::string Log(int n) { return absl::StrCat(dir_, "/agent", n, ".log"); }
   bool WaitForLog(int n, const std::string& needle, absl::Duration t = absl::Seconds(10)) {
-    return WaitUntil([&] { return absl::StrContains(ReadFile(Log(n)), needle); }, t);
+    return testing::WaitFor([&] { return absl::StrContains(ReadFile(Log(n)), needle); }, t);
   }
   void Kill9(pid_t pid) {
     kill(pid, SIGKILL);
@@ -572,22 +564,22 @@ TEST(FdStoreMemfdTest, SealedRoundTripAndUnsealedRefused) {
 // SIGKILLed three times and exec'd again with the store in LISTEN_FDS.
 TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
   pid_t agent = Start(0);
-  ASSERT_TRUE(WaitUntil([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
   ASSERT_TRUE(WaitForLog(0, "holder: systemd fd store via NOTIFY_SOCKET")) << ReadFile(Log(0));
   ASSERT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)")) << ReadFile(Log(0));
 
   std::string why;
   auto w = Workload::Spawn(&why);
-  if (w == nullptr) GTEST_SKIP() << "cannot make a trapping process in a pid namespace: " << why;
+  ASSERT_NE(w, nullptr) << "cannot make a trapping process in a pid namespace: " << why;
   const std::string id = absl::StrCat("fdstore-e2e-", getpid());
   ASSERT_TRUE(w->HandTo(socket_path_, id));
   w->Go();
-  ASSERT_TRUE(WaitUntil([&] { return w->counters().eperm >= 200; }, absl::Seconds(15)))
+  ASSERT_TRUE(testing::WaitFor([&] { return w->counters().eperm >= 200; }, absl::Seconds(15)))
       << ReadFile(Log(0));
 
   // Stored: one name, two fds (a sealed memfd with the metadata, the listener).
-  ASSERT_TRUE(WaitUntil([&] { return OurNames().size() == 2; }, absl::Seconds(5)))
+  ASSERT_TRUE(testing::WaitFor([&] { return OurNames().size() == 2; }, absl::Seconds(5)))
       << absl::StrJoin(sm_->StoredNames(), ",");
   const std::string name = OurNames()[0];
   EXPECT_EQ(OurNames()[1], name);
@@ -617,7 +609,7 @@ TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
     ASSERT_TRUE(WaitForLog(r, absl::StrCat("container ", id, " restored from systemd fd store")))
         << "restart " << r << ":\n" << ReadFile(Log(r));
     const uint64_t eperm = w->counters().eperm;
-    ASSERT_TRUE(WaitUntil([&] { return w->counters().eperm >= eperm + 200; }, absl::Seconds(15)))
+    ASSERT_TRUE(testing::WaitFor([&] { return w->counters().eperm >= eperm + 200; }, absl::Seconds(15)))
         << "restart " << r << ": not served after restore:\n" << ReadFile(Log(r));
     // Not stored again: the store still holds exactly the pair, sent once.
     EXPECT_EQ(OurNames().size(), 2u);
@@ -646,10 +638,10 @@ TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
   EXPECT_EQ(c.eperm, c.iterations);
   // The exited container leaves the registry and, by the agent's
   // FDSTOREREMOVE, the store (the memfd never hangs up by itself).
-  EXPECT_TRUE(WaitUntil([&] { return sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent) == 1; },
+  EXPECT_TRUE(testing::WaitFor([&] { return sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent) == 1; },
                         absl::Seconds(10)))
       << ReadFile(Log(3));
-  EXPECT_TRUE(WaitUntil([&] { return OurNames().empty(); }, absl::Seconds(5)));
+  EXPECT_TRUE(testing::WaitFor([&] { return OurNames().empty(); }, absl::Seconds(5)));
   EXPECT_EQ(sm_->refused(), 0);
   kill(agent, SIGTERM);
   int st = 0;
@@ -678,7 +670,7 @@ TEST_F(FdStoreE2ETest, HalfEntriesAreRemovedForeignFdsIgnored) {
   sm_->Inject("something-else", UniqueFd(p[0]));
 
   pid_t agent = Start(0);
-  ASSERT_TRUE(WaitUntil([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
   EXPECT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)")) << ReadFile(Log(0));
   EXPECT_TRUE(WaitForLog(0, "systemd fd store: 0 containers restored")) << ReadFile(Log(0));
@@ -697,7 +689,7 @@ TEST_F(FdStoreE2ETest, NonSystemdModeRemovesStoredEntries) {
   const std::string name = FdStoreName(old);
   sm_->Inject(name, *std::move(memfd));
   pid_t agent = Start(0, {"--holder_mode=none"});
-  ASSERT_TRUE(WaitUntil([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
   EXPECT_EQ(sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent), 1) << ReadFile(Log(0));
   EXPECT_TRUE(absl::StrContains(ReadFile(Log(0)), "but --holder_mode is not systemd")) << ReadFile(Log(0));

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/log.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::holder {
@@ -32,30 +33,8 @@ namespace {
 
 using json = nlohmann::json;
 
-absl::StatusOr<sockaddr_un> Address(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(a.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad holder socket path \"", path, "\""));
-  }
-  memcpy(a.sun_path, path.data(), path.size());
-  return a;
-}
-
 absl::StatusOr<UniqueFd> ConnectTo(const std::string& path) {
-  SA_ASSIGN_OR_RETURN(sockaddr_un a, Address(path));
-  UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!s) return ErrnoStatus(errno, "socket");
-  if (connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("connect ", path));
-  }
-  return s;
-}
-
-void MkdirParents(const std::string& path) {
-  for (size_t i = 1; i < path.size(); ++i) {
-    if (path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
-  }
+  return ConnectUnix(path, SOCK_SEQPACKET);
 }
 
 bool PeerAllowed(int fd) {
@@ -108,61 +87,19 @@ absl::StatusOr<ContainerInfo> InfoFromJson(const std::string& text) {
 }
 
 absl::Status SendMessage(int sock, const std::string& text, int fd, int flags) {
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  msghdr m{};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    memset(cbuf, 0, sizeof(cbuf));
-    m.msg_control = cbuf;
-    m.msg_controllen = sizeof(cbuf);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n;
-  do {
-    n = sendmsg(sock, &m, flags | MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus(errno, "holder sendmsg");
-  if (static_cast<size_t>(n) != text.size()) return absl::DataLossError("holder: short send");
+  absl::Status s = fd >= 0 ? SendWithFds(sock, text, {fd}, flags) : SendWithFds(sock, text, {}, flags);
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("holder: ", s.message()));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock) {
   std::string buf(kMaxMessageBytes, '\0');
-  iovec iov{buf.data(), buf.size()};
-  msghdr m{};
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-  m.msg_control = cbuf;
-  m.msg_controllen = sizeof(cbuf);
-  ssize_t n;
-  do {
-    n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return ErrnoStatus(errno, "holder recvmsg");
-  UniqueFd fd;
-  std::vector<UniqueFd> extra;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int f;
-      memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      if (!fd) {
-        fd.reset(f);
-      } else {
-        extra.emplace_back(f);  // closed: one fd per message
-      }
-    }
-  }
-  if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return absl::DataLossError("holder: message truncated");
-  buf.resize(n);
+  // Room for more than one fd: extra ones are closed (one fd per message).
+  auto m = RecvWithFds(sock, absl::MakeSpan(buf), 4);
+  if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("holder: ", m.status().message()));
+  if (m->truncated || m->control_truncated) return absl::DataLossError("holder: message truncated");
+  buf.resize(m->bytes);
+  UniqueFd fd = m->fds.empty() ? UniqueFd() : std::move(m->fds[0]);
   return std::make_pair(std::move(buf), std::move(fd));
 }
 
@@ -239,42 +176,14 @@ int RestartWaitingSyscalls(pid_t init_pid) {
 // ---------------------------------------------------------------- server
 
 absl::StatusOr<std::unique_ptr<HolderServer>> HolderServer::Bind(const std::string& path) {
-  SA_ASSIGN_OR_RETURN(sockaddr_un a, Address(path));
-  MkdirParents(path);
-  if (auto live = ConnectTo(path); live.ok()) {
+  auto l = UnixListener::Listen(path, {SOCK_SEQPACKET | SOCK_NONBLOCK, 0600, 16});
+  if (l.status().code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(absl::StrCat("another holder is listening on ", path));
   }
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
-    }
-    unlink(path.c_str());  // stale: nothing answered
-  }
+  if (!l.ok()) return l.status();
   auto h = std::unique_ptr<HolderServer>(new HolderServer());
-  h->path_ = path;
-  h->listen_fd_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!h->listen_fd_) return ErrnoStatus(errno, "socket");
-  mode_t old = umask(0177);
-  int rc = bind(h->listen_fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  int err = errno;
-  umask(old);
-  if (rc != 0) return ErrnoStatus(err, absl::StrCat("bind ", path));
-  chmod(path.c_str(), 0600);
-  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
-  h->dev_ = st.st_dev;
-  h->ino_ = st.st_ino;
-  if (listen(h->listen_fd_.get(), 16) != 0) return ErrnoStatus(errno, "listen");
+  h->listener_ = *std::move(l);
   return h;
-}
-
-HolderServer::~HolderServer() {
-  if (PathStillOurs()) unlink(path_.c_str());
-}
-
-bool HolderServer::PathStillOurs() const {
-  struct stat st;
-  return !path_.empty() && stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
 }
 
 std::string HolderServer::Serve(int stop_fd) {
@@ -283,7 +192,7 @@ std::string HolderServer::Serve(int stop_fd) {
   for (;;) {
     std::vector<pollfd> p;
     p.push_back({stop_fd, POLLIN, 0});
-    p.push_back({listen_fd_.get(), POLLIN, 0});
+    p.push_back({listener_.fd(), POLLIN, 0});
     for (const auto& c : clients) p.push_back({c.get(), POLLIN, 0});
     std::vector<std::string> keys;
     for (const auto& [key, e] : entries_) {
@@ -294,7 +203,9 @@ std::string HolderServer::Serve(int stop_fd) {
     if (n < 0 && errno != EINTR) return absl::StrCat("poll: ", strerror(errno));
     if (absl::Now() >= next_path_check) {
       next_path_check = absl::Now() + absl::Seconds(1);
-      if (!PathStillOurs()) return absl::StrCat("socket ", path_, " was removed");
+      if (!listener_.PathStillOurs()) {
+        return absl::StrCat("socket ", listener_.path(), " was removed");
+      }
     }
     if (n <= 0) continue;
     if (stop_fd >= 0 && (p[0].revents & POLLIN)) return "stopped";
@@ -324,7 +235,7 @@ std::string HolderServer::Serve(int stop_fd) {
     if (quit_requested_) return "the agent stopped with no containers left";
     if (p[1].revents & POLLIN) {
       for (;;) {
-        UniqueFd c(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        UniqueFd c(accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!c) break;
         if (!PeerAllowed(c.get())) {
           spdlog::warn("holder: refused a peer that is not uid 0");
@@ -422,7 +333,7 @@ int RunHolderMain(const std::string& path) {
 absl::Status EnsureHolderRunning(const std::string& path, const std::string& self_exe,
                                  absl::Duration timeout) {
   if (ConnectTo(path).ok()) return absl::OkStatus();
-  MkdirParents(path);
+  SA_RETURN_IF_ERROR(MakeParentDirs(path));
   const std::string log_path = path + ".log";
   const std::string flag = "--holder_socket=" + path;  // no malloc after fork
   pid_t child = fork();
@@ -498,75 +409,66 @@ void HolderClient::Watch() {
   }
 }
 
-absl::StatusOr<std::vector<HolderClient::Stored>> HolderClient::List() {
-  std::lock_guard<std::mutex> m(mu_);
+absl::StatusOr<HolderClient::Message> HolderClient::Receive(const char* op) {
+  auto msg = RecvMessage(sock_.get());
+  if (!msg.ok() || msg->first.empty()) {
+    MarkGone(msg.ok() ? absl::StrCat("EOF during ", op) : std::string(msg.status().message()));
+    return absl::UnavailableError(absl::StrCat("holder gone during ", op));
+  }
+  return msg;
+}
+
+absl::StatusOr<HolderClient::Message> HolderClient::Exchange(const char* op,
+                                                             const std::string& text, int fd) {
   if (!alive_) return absl::UnavailableError("holder gone");
-  if (absl::Status s = SendMessage(sock_.get(), R"({"op":"LIST"})"); !s.ok()) {
+  if (absl::Status s = SendMessage(sock_.get(), text, fd); !s.ok()) {
     MarkGone(std::string(s.message()));
     return s;
   }
+  return Receive(op);
+}
+
+absl::StatusOr<std::vector<HolderClient::Stored>> HolderClient::List() {
+  std::lock_guard<std::mutex> m(mu_);
+  SA_ASSIGN_OR_RETURN(Message msg, Exchange("LIST", R"({"op":"LIST"})"));
   std::vector<Stored> out;
   for (;;) {
-    auto msg = RecvMessage(sock_.get());
-    if (!msg.ok() || msg->first.empty()) {
-      MarkGone(msg.ok() ? "EOF during LIST" : std::string(msg.status().message()));
-      return absl::UnavailableError("holder: LIST interrupted");
-    }
-    nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
+    nlohmann::json j = nlohmann::json::parse(msg.first, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return absl::DataLossError("holder: bad LIST reply");
     std::string op = j.value("op", "");
     if (op == "END") break;
-    if (op != "ENTRY" || !msg->second || !j.contains("info")) {
-      spdlog::warn("holder: skipping a bad LIST entry: {}", msg->first);
-      continue;
-    }
-    auto info = InfoFromJson(j["info"].dump());
-    if (!info.ok()) {
+    if (op != "ENTRY" || !msg.second || !j.contains("info")) {
+      spdlog::warn("holder: skipping a bad LIST entry: {}", msg.first);
+    } else if (auto info = InfoFromJson(j["info"].dump()); !info.ok()) {
       spdlog::warn("holder: skipping a LIST entry: {}", std::string(info.status().message()));
-      continue;
+    } else {
+      out.push_back(Stored{j.value("key", ""), *std::move(info), std::move(msg.second)});
     }
-    out.push_back(Stored{j.value("key", ""), *std::move(info), std::move(msg->second)});
+    SA_ASSIGN_OR_RETURN(msg, Receive("LIST"));
   }
   return out;
 }
 
+absl::StatusOr<nlohmann::json> HolderClient::Request(const char* op, const std::string& text,
+                                                     int fd) {
+  SA_ASSIGN_OR_RETURN(Message msg, Exchange(op, text, fd));
+  nlohmann::json j = nlohmann::json::parse(msg.first, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.value("ok", false)) {
+    return absl::InternalError(absl::StrCat("holder refused ", op, ": ", msg.first));
+  }
+  return j;
+}
+
 absl::Status HolderClient::Put(const ContainerInfo& info, int listener) {
   std::lock_guard<std::mutex> m(mu_);
-  if (!alive_) return absl::UnavailableError("holder gone");
   std::string text = absl::StrCat(R"({"op":"PUT","key":)", nlohmann::json(HolderKey(info)).dump(),
                                   R"(,"info":)", InfoToJson(info), "}");
-  if (absl::Status s = SendMessage(sock_.get(), text, listener); !s.ok()) {
-    MarkGone(std::string(s.message()));
-    return s;
-  }
-  auto msg = RecvMessage(sock_.get());
-  if (!msg.ok() || msg->first.empty()) {
-    MarkGone(msg.ok() ? "EOF" : std::string(msg.status().message()));
-    return absl::UnavailableError("holder gone");
-  }
-  nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
-  if (j.is_discarded() || !j.value("ok", false)) {
-    return absl::InternalError(absl::StrCat("holder refused PUT: ", msg->first));
-  }
-  return absl::OkStatus();
+  return Request("PUT", text, listener).status();
 }
 
 absl::StatusOr<HolderClient::QuitReply> HolderClient::QuitIfEmpty() {
   std::lock_guard<std::mutex> m(mu_);
-  if (!alive_) return absl::UnavailableError("holder gone");
-  if (absl::Status s = SendMessage(sock_.get(), R"({"op":"QUIT_IF_EMPTY"})"); !s.ok()) {
-    MarkGone(std::string(s.message()));
-    return s;
-  }
-  auto msg = RecvMessage(sock_.get());
-  if (!msg.ok() || msg->first.empty()) {
-    MarkGone(msg.ok() ? "EOF" : std::string(msg.status().message()));
-    return absl::UnavailableError("holder gone");
-  }
-  nlohmann::json j = nlohmann::json::parse(msg->first, nullptr, false);
-  if (j.is_discarded() || !j.value("ok", false)) {
-    return absl::InternalError(absl::StrCat("holder refused QUIT_IF_EMPTY: ", msg->first));
-  }
+  SA_ASSIGN_OR_RETURN(nlohmann::json j, Request("QUIT_IF_EMPTY", R"({"op":"QUIT_IF_EMPTY"})"));
   QuitReply r{j.value("quit", false), j.value("entries", size_t{0}), j.value("pid", 0)};
   if (r.quit) alive_.store(false);  // it exits: not "gone" (no warning)
   return r;

@@ -43,8 +43,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
+#include "agent/common/unix_socket.h"
 #include "agent/holder/listener_store.h"
 #include "agent/model/event.h"
+#include "nlohmann/json.hpp"
 
 namespace seccomp_agent::holder {
 
@@ -86,7 +88,6 @@ class HolderServer {
   // Binds `path` (parent created 0755, socket 0600). A live holder already
   // answering there: AlreadyExists. A stale socket file is replaced.
   static absl::StatusOr<std::unique_ptr<HolderServer>> Bind(const std::string& path);
-  ~HolderServer();
 
   // Serves until `stop_fd` (an eventfd, may be -1) is readable or the socket
   // path stops being ours. Returns the reason.
@@ -101,12 +102,8 @@ class HolderServer {
   };
   HolderServer() = default;
   void HandleClient(int fd, bool* close_it);
-  bool PathStillOurs() const;
 
-  std::string path_;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
-  UniqueFd listen_fd_;
+  UnixListener listener_;  // unlinks the path on destruction while still ours
   std::map<std::string, Entry> entries_;
   std::atomic<size_t> entry_count_{0};
   bool quit_requested_ = false;
@@ -153,8 +150,15 @@ class HolderClient : public ListenerStore {
   bool alive() const override { return alive_.load(); }
 
  private:
+  using Message = std::pair<std::string, UniqueFd>;
   HolderClient() = default;
   void MarkGone(const std::string& why);  // mu_ held
+  // The next message from the holder; EOF or an error marks it gone. mu_ held.
+  absl::StatusOr<Message> Receive(const char* op);
+  // Sends one request (with `fd` if >= 0) and returns the first reply. mu_ held.
+  absl::StatusOr<Message> Exchange(const char* op, const std::string& text, int fd = -1);
+  // Exchange whose reply must be a JSON object with "ok":true. mu_ held.
+  absl::StatusOr<nlohmann::json> Request(const char* op, const std::string& text, int fd = -1);
   void Watch();
 
   std::string path_;

@@ -19,12 +19,14 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/fd.h"
 #include "agent/testing/trapped_child.h"
+#include "agent/testing/wait.h"
 #include "gtest/gtest.h"
 
 namespace seccomp_agent::holder {
 namespace {
 
 using seccomp_agent::testing::TrappedChild;
+using seccomp_agent::testing::WaitFor;
 
 constexpr long kAnswer = 42;
 
@@ -143,7 +145,7 @@ TEST_F(HolderTest, PutListDelAndAPutWithoutAListenerIsRefused) {
 
   // The copy from LIST is the same listener: it receives the child's call.
   child->Start();
-  ASSERT_TRUE(WaitReadable((*list)[0].listener.get(), 5000));
+  ASSERT_TRUE(WaitReadable((*list)[0].listener.get(), 30000));
   auto n = Recv((*list)[0].listener.get());
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(Answer((*list)[0].listener.get(), n->id, kAnswer), 0);
@@ -194,13 +196,11 @@ TEST_F(HolderTest, HolderDropsAnEntryWhenTheTasksAreGone) {
   child->Start();
   EXPECT_EQ(child->Wait(), 0);
   size_t left = 1;
-  for (int i = 0; i < 50 && left != 0; ++i) {
-    usleep(100 * 1000);
+  EXPECT_TRUE(WaitFor([&] {
     auto l = (*client)->List();
-    ASSERT_TRUE(l.ok());
-    left = l->size();
-  }
-  EXPECT_EQ(left, 0u) << "holder kept a listener whose tasks exited";
+    left = l.ok() ? l->size() : left;
+    return left == 0;
+  })) << "holder kept a listener whose tasks exited";
 }
 
 // The core property: the supervisor dies (its copy closes) while the
@@ -216,7 +216,9 @@ TEST_F(HolderTest, TaskWaitsWhileNoSupervisorAndTheNextOneAnswers) {
     ASSERT_TRUE((*old_agent)->Put(Info("c", child->pid()), mine.get()).ok());
   }  // the "agent" is gone: its listener copy and connection closed
   child->Start();
-  usleep(300 * 1000);
+  // Trapped with no supervisor: it waits in the kernel (no ENOSYS).
+  EXPECT_TRUE(WaitFor([&] { return WchanOf(child->pid()).find("seccomp") != std::string::npos; }))
+      << "wchan: " << WchanOf(child->pid());
   int st;
   EXPECT_EQ(waitpid(child->pid(), &st, WNOHANG), 0) << "task did not wait for a supervisor";
   auto new_agent = HolderClient::Connect(path_);
@@ -225,7 +227,7 @@ TEST_F(HolderTest, TaskWaitsWhileNoSupervisorAndTheNextOneAnswers) {
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);
   int l = (*list)[0].listener.get();
-  ASSERT_TRUE(WaitReadable(l, 2000));
+  ASSERT_TRUE(WaitReadable(l, 30000));
   auto n = Recv(l);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(Answer(l, n->id, kAnswer), 0);
@@ -238,11 +240,16 @@ TEST_F(HolderTest, TaskWaitsWhileNoSupervisorAndTheNextOneAnswers) {
 // yes and SEND with that id completes the syscall. Ids are sequential per
 // filter (random start), so the next notification's id is old + 1.
 TEST_F(HolderTest, ReceivedButUnansweredNotificationIsOnlyReachableById) {
-  // Two tasks in one filter: the first traps at once, the second later.
-  auto child = TrappedChild::Spawn({"getppid"}, [] {
+  // Two tasks in one filter: the first traps at once, the second when the
+  // test writes `second_go`.
+  UniqueFd second_go(eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(second_go);
+  auto child = TrappedChild::Spawn({"getppid"}, [go = second_go.get()] {
     pid_t g = fork();
     if (g == 0) {
-      usleep(600 * 1000);
+      uint64_t v;
+      while (read(go, &v, sizeof(v)) < 0 && errno == EINTR) {
+      }
       _exit(GetppidIsAnswer());
     }
     int mine = GetppidIsAnswer();
@@ -259,7 +266,7 @@ TEST_F(HolderTest, ReceivedButUnansweredNotificationIsOnlyReachableById) {
     UniqueFd mine = child->TakeListener();
     ASSERT_TRUE((*old_agent)->Put(Info("c", child->pid()), mine.get()).ok());
     child->Start();
-    ASSERT_TRUE(WaitReadable(mine.get(), 5000));
+    ASSERT_TRUE(WaitReadable(mine.get(), 30000));
     auto n = Recv(mine.get());
     ASSERT_TRUE(n.ok());
     lost_id = n->id;
@@ -272,10 +279,12 @@ TEST_F(HolderTest, ReceivedButUnansweredNotificationIsOnlyReachableById) {
   ASSERT_EQ(list->size(), 1u);
   int l = (*list)[0].listener.get();
   // Re-RECV does not return the SENT notification: only the second task's
-  // (600 ms later) makes the listener readable.
-  EXPECT_FALSE(WaitReadable(l, 300)) << "the received notification came back";
+  // makes the listener readable.
+  EXPECT_FALSE(WaitReadable(l, 0)) << "the received notification came back";
   EXPECT_EQ(IdValid(l, lost_id), 0) << "SENT notification no longer valid";
-  ASSERT_TRUE(WaitReadable(l, 3000));
+  uint64_t one = 1;
+  ASSERT_EQ(write(second_go.get(), &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+  ASSERT_TRUE(WaitReadable(l, 30000));
   auto second = Recv(l);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->id, lost_id + 1) << "ids are not sequential";
@@ -301,7 +310,7 @@ TEST_F(HolderTest, StopContRestartsAnOrphanedNotificationWithANewId) {
     UniqueFd mine = child->TakeListener();
     ASSERT_TRUE((*old_agent)->Put(Info("c", child->pid()), mine.get()).ok());
     child->Start();
-    ASSERT_TRUE(WaitReadable(mine.get(), 5000));
+    ASSERT_TRUE(WaitReadable(mine.get(), 30000));
     auto n = Recv(mine.get());
     ASSERT_TRUE(n.ok());
     lost_id = n->id;
@@ -312,12 +321,12 @@ TEST_F(HolderTest, StopContRestartsAnOrphanedNotificationWithANewId) {
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->size(), 1u);
   int l = (*list)[0].listener.get();
-  EXPECT_FALSE(WaitReadable(l, 200));
+  EXPECT_FALSE(WaitReadable(l, 0)) << "the received notification came back";
   auto waiting = TasksWaitingOnSeccompNotification(child->pid());
   RecordProperty("wchan_of_orphan", WchanOf(child->pid()));
   ASSERT_EQ(waiting.size(), 1u) << "wchan: " << WchanOf(child->pid());
   EXPECT_EQ(RestartWaitingSyscalls(child->pid()), 1);
-  ASSERT_TRUE(WaitReadable(l, 3000)) << "the syscall did not trap again";
+  ASSERT_TRUE(WaitReadable(l, 30000)) << "the syscall did not trap again";
   auto again = Recv(l);
   ASSERT_TRUE(again.ok());
   EXPECT_NE(again->id, lost_id);
@@ -332,8 +341,7 @@ TEST_F(HolderTest, ClientNoticesTheHolderDying) {
   EXPECT_TRUE((*client)->alive());
   StopServer();
   server_.reset();  // closes the listening socket; the connection is closed by the thread's exit
-  for (int i = 0; i < 40 && (*client)->alive(); ++i) usleep(100 * 1000);
-  EXPECT_FALSE((*client)->alive());
+  EXPECT_TRUE(WaitFor([&] { return !(*client)->alive(); }));
   EXPECT_FALSE((*client)->List().ok());
 }
 

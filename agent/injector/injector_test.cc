@@ -27,6 +27,7 @@
 #include "agent/injector/replay_cache.h"
 #include "agent/injector/task_context.h"
 #include "agent/testing/trapped_child.h"
+#include "agent/testing/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -279,13 +280,16 @@ TEST(ReplayCache, HandsOutOnceAndKeysOnTheCall) {
 }
 
 TEST(ReplayCache, ExpiresAndCanBeOff) {
-  ReplayCache c(absl::Milliseconds(20));
+  absl::Time now = absl::UnixEpoch();
+  ReplayCache c(absl::Milliseconds(20), [&now] { return now; });
   seccomp_notif n = Notif(__NR_write);
   Substitute s = Substitute::Write(3, "abc", 3);
   c.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
+  now += absl::Milliseconds(20);  // the window's last moment: still there
   EXPECT_EQ(c.size(), 1u);
-  usleep(40000);
+  now += absl::Milliseconds(1);
   EXPECT_FALSE(c.Take(ReplayCache::Key(n, s)).has_value());
+  EXPECT_EQ(c.size(), 0u);
   ReplayCache off(absl::ZeroDuration());
   off.Remember(ReplayCache::Key(n, s), ReplayResult{3, 0, nullptr, 0});
   EXPECT_EQ(off.size(), 0u);
@@ -312,7 +316,7 @@ TEST(ReplayCache, SecondClaimOfTheSameCallWaitsForTheFirst) {
       second_done = true;
     });
     { ReplayCache::Claim unrelated(c, ReplayCache::Key(other, s)); }  // no wait
-    usleep(50000);
+    ASSERT_TRUE(testing::WaitFor([&] { return c.waiting_claims() == 1 || second_done.load(); }));
     EXPECT_FALSE(second_done.load()) << "the second claim did not wait";
     c.Remember(key, ReplayResult{3, 0, nullptr, 0});  // the side effect ran, the reply was lost
   }
@@ -467,7 +471,7 @@ ThreadState CurrentThreadState() {
 }
 
 TEST(RunAsTask, RunsInTheTasksContextAndRestoresTheCallingThread) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root (chroot, setgroups)";
+  ASSERT_EQ(geteuid(), 0u) << "needs root (chroot, setgroups)";
   char tmpl[] = "/tmp/runastask.XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;

@@ -26,14 +26,14 @@ void ReplayCache::PruneLocked(absl::Time now) {
 void ReplayCache::Remember(std::string key, ReplayResult result) {
   if (window_ <= absl::ZeroDuration()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  absl::Time now = absl::Now();
+  absl::Time now = now_();
   PruneLocked(now);
   entries_.push_back(Entry{std::move(key), std::move(result), now});
 }
 
 std::optional<ReplayResult> ReplayCache::Take(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  PruneLocked(absl::Now());
+  PruneLocked(now_());
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->key == key) {
       ReplayResult r = std::move(it->result);
@@ -47,7 +47,9 @@ std::optional<ReplayResult> ReplayCache::Take(const std::string& key) {
 ReplayCache::Claim::Claim(ReplayCache& cache, std::string key)
     : cache_(cache), key_(std::move(key)) {
   std::unique_lock<std::mutex> lock(cache_.mu_);
+  ++cache_.waiting_;
   cache_.released_.wait(lock, [this] { return cache_.claimed_.count(key_) == 0; });
+  --cache_.waiting_;
   cache_.claimed_.insert(key_);
 }
 
@@ -61,8 +63,13 @@ ReplayCache::Claim::~Claim() {
 
 size_t ReplayCache::size() {
   std::lock_guard<std::mutex> lock(mu_);
-  PruneLocked(absl::Now());
+  PruneLocked(now_());
   return entries_.size();
+}
+
+size_t ReplayCache::waiting_claims() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
 }
 
 }  // namespace seccomp_agent::injector

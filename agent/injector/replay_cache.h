@@ -6,8 +6,9 @@
 
 #include <linux/seccomp.h>
 
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -31,7 +32,10 @@ struct ReplayResult {
 
 class ReplayCache {
  public:
-  explicit ReplayCache(absl::Duration window) : window_(window) {}
+  using Clock = std::function<absl::Time()>;
+  // `now`: the clock entries age by (tests pass a fake one).
+  explicit ReplayCache(absl::Duration window, Clock now = absl::Now)
+      : window_(window), now_(std::move(now)) {}
 
   // Identity of a trapped call: tid, arch, nr, args, ip and the
   // substitute's own nr/args/bytes. A restarted call has the same registers.
@@ -41,6 +45,8 @@ class ReplayCache {
   // Removes and returns the entry for `key` if it is younger than window.
   std::optional<ReplayResult> Take(const std::string& key);
   size_t size();
+  // Claims waiting now for another claim of the same key (observability).
+  size_t waiting_claims();
 
   // Held around one call's Take .. side effect .. Remember. A task's restarted
   // call can reach another worker while the interrupted one is still between
@@ -67,9 +73,11 @@ class ReplayCache {
     absl::Time at;
   };
   const absl::Duration window_;
+  const Clock now_;
   std::mutex mu_;
   std::list<Entry> entries_;  // oldest first; only lost replies land here
   std::set<std::string> claimed_;  // keys of calls being emulated now
+  size_t waiting_ = 0;             // Claims blocked on claimed_
   std::condition_variable released_;
 };
 

@@ -21,6 +21,7 @@
 #include "agent/common/fd.h"
 #include "agent/metrics/exposition.h"
 #include "gtest/gtest.h"
+#include "agent/testing/wait.h"
 
 namespace seccomp_agent::metrics {
 namespace {
@@ -81,14 +82,6 @@ class HttpServerBoundsTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
   }
-  template <typename F>
-  static bool WaitFor(F cond) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!cond() && std::chrono::steady_clock::now() < end) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return cond();
-  }
   Registry registry_;
   bool healthy_ = true;
   std::unique_ptr<HttpServer> server_;
@@ -114,7 +107,7 @@ TEST_F(HttpServerBoundsTest, IdleConnectionsBeyondTheCapCloseTheOldestAndHealthz
     ASSERT_TRUE(idle.back()) << i;
   }
   // The server took them all and kept at most the cap.
-  ASSERT_TRUE(WaitFor([&] { return server_->closed_early() >= kIdle - 16u; }))
+  ASSERT_TRUE(testing::WaitFor([&] { return server_->closed_early() >= kIdle - 16u; }))
       << server_->closed_early();
   EXPECT_LE(server_->open_connections(), 16);
   EXPECT_LE(CountFds() - before - kIdle, 16) << "server-side fds beyond the cap";

@@ -9,6 +9,7 @@
 
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 
 namespace seccomp_agent {
 
@@ -24,36 +25,20 @@ absl::StatusOr<std::vector<sock_filter>> ExportBpf(scmp_filter_ctx ctx) {
 }
 
 bool SendOneFd(int sock, int fd) {
-  char byte = 'L';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
+  const char byte = 'L';
+  return SendmsgFds(sock, &byte, 1, &fd, 1, 0) == 1;
 }
 
 int RecvOneFd(int sock) {
   char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctrl;
-  msg.msg_controllen = sizeof(ctrl);
-  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  int fd = -1;
+  size_t nfds = 0;
+  int flags = 0;
+  if (RecvmsgFds(sock, &byte, 1, &fd, 1, &nfds, &flags, 0) != 1 || nfds != 1) return -1;
+  if (flags & MSG_CTRUNC) {
+    close(fd);
+    return -1;
+  }
   return fd;
 }
 

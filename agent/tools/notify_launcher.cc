@@ -26,6 +26,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/unix_socket.h"
 #include "nlohmann/json.hpp"
 
 ABSL_FLAG(std::string, socket, "/run/seccomp-agent/agent.sock", "The agent's socket.");
@@ -72,29 +73,13 @@ int main(int argc, char** argv) {
     msg["state"] = {{"ociVersion", "1.0.2-dev"}, {"id", absl::GetFlag(FLAGS_id)}, {"status", "creating"},
                     {"pid", getpid()}, {"bundle", "/"}};
     std::string body = msg.dump();
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::string path = absl::GetFlag(FLAGS_socket);
-    strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
-    if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return Die("connect");
-    iovec iov{body.data(), body.size()};
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = ctrl;
-    m.msg_controllen = sizeof(ctrl);
-    cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &listener, sizeof(int));
-    if (sendmsg(s, &m, MSG_NOSIGNAL) != static_cast<ssize_t>(body.size())) return Die("sendmsg");
+    auto s = seccomp_agent::ConnectUnix(absl::GetFlag(FLAGS_socket));
+    if (!s.ok()) return Die("connect");
+    if (!seccomp_agent::SendWithFds(s->get(), body, {listener}).ok()) return Die("sendmsg");
     // Keeping a copy would make the task hang instead of ENOSYS if the
     // agent dies (docs/runtimes.md).
     close(listener);
-    close(s);
+    s->reset();
     rest.push_back(nullptr);
     execvp(rest[1], &rest[1]);
     return Die("execvp");

@@ -13,69 +13,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
+#include "agent/common/unix_socket.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::integration {
 
-namespace {
-
-absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError("unix socket path too long: " + path);
-  }
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-}  // namespace
-
-absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
-  SA_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(path));
-  UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return ErrnoStatus(errno, "socket");
-  if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoStatus(errno, "connect " + path);
-  }
-  return s;
-}
-
 absl::Status SendWithFds(int sock, absl::string_view bytes, const std::vector<int>& fds) {
-  size_t off = 0;
-  bool fds_sent = fds.empty();
-  while (off < bytes.size() || !fds_sent) {
-    char dummy = 0;
-    iovec iov;
-    if (bytes.empty()) {
-      iov = {&dummy, 1};  // fds need at least one byte to ride on
-    } else {
-      iov = {const_cast<char*>(bytes.data() + off), bytes.size() - off};
-    }
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    std::vector<char> control;
-    if (!fds_sent) {
-      control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
-      msg.msg_control = control.data();
-      msg.msg_controllen = control.size();
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "sendmsg");
-    }
-    fds_sent = true;
-    if (bytes.empty()) break;
-    off += n;
-  }
-  return absl::OkStatus();
+  // fds need at least one byte to ride on; they go with the first chunk.
+  absl::string_view first = bytes.empty() ? absl::string_view("\0", 1) : bytes;
+  ssize_t n;
+  do {
+    n = SendmsgFds(sock, first.data(), first.size(), fds.data(), fds.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoStatus(errno, "sendmsg");
+  if (bytes.empty() || static_cast<size_t>(n) == bytes.size()) return absl::OkStatus();
+  return seccomp_agent::SendWithFds(sock, bytes.substr(n));
 }
 
 std::string RuntimeMessageJson(const std::string& id, pid_t pid,
@@ -102,15 +54,8 @@ std::string FdTarget(int fd) {
 }
 
 absl::StatusOr<std::unique_ptr<FakeListener>> FakeListener::Create(const std::string& path) {
-  SA_ASSIGN_OR_RETURN(sockaddr_un addr, UnixAddress(path));
   auto l = std::unique_ptr<FakeListener>(new FakeListener());
-  l->listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!l->listen_) return ErrnoStatus(errno, "socket");
-  unlink(path.c_str());
-  if (bind(l->listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return ErrnoStatus(errno, "bind " + path);
-  }
-  if (listen(l->listen_.get(), 16) != 0) return ErrnoStatus(errno, "listen");
+  SA_ASSIGN_OR_RETURN(l->listen_, UnixListener::Listen(path, {SOCK_STREAM, 0600, 16}));
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   l->stop_r_.reset(p[0]);
@@ -133,7 +78,7 @@ void FakeListener::Serve() {
   };
   std::vector<std::unique_ptr<Conn>> conns;
   while (true) {
-    std::vector<pollfd> pfds = {{stop_r_.get(), POLLIN, 0}, {listen_.get(), POLLIN, 0}};
+    std::vector<pollfd> pfds = {{stop_r_.get(), POLLIN, 0}, {listen_.fd(), POLLIN, 0}};
     for (auto& c : conns) pfds.push_back({c->done ? -1 : c->fd.get(), POLLIN, 0});
     if (poll(pfds.data(), pfds.size(), 1000) < 0) {
       if (errno == EINTR) continue;
@@ -141,7 +86,7 @@ void FakeListener::Serve() {
     }
     if (pfds[0].revents) return;
     if (pfds[1].revents & POLLIN) {
-      UniqueFd c(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      UniqueFd c(accept4(listen_.fd(), nullptr, nullptr, SOCK_CLOEXEC));
       if (c) {
         auto conn = std::make_unique<Conn>();
         ucred cred{};
@@ -158,27 +103,13 @@ void FakeListener::Serve() {
       Conn& c = *conns[i];
       if (c.done || !(pfds[i + 2].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       char buf[65536];
-      char control[CMSG_SPACE(sizeof(int) * 8)];
-      iovec iov = {buf, sizeof(buf)};
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof(control);
-      ssize_t n = recvmsg(c.fd.get(), &msg, MSG_CMSG_CLOEXEC);
-      if (n <= 0) {
+      auto m = RecvWithFds(c.fd.get(), absl::MakeSpan(buf), 8);
+      if (!m.ok() || m->bytes == 0) {
         c.done = true;
         continue;
       }
-      for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-        size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t k = 0; k < nfds; ++k) {
-          int fd;
-          memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
-          c.h.fds.emplace_back(fd);
-        }
-      }
+      for (UniqueFd& fd : m->fds) c.h.fds.push_back(std::move(fd));
+      const size_t n = m->bytes;
       c.h.bytes.append(buf, n);
       if (nlohmann::json::accept(c.h.bytes)) {
         c.done = true;

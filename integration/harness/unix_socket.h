@@ -18,11 +18,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
+#include "agent/common/unix_socket.h"
 
 namespace seccomp_agent::integration {
 
 // AF_UNIX SOCK_STREAM connect, as runc and crun do.
-absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path);
+using seccomp_agent::ConnectUnix;
 
 // One sendmsg of `bytes` with `fds` in SCM_RIGHTS (none if empty); loops
 // over short writes (fds go with the first chunk). MSG_NOSIGNAL: a peer
@@ -58,7 +59,7 @@ class FakeListener {
  private:
   FakeListener() = default;
   void Serve();
-  UniqueFd listen_;
+  UnixListener listen_;
   UniqueFd stop_r_, stop_w_;
   std::thread thread_;
   absl::Mutex mu_;
