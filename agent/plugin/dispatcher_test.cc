@@ -614,7 +614,7 @@ TEST(DispatcherShutdown, PendingCallsGetShutdown) {
     v1::PluginConfig a;
     a.set_name("a");
     a.set_address(addr);
-    a.set_timeout_ms(10000);
+    a.set_timeout_ms(60'000);  // the maximum a policy may set: twice the bound below
     a.set_stream(stream);
     auto d = PluginDispatcher::Create({a}, {});
     ASSERT_TRUE(d.ok());
@@ -625,7 +625,9 @@ TEST(DispatcherShutdown, PendingCallsGetShutdown) {
     ASSERT_TRUE(WaitUntil([&] { return f.requests() > before; })) << "the call reached the plugin";
     const auto start = std::chrono::steady_clock::now();
     d->reset();
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    // Generous (sanitizers, a loaded machine): what it shows is that the
+    // call is not left to its 60 s timeout.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
     EXPECT_EQ(p.get_future().get().error_kind, ErrorKind::kShutdown);
   }
 }

@@ -40,8 +40,17 @@ void StreamReactor::OnTimeout(uint64_t id) {
     std::lock_guard<std::recursive_mutex> l(mu_);
     pending_.erase(id);
     reset = ++consecutive_timeouts_ >= sink_->stream_timeouts_before_reset() && !closing_;
+    // Wedged: no new call is sent here (one sent between the cancel and the
+    // end of the read loop would fail as "unavailable" though the plugin is
+    // up), and the slot is emptied so the next call opens a new stream.
+    if (reset) closing_ = true;
   }
-  if (reset) ctx_.TryCancel();  // wedged: the read loop ends, the next call opens a new stream
+  if (!reset) return;
+  {
+    std::lock_guard<std::mutex> l(p_->stream_mu);
+    if (p_->stream.get() == this) p_->stream.reset();
+  }
+  ctx_.TryCancel();  // the read loop ends and fails what is still pending
 }
 
 void StreamReactor::OnWriteDone(bool ok) {
