@@ -94,7 +94,9 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
                    absl::StrCat(action.return_().value()), std::move(done));
     case v1::Action::kRedirectOpen:
     case v1::Action::kRewriteBind:
-    case v1::Action::kReplaceWrite: {
+    case v1::Action::kReplaceWrite:
+    case v1::Action::kSysinfo:
+    case v1::Action::kMknod: {
       const auto& r = policy.proto().redirect_roots();
       absl::StatusOr<injector::Outcome> out = ApplyAction(
           *injector_, listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));

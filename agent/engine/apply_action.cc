@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -10,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
 #include "agent/engine/substitute_plan.h"
+#include "agent/injector/privileged.h"
+#include "agent/policy/privileged_rules.h"
 #include "agent/seccomp/task_path.h"
 
 namespace seccomp_agent {
@@ -54,12 +57,46 @@ absl::Status PinTarget(const SyscallEvent& ev, const std::string& root, Substitu
   return absl::OkStatus();
 }
 
+// mknod: the allow list (agent/policy/privileged_rules.h) decides; the
+// injector creates (injector/privileged.h).
+absl::StatusOr<Outcome> ApplyMknod(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                   const SyscallEvent& ev, const v1::Mknod& rule) {
+  const bool at = ev.syscall == "mknodat";
+  const uint64_t mode = notif.data.args[at ? 2 : 1];
+  const DeviceRequest dev = DecodeMknod(mode, notif.data.args[at ? 3 : 2]);
+  if (dev.type == 0) {
+    // A file, FIFO or socket needs no privilege: the kernel runs the call
+    // with the task's own checks (mode and dev are registers, not memory).
+    return injector::ReplyPrivileged(u, listener, notif.id, true, 0, "continue (not a device node)");
+  }
+  if (FindAllowedDevice(rule, dev) == nullptr) {
+    return injector::ReplyPrivileged(
+        u, listener, notif.id, false, EPERM,
+        absl::StrCat("EPERM (", DeviceText(dev), " is not in the allow list)"));
+  }
+  if (!ev.path.has_value()) return ErrnoStatus(EFAULT, "mknod: the path was not read");
+  injector::NodeRequest req;
+  req.path = *ev.path;  // the agent's copy
+  req.dirfd = at ? static_cast<int32_t>(notif.data.args[0]) : AT_FDCWD;
+  req.mode = static_cast<mode_t>(mode);
+  req.dev = makedev(dev.major, dev.minor);
+  req.what = DeviceText(dev);
+  return injector::CreateNode(u, listener, notif, req);
+}
+
 }  // namespace
 
 absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
                                     const seccomp_notif& notif, const SyscallEvent& ev,
                                     const v1::Action& action,
                                     const std::vector<std::string>& redirect_roots) {
+  if (action.kind_case() == v1::Action::kSysinfo) {
+    return injector::AnswerSysinfo(injector.unotify(), listener, notif,
+                                   ev.container != nullptr ? ev.container->init_pid : 0);
+  }
+  if (action.kind_case() == v1::Action::kMknod) {
+    return ApplyMknod(injector.unotify(), listener, notif, ev, action.mknod());
+  }
   SA_ASSIGN_OR_RETURN(Plan plan, PlanAction(ev, action));
   if (action.kind_case() != v1::Action::kRedirectOpen) {
     return injector.Inject(listener, notif, plan.sub);

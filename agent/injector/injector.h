@@ -141,6 +141,9 @@ class Injector {
   // A task that went away is an OK Outcome with task_gone.
   absl::StatusOr<Outcome> Inject(int listener, const seccomp_notif& notif, const Substitute& sub);
 
+  // The notification interface the injector replies on (privileged.h
+  // takes it too).
+  UnotifyInterface& unotify() { return unotify_; }
   // Answers `id` with {error} (no substitute runs); `backend` and `result`
   // go into the Outcome for the decision log.
   absl::StatusOr<Outcome> Refuse(int listener, uint64_t id, int error, std::string_view backend,

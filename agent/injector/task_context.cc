@@ -306,7 +306,7 @@ absl::Status RunAsTask(const TaskCreds& creds, const FsContext& fs,
     __user_cap_data_struct data[2];
     memcpy(data, base.caps, sizeof(data));
     const uint64_t permitted = data[0].permitted | (uint64_t{data[1].permitted} << 32);
-    const uint64_t eff = (creds.same_user_ns ? creds.cap_eff : 0) & permitted;
+    const uint64_t eff = ((creds.same_user_ns ? creds.cap_eff : 0) | creds.grant_caps) & permitted;
     // A change of fsuid adjusted the fs capabilities: then always capset.
     if (eff != Effective(base.caps) || changed.fsuid) {
       changed.caps = true;

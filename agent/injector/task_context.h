@@ -86,6 +86,10 @@ struct TaskCreds {
   // cap_eff != 0 (it only decides whether capabilities are granted); false
   // otherwise.
   bool same_user_ns = true;
+  // Capabilities added to the effective set for the side effect, on top of
+  // the task's (privileged.h: CAP_MKNOD for a listed device node). Never
+  // set from the task: only the agent's code that needs one sets it.
+  uint64_t grant_caps = 0;
 };
 
 absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid);

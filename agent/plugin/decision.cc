@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <cstring>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/model/syscall_args.h"
+#include "agent/policy/privileged_rules.h"
 
 namespace seccomp_agent {
 namespace plugin {
@@ -216,6 +218,18 @@ absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
   return absl::OkStatus();
 }
 
+// The privileged actions: the rules live in agent/policy/privileged_rules.h
+// (shared with the policy loader).
+absl::Status CheckPrivileged(absl::string_view kind, bool (*applies)(absl::string_view),
+                             absl::string_view allowed, const ValidationContext& ctx,
+                             const std::optional<ActionProblem>& problem) {
+  if (!applies(ctx.syscall)) {
+    return Invalid(absl::StrCat(kind, " does not apply to ", ctx.syscall, " (only ", allowed, ")"));
+  }
+  if (problem) return Invalid(absl::StrCat(kind, ".", problem->field, ": ", problem->message));
+  return absl::OkStatus();
+}
+
 absl::Status CheckReturn(int64_t value, const ValidationContext& ctx) {
   if (!ReturnAllowedFor(ctx.syscall)) {
     return Invalid(absl::StrCat("return is refused for ", ctx.syscall));
@@ -319,6 +333,12 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
       return CheckRewriteBind(d.rewrite_bind(), ctx);
     case v1::Decision::kReplaceWrite:
       return CheckReplaceWrite(d.replace_write(), ctx);
+    case v1::Decision::kSysinfo:
+      return CheckPrivileged("sysinfo", SysinfoAppliesTo, "sysinfo", ctx,
+                             CheckSysinfo(d.sysinfo()));
+    case v1::Decision::kMknod:
+      return CheckPrivileged("mknod", MknodAppliesTo, "mknod, mknodat", ctx,
+                             CheckMknod(d.mknod()));
   }
   return Invalid(absl::StrCat("unknown decision kind ", d.kind_case()));
 }

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "agent/plugin/testing/test_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace seccomp_agent {
@@ -320,6 +321,50 @@ TEST_F(DecisionTest, CacheKeys) {
   SyscallEvent oc = OpenatEvent(&other, "/etc/a");
   EXPECT_NE(SyscallContainerKey("p", a), SyscallContainerKey("p", oc));
   EXPECT_NE(SyscallContainerKey("p", a), SyscallContainerKey("p", write_));
+}
+
+}  // namespace
+}  // namespace plugin
+}  // namespace seccomp_agent
+
+namespace seccomp_agent {
+namespace plugin {
+namespace {
+
+SyscallEvent EventNamed(const std::string& syscall) {
+  SyscallEvent ev;
+  ev.syscall = syscall;
+  ev.arch = NativeAuditArch();
+  return ev;
+}
+
+// The same rules as the policy loader (agent/policy/privileged_rules.h).
+TEST(PrivilegedDecisionTest, SysinfoOnlyForSysinfoAndFromCgroup) {
+  v1::Decision d;
+  d.mutable_sysinfo()->set_from_cgroup(true);
+  EXPECT_TRUE(Validate(d, EventNamed("sysinfo")).ok());
+  absl::Status s = Validate(d, EventNamed("uname"));
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("sysinfo does not apply to uname"));
+  d.mutable_sysinfo()->set_from_cgroup(false);
+  s = Validate(d, EventNamed("sysinfo"));
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("sysinfo.from_cgroup: must be true"));
+}
+
+TEST(PrivilegedDecisionTest, MknodListIsChecked) {
+  v1::Decision d;
+  v1::DeviceNode* n = d.mutable_mknod()->add_allow();
+  n->set_type("c");
+  n->set_major(1);
+  n->set_minor(3);
+  EXPECT_TRUE(Validate(d, EventNamed("mknodat")).ok());
+  EXPECT_THAT(Validate(d, EventNamed("openat")).message(),
+              ::testing::HasSubstr("mknod does not apply to openat"));
+  n->set_major(5000);
+  EXPECT_THAT(Validate(d, EventNamed("mknod")).message(),
+              ::testing::HasSubstr("mknod.allow[0].major: 5000 is larger than 4095"));
+  d.mutable_mknod()->clear_allow();
+  EXPECT_THAT(Validate(d, EventNamed("mknod")).message(),
+              ::testing::HasSubstr("mknod.allow: needs at least one device"));
 }
 
 }  // namespace

@@ -113,6 +113,12 @@ void FillResult(const v1::Decision& d, PluginResult* r) {
     case v1::Decision::kReplaceWrite:
       *r->action.mutable_replace_write() = d.replace_write();
       break;
+    case v1::Decision::kSysinfo:
+      *r->action.mutable_sysinfo() = d.sysinfo();
+      break;
+    case v1::Decision::kMknod:
+      *r->action.mutable_mknod() = d.mknod();
+      break;
     case v1::Decision::kInject:
       r->kind = PluginResult::Kind::kInject;
       r->inject = d.inject();

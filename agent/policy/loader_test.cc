@@ -364,6 +364,38 @@ const BadCase kBadCases[] = {
     {"ReplaceWriteWithoutMode",
      WithRules("  - name: r\n    match: {syscalls: [write]}\n    action: {replace_write: {}}\n"),
      "rules[0] \"r\": action.replace_write: needs replace or redact_regex"},
+    {"SysinfoWithoutFromCgroup",
+     WithRules("  - name: s\n    match: {syscalls: [sysinfo]}\n    action: {sysinfo: {}}\n"),
+     "policy.yaml: rules[0] \"s\": action.sysinfo.from_cgroup: must be true"},
+    {"SysinfoOnAnotherSyscall",
+     WithRules("  - name: s\n    match: {syscalls: [uname]}\n"
+               "    action: {sysinfo: {from_cgroup: true}}\n"),
+     "rules[0] \"s\": match.syscalls[0]: action sysinfo cannot apply to \"uname\""},
+    {"SysinfoWithoutSyscalls",
+     WithRules("  - name: s\n    action: {sysinfo: {from_cgroup: true}}\n"),
+     "rules[0] \"s\": match.syscalls: action sysinfo needs a syscall list naming only sysinfo"},
+    {"MknodEmptyAllowList",
+     WithRules("  - name: m\n    match: {syscalls: [mknod]}\n    action: {mknod: {}}\n"),
+     "rules[0] \"m\": action.mknod.allow: needs at least one device"},
+    {"MknodBadType",
+     WithRules("  - name: m\n    match: {syscalls: [mknodat]}\n"
+               "    action: {mknod: {allow: [{type: c, major: 1, minor: 3}, {type: p}]}}\n"),
+     "rules[0] \"m\": action.mknod.allow[1].type: must be \"c\" or \"b\", got \"p\""},
+    {"MknodMajorTooLarge",
+     WithRules("  - name: m\n    match: {syscalls: [mknod]}\n"
+               "    action: {mknod: {allow: [{type: b, major: 4096, minor: 0}]}}\n"),
+     "rules[0] \"m\": action.mknod.allow[0].major: 4096 is larger than 4095"},
+    {"MknodMinorTooLarge",
+     WithRules("  - name: m\n    match: {syscalls: [mknod]}\n"
+               "    action: {mknod: {allow: [{type: c, major: 1, minor: 1048576}]}}\n"),
+     "rules[0] \"m\": action.mknod.allow[0].minor: 1048576 is larger than 1048575"},
+    {"MknodOnOpen",
+     WithRules("  - name: m\n    match: {syscalls: [mknod, openat]}\n"
+               "    action: {mknod: {allow: [{type: c, major: 1, minor: 3}]}}\n"),
+     "rules[0] \"m\": match.syscalls[1]: action mknod cannot apply to \"openat\" (only mknod, "
+     "mknodat)"},
+    {"MknodAsDefault", "version: 1\ndefault_action: {mknod: {allow: [{type: c, major: 1}]}}\n",
+     "policy.yaml: default_action: must be allow, deny, return or log, got mknod"},
     {"UndeclaredPlugin", WithRules("  - name: r\n    action: {plugin: nope}\n"),
      "policy.yaml: rules[0] \"r\": action.plugin.name: plugin \"nope\" is not declared"},
     {"BadPluginAddress",
@@ -442,6 +474,29 @@ INSTANTIATE_TEST_SUITE_P(AllBadPolicies, BadPolicyTest, ::testing::ValuesIn(kBad
                          [](const ::testing::TestParamInfo<BadCase>& i) { return i.param.name; });
 
 // FromProto runs the same validation as files.
+TEST(LoaderTest, PrivilegedActionsLoad) {
+  auto p = ParsePolicyText(R"(version: 1
+default_action: {deny: {errno: EPERM}}
+rules:
+  - name: free
+    match: {syscalls: [sysinfo]}
+    action: {sysinfo: {from_cgroup: true}}
+  - name: devices
+    match: {syscalls: [mknod, mknodat]}
+    action:
+      mknod:
+        allow: [{type: c, major: 1, minor: 3}, {type: c, major: 10, minor: 229}]
+)",
+                           "policy.yaml");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE(ValidatePolicy(*p, "policy.yaml").ok()) << ValidatePolicy(*p, "policy.yaml");
+  EXPECT_TRUE(p->rules(0).action().sysinfo().from_cgroup());
+  ASSERT_EQ(p->rules(1).action().mknod().allow_size(), 2);
+  EXPECT_EQ(p->rules(1).action().mknod().allow(1).type(), "c");
+  EXPECT_EQ(p->rules(1).action().mknod().allow(1).major(), 10u);
+  EXPECT_EQ(p->rules(1).action().mknod().allow(1).minor(), 229u);
+}
+
 TEST(LoaderTest, FromProtoValidatesToo) {
   v1::Policy p;
   p.set_version(1);

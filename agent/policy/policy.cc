@@ -54,6 +54,8 @@ uint32_t ActionNeeds(const v1::Action& a) {
       return kNeedPath;  // the injector maps the path it was given
     case v1::Action::kRewriteBind:
       return kNeedSockaddr;
+    case v1::Action::kMknod:
+      return kNeedPath;  // the agent creates the node at the path it was given
     case v1::Action::kReplaceWrite:
       return a.replace_write().has_redact_regex() ? kNeedWriteBytes : kNeedNothing;
     case v1::Action::kLog:
@@ -87,6 +89,10 @@ std::string ActionKindName(const v1::Action& action) {
       return "replace_write";
     case v1::Action::kPlugin:
       return "plugin";
+    case v1::Action::kSysinfo:
+      return "sysinfo";
+    case v1::Action::kMknod:
+      return "mknod";
     case v1::Action::KIND_NOT_SET:
       break;
   }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "agent/policy/loader.h"
 #include "agent/policy/policy.h"
 #include "agent/model/syscall_args.h"
+#include "agent/policy/privileged_rules.h"
 
 namespace seccomp_agent {
 namespace {
@@ -457,7 +459,7 @@ class Validator {
       case v1::Action::KIND_NOT_SET:
         return Err(label, "action",
                    "required (one of allow, deny, return, log, redirect_open, rewrite_bind, "
-                   "replace_write, plugin)");
+                   "replace_write, sysinfo, mknod, plugin)");
       case v1::Action::kAllow:
       case v1::Action::kLog:
         return absl::OkStatus();
@@ -529,6 +531,12 @@ class Validator {
         }
         return absl::OkStatus();
       }
+      case v1::Action::kSysinfo:
+        SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "sysinfo", SysinfoAppliesTo, "sysinfo"));
+        return CheckPrivileged(label, "action.sysinfo", CheckSysinfo(a.sysinfo()));
+      case v1::Action::kMknod:
+        SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "mknod", MknodAppliesTo, "mknod, mknodat"));
+        return CheckPrivileged(label, "action.mknod", CheckMknod(a.mknod()));
       case v1::Action::kPlugin: {
         const std::string& name = a.plugin().name();
         if (name.empty()) return Err(label, "action.plugin.name", "required");
@@ -540,6 +548,12 @@ class Validator {
       }
     }
     return Err(label, "action", "unknown action kind");
+  }
+
+  absl::Status CheckPrivileged(const std::string& label, absl::string_view action,
+                               const std::optional<ActionProblem>& problem) {
+    if (!problem) return absl::OkStatus();
+    return Err(label, absl::StrCat(action, ".", problem->field), problem->message);
   }
 
   // The regex must compile with RE2, the engine that runs it (so no

@@ -126,6 +126,19 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
   j["root"] = {{"path", c->rootfs_}, {"readonly", false}};
   j["hostname"] = config.hostname;
   for (const auto& [k, v] : config.annotations) j["annotations"][k] = v;
+  if (config.user.has_value()) {
+    j["process"]["user"] = {{"uid", config.user->first}, {"gid", config.user->second}};
+  }
+  if (config.no_capabilities) {
+    const nlohmann::json none = nlohmann::json::array();
+    j["process"]["capabilities"] = {{"bounding", none}, {"effective", none},
+                                    {"inheritable", none}, {"permitted", none},
+                                    {"ambient", none}};
+    j["process"]["noNewPrivileges"] = true;
+  }
+  if (config.memory_limit.has_value()) {
+    j["linux"]["resources"]["memory"] = {{"limit", *config.memory_limit}};
+  }
   if (config.host_pid_namespace) {
     nlohmann::json& ns = j["linux"]["namespaces"];
     ns.erase(std::remove_if(ns.begin(), ns.end(),

@@ -5,10 +5,12 @@
 #ifndef SECCOMP_AGENT_INTEGRATION_HARNESS_CONTAINER_H_
 #define SECCOMP_AGENT_INTEGRATION_HARNESS_CONTAINER_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,6 +63,12 @@ struct ContainerConfig {
   // No pid namespace of its own: the container sees the host's pids (and
   // its /proc is the host pid namespace's), as with `--pid=host`.
   bool host_pid_namespace = false;
+  // process.user uid/gid (both) when set; root otherwise.
+  std::optional<std::pair<uint32_t, uint32_t>> user;
+  // No capabilities at all (every set empty) and noNewPrivileges.
+  bool no_capabilities = false;
+  // linux.resources.memory.limit in bytes.
+  std::optional<int64_t> memory_limit;
 };
 
 // One container: its temp dir holds bundle/config.json, bundle/rootfs and

@@ -1,0 +1,81 @@
+// Privileged operations the agent performs for a task that lacks the
+// privilege itself (README "Privileged operations"): sysinfo answered from
+// the container's cgroup, mknod of listed device nodes. Neither is a
+// substitution the kernel could inject (the task would fail the kernel's
+// own check), so both run in the agent, and both are written so that the
+// agent does no more than the policy lists (SECURITY.md "Privileged
+// operations"):
+//
+// sysinfo: the struct is built from the task's cgroup (cgroup_view.h), the
+//   host's loads and the container's start time, for the call's ABI
+//   (x86_64 or i386), and written into the task at the pointer it passed
+//   through /proc/TID/mem, which is opened BEFORE NOTIF_ID_VALID is checked:
+//   the fd pins the task's address space, so a task that dies after the
+//   check (and a pid that is reused) cannot redirect the write to another
+//   process. Then the call returns 0 (EFAULT when the write fails).
+// mknod, mknodat: the caller (agent/engine/apply_action: the policy's
+//   allow list, agent/policy/privileged_rules.h) decided that the device
+//   may be made; the injector knows nothing of policies. The node is created in the calling thread standing in the task's
+//   root, cwd, umask, fsuid/fsgid and groups (task_context.h) with one
+//   capability added, CAP_MKNOD: the parent directory is looked up with
+//   openat2(O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS) from the task's root
+//   or cwd/dirfd, then mknodat(parent, name): the directory's permission
+//   check is the task's (no DAC override), the final name is never
+//   followed (an existing name, a symlink included, is EEXIST), the node
+//   is owned by the task's fsuid/fsgid with the task's umask.
+#ifndef SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
+#define SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
+
+#include <linux/seccomp.h>
+#include <sys/sysinfo.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/injector/cgroup_view.h"
+#include "agent/injector/injector.h"
+#include "agent/seccomp/unotify.h"
+
+namespace seccomp_agent::injector {
+
+inline constexpr std::string_view kBackendAgent = "agent";
+
+// The sysinfo struct for `arch` (AUDIT_ARCH_X86_64 or AUDIT_ARCH_I386) from
+// the cgroup's view, the host's own sysinfo (loads, and the ceiling of
+// every memory value) and the container's uptime in seconds. Pure.
+absl::StatusOr<std::string> BuildSysinfo(uint32_t arch, const CgroupMemory& cg,
+                                         const struct sysinfo& host, int64_t uptime_s);
+
+// Seconds since the container's init (`init_pid`, when it is in the task's
+// pid namespace) or else the task itself started.
+absl::StatusOr<int64_t> ContainerUptime(pid_t tid, pid_t init_pid);
+
+// Builds and writes the answer, then replies (0, or EFAULT when the write
+// fails). `init_pid`: the container's init, for the uptime (0: unknown).
+absl::StatusOr<Outcome> AnswerSysinfo(UnotifyInterface& unotify, int listener,
+                                      const seccomp_notif& notif, pid_t init_pid);
+
+// What to create: the agent's copy of the task's path, its dirfd (AT_FDCWD
+// for mknod or a cwd-relative mknodat), and the mode and device from the
+// registers.
+struct NodeRequest {
+  std::string path;
+  int dirfd = -100;  // AT_FDCWD
+  mode_t mode = 0;
+  dev_t dev = 0;
+  std::string what;  // for the decision log, e.g. "c 1:3"
+};
+
+// Creates the node as the task (see the top of this file) and replies 0 or
+// the errno the task's own mknodat would have given.
+absl::StatusOr<Outcome> CreateNode(UnotifyInterface& unotify, int listener,
+                                   const seccomp_notif& notif, const NodeRequest& req);
+
+// Replies {error} (or CONTINUE) for a privileged call the caller refused;
+// the Outcome names the agent as the backend.
+absl::StatusOr<Outcome> ReplyPrivileged(UnotifyInterface& unotify, int listener, uint64_t id,
+                                        bool allow, int error, std::string result);
+
+}  // namespace seccomp_agent::injector
+
+#endif  // SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_

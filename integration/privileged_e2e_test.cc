@@ -1,0 +1,213 @@
+// Privileged operations end to end (README "Privileged operations"): the
+// real agent serves runc and crun containers whose process runs as uid 1000
+// with no capabilities at all (noNewPrivileges), so every success below is
+// the agent's doing, not the task's:
+//  * `free` and `uptime` (busybox, through sysinfo(2)) inside a container
+//    with a 256 MiB memory limit show 256 MiB and the container's uptime;
+//  * `mknod /tmp/null c 1 3` creates a node owned by uid 1000 that behaves
+//    as /dev/null; `mknod /tmp/sda b 8 0` fails with EPERM;
+//  * escape attempts against mknod (symlinks, "..", /proc magic links, a
+//    FIFO or device at the name or in the path) create nothing outside the
+//    container's root and never block the agent.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "integration/harness/agent_process.h"
+#include "integration/harness/container.h"
+#include "nlohmann/json.hpp"
+
+namespace seccomp_agent::integration {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kPolicy[] = R"(
+version: 1
+default_action: {allow: {}}
+rules:
+  - name: sysinfo-from-cgroup
+    match: {syscalls: [sysinfo]}
+    action: {sysinfo: {from_cgroup: true}}
+  - name: harmless-devices
+    match: {syscalls: [mknod, mknodat]}
+    action:
+      mknod:
+        allow:
+          - {type: c, major: 1, minor: 3}
+          - {type: c, major: 1, minor: 5}
+          - {type: c, major: 1, minor: 7}
+          - {type: c, major: 1, minor: 8}
+          - {type: c, major: 1, minor: 9}
+          - {type: c, major: 5, minor: 0}
+          - {type: c, major: 10, minor: 229}
+)";
+
+constexpr int64_t k256MiB = int64_t{256} << 20;
+
+class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0) << "needs root (containers)";
+    AgentOptions o;
+    o.policy_yaml = kPolicy;
+    auto a = Agent::Start(o);
+    ASSERT_TRUE(a.ok()) << a.status();
+    agent_ = *std::move(a);
+  }
+
+  // `script` as uid 1000 without capabilities, sysinfo and mknod* trapped.
+  ProcessResult Run(const std::string& name, const std::string& script) {
+    id_ = UniqueContainerId(absl::StrCat("e2e-priv-", name, "-", RuntimeName(GetParam())));
+    ContainerConfig cfg;
+    cfg.args = {"sh", "-c", script};
+    cfg.seccomp = SeccompConfig{agent_->socket_path(), std::nullopt,
+                                {"sysinfo", "mknod", "mknodat"}};
+    cfg.user = std::make_pair(1000u, 1000u);
+    cfg.no_capabilities = true;
+    cfg.memory_limit = k256MiB;
+    auto c = Container::Create(GetParam(), id_, cfg);
+    EXPECT_TRUE(c.ok()) << c.status();
+    if (!c.ok()) return ProcessResult{};
+    container_ = *std::move(c);
+    ProcessResult r = container_->Run(absl::Seconds(60));
+    EXPECT_FALSE(r.exit.timed_out) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+    return r;
+  }
+
+  // Every decision of `rule` for this container, once `count` are logged.
+  std::vector<nlohmann::json> DecisionsOf(const std::string& rule, size_t count) {
+    std::vector<nlohmann::json> found;
+    agent_->WaitForDecisions(
+        id_,
+        [&](const std::vector<nlohmann::json>& ds) {
+          found.clear();
+          for (const auto& d : ds) {
+            if (d.value("rule", "") == rule) found.push_back(d);
+          }
+          return found.size() >= count;
+        },
+        absl::Seconds(10));
+    return found;
+  }
+
+  std::string Rootfs() const { return container_->rootfs(); }
+
+  std::unique_ptr<Agent> agent_;
+  std::unique_ptr<Container> container_;
+  std::string id_;
+};
+
+TEST_P(PrivilegedE2ETest, FreeAndUptimeShowTheContainersCgroup) {
+  ProcessResult r = Run("sysinfo", "free; uptime");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe();
+  // busybox free prints KiB: 256 MiB = 262144 KiB in the Mem: line's total
+  // column. (Its used column subtracts buff/cache, which busybox reads
+  // from /proc/meminfo, the host's: README says so.)
+  EXPECT_THAT(r.out, testing::ContainsRegex("Mem: +262144")) << r.out;
+  EXPECT_THAT(r.out, testing::ContainsRegex("Swap: +0 ")) << r.out;  // no swap accounting here
+  // The container started seconds ago; the host has been up far longer.
+  EXPECT_THAT(r.out, testing::ContainsRegex("up +[01] min")) << r.out;
+  std::vector<nlohmann::json> ds = DecisionsOf("sysinfo-from-cgroup", 2);
+  ASSERT_GE(ds.size(), 2u) << agent_->Stderr();
+  for (const auto& d : ds) {
+    EXPECT_EQ(d["action"], "sysinfo");
+    EXPECT_EQ(d["backend"], "agent");
+    EXPECT_THAT(d["result"].get<std::string>(), HasSubstr("totalram 268435456 ")) << d.dump();
+  }
+}
+
+TEST_P(PrivilegedE2ETest, ListedDeviceIsCreatedAndWorksUnlistedIsEperm) {
+  ProcessResult r = Run("mknod",
+                        "mknod /tmp/null c 1 3 || exit 3; "
+                        "echo lost > /tmp/null || exit 4; "
+                        "echo size=$(wc -c < /tmp/null); "
+                        "mknod /tmp/sda b 8 0; echo sda=$?; "
+                        "mknod /tmp/mem c 1 1; echo mem=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("size=0"));  // it reads like /dev/null
+  EXPECT_THAT(r.out, HasSubstr("sda=1"));
+  EXPECT_THAT(r.out, HasSubstr("mem=1"));
+  EXPECT_THAT(r.err, HasSubstr("Operation not permitted"));
+  struct stat st;
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(major(st.st_rdev), 1u);
+  EXPECT_EQ(minor(st.st_rdev), 3u);
+  EXPECT_EQ(st.st_uid, 1000u);  // owned as the task would own it
+  EXPECT_EQ(st.st_gid, 1000u);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);  // 0666 & ~umask 022
+  EXPECT_NE(lstat((Rootfs() + "/tmp/sda").c_str(), &st), 0);
+  EXPECT_NE(lstat((Rootfs() + "/tmp/mem").c_str(), &st), 0);
+  std::vector<nlohmann::json> ds = DecisionsOf("harmless-devices", 3);
+  ASSERT_EQ(ds.size(), 3u) << agent_->Stderr();
+  EXPECT_THAT(ds[0]["result"].get<std::string>(), HasSubstr("0 (created c 1:3 mode 0644 uid 1000"));
+  EXPECT_EQ(ds[0]["args"]["path"], "/tmp/null");
+  EXPECT_EQ(ds[1]["result"], "EPERM (b 8:0 is not in the allow list)");
+  EXPECT_EQ(ds[2]["result"], "EPERM (c 1:1 is not in the allow list)");
+}
+
+// Each line tries to get a node created outside the container's root, or
+// through something other than a plain directory; each must fail inside.
+TEST_P(PrivilegedE2ETest, EscapeAttemptsCreateNothingOutsideTheRoot) {
+  const std::string tag = absl::StrCat("sa-priv-escape-", getpid(), "-", RuntimeName(GetParam()));
+  const std::string script = absl::StrCat(
+      "cd /tmp; ",
+      // ".." above the root stays at the root: lands in the container's /tmp.
+      "mknod /tmp/../../../../../../tmp/", tag, "-dd c 1 3; echo dd=$?; ",
+      // An absolute symlink resolves in the container's root.
+      "mkdir /tmp/d; ln -s /tmp/d /tmp/sl; mknod /tmp/sl/", tag, "-sl c 1 3; echo sl=$?; ",
+      // The final name is never followed, dangling or not.
+      "ln -s /tmp/", tag, "-target /tmp/dangling; mknod /tmp/dangling c 1 3; echo dangling=$?; ",
+      // Magic links are refused (ELOOP), whoever they would name.
+      "mknod /proc/self/cwd/", tag, "-pm c 1 3; echo pm=$?; ",
+      "mknod /proc/1/root/tmp/", tag, "-pr c 1 3; echo pr=$?; ",
+      // A FIFO or device at the name: EEXIST, nothing opened, nothing blocks.
+      "mkfifo /tmp/fifo; mknod /tmp/fifo c 1 3; echo fifo=$?; ",
+      "mknod /tmp/n c 1 3; mknod /tmp/n c 1 3; echo again=$?; ",
+      // A device or FIFO in the path: not a directory.
+      "mknod /tmp/n/x c 1 3; echo indev=$?; mknod /tmp/fifo/x c 1 3; echo infifo=$?; ",
+      // A directory uid 1000 may not write: the task's own permission check.
+      "mknod /etc/", tag, "-etc c 1 3; echo etc=$?; ",
+      // Relative to the cwd.
+      "mknod rel c 1 5; echo rel=$?");
+  ProcessResult r = Run("escape", script);
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"dd=0", "sl=0", "dangling=1", "pm=1", "pr=1", "fifo=1", "again=1",
+                           "indev=1", "infifo=1", "etc=1", "rel=0"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  struct stat st;
+  // Inside the root, where the kernel would have put them.
+  EXPECT_EQ(lstat((Rootfs() + "/tmp/" + tag + "-dd").c_str(), &st), 0);
+  EXPECT_EQ(lstat((Rootfs() + "/tmp/d/" + tag + "-sl").c_str(), &st), 0);
+  EXPECT_EQ(lstat((Rootfs() + "/tmp/rel").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  // Nowhere else: not on the host, not in the agent's cwd, not through the
+  // dangling link, not in the container's /etc.
+  for (const std::string& p :
+       {"/tmp/" + tag + "-dd", "/tmp/" + tag + "-sl", "/tmp/" + tag + "-target",
+        "/tmp/" + tag + "-pm", "/tmp/" + tag + "-pr", "/" + tag + "-pm",
+        absl::StrCat("/proc/", agent_->pid(), "/cwd/", tag, "-pm"), Rootfs() + "/tmp/" + tag + "-target",
+        Rootfs() + "/tmp/" + tag + "-pm", Rootfs() + "/tmp/" + tag + "-pr",
+        Rootfs() + "/etc/" + tag + "-etc"}) {
+    EXPECT_NE(lstat(p.c_str(), &st), 0) << p << " exists";
+  }
+  // The FIFO at the name is still a FIFO.
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,
+                         ::testing::Values(Runtime::kRunc, Runtime::kCrun),
+                         [](const auto& info) { return std::string(RuntimeName(info.param)); });
+
+}  // namespace
+}  // namespace seccomp_agent::integration
