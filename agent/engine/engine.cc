@@ -24,6 +24,7 @@
 #include "agent/common/status.h"
 #include "agent/engine/decoder.h"
 #include "agent/seccomp/syscall_names.h"
+#include "agent/seccomp/task_path.h"
 
 namespace seccomp_agent {
 namespace {
@@ -205,6 +206,7 @@ struct Engine::Pending {
   const v1::Action* action = nullptr;  // in *bound->policy
   int rule_index = -1;
   ActionHandler* handler = nullptr;    // bound->handler, else the engine's
+  CallRoot root;  // the task root this call's paths were resolved in
 };
 
 Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
@@ -619,6 +621,10 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   ActionHandler* const handler = bound->handler != nullptr ? bound->handler : handler_;
 
   SyscallEvent ev = EventOf(e->info, n);
+  // Every resolution in the task's root for this call (decode, a redirect
+  // target, the emulated open) shares one open of /proc/PID/root.
+  CallRoot root(ev.pid);
+  CallRootScope root_scope(&root);
 
   // x32 (AUDIT_ARCH_X86_64 with __X32_SYSCALL_BIT): a third ABI whose
   // numbers no rule names; refused (ENOSYS, as a kernel without x32 says)
@@ -730,6 +736,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
         p->action = &action;
         p->rule_index = v.rule_index;
         p->handler = handler;
+        p->root = std::move(root);
         // May take long: let a follower lead meanwhile.
         if (lead.owns_lock()) lead.unlock();
         RunInLane(std::move(p));
@@ -786,6 +793,7 @@ void Engine::RunInLane(std::shared_ptr<Pending> p) {
 
 void Engine::CallHandler(const std::shared_ptr<Pending>& p) {
   if (tls_busy != nullptr) tls_busy->store(NowNs(), std::memory_order_relaxed);
+  CallRootScope root_scope(&p->root);
   p->handler->Handle(p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index,
                      *p->bound->policy, [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
                        Finish(p, std::move(out));

@@ -203,8 +203,8 @@ class EmulationBackend : public Backend {
     // their restore). Everything else stands in the task's root and cwd.
     const bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
     const bool in_root = absolute && !creates;
-    if (in_root) req.root_fd = fs.root.get();
-    const FsContext ctx = in_root ? FsContext{} : FsContext{fs.root.get(), fs.cwd.get()};
+    if (in_root) req.root_fd = fs.root;
+    const FsContext ctx = in_root ? FsContext{} : FsContext{fs.root, fs.cwd.get()};
     SafeOpenResult opened;
     bool gone = false;
     SA_RETURN_IF_ERROR(RunAsTask(creds, ctx, [&] {
@@ -248,7 +248,7 @@ class EmulationBackend : public Backend {
     SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(notif.pid, /*want_cwd=*/true));
     int rc = -1, err = 0;
     bool gone = false;
-    SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
+    SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root, fs.cwd.get()}, [&] {
       if (!u_.IdValid(listener, notif.id).ok()) {
         gone = true;
         return;

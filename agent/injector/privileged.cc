@@ -281,7 +281,7 @@ absl::StatusOr<Outcome> CreateNode(UnotifyInterface& u, int listener, const secc
   int err = 0;
   bool gone = false;
   std::string note;
-  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
+  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root, fs.cwd.get()}, [&] {
     if (!u.IdValid(listener, notif.id).ok()) {  // before the side effect
       gone = true;
       return;

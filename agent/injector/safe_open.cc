@@ -66,6 +66,11 @@ SafeOpenResult Check(int fd, bool opening) {
   return {};
 }
 
+// Clears the O_NONBLOCK an fd was opened with (`opened`: its open flags).
+// F_SETFL looks only at O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME and
+// FASYNC, all known from the open flags, so no F_GETFL first.
+bool ClearNonblock(int fd, int opened) { return fcntl(fd, F_SETFL, opened & ~O_NONBLOCK) == 0; }
+
 // Step 3: reopens the checked O_PATH fd with the task's flags.
 SafeOpenResult Reopen(UniqueFd path_fd, int flags) {
   char name[16];
@@ -74,10 +79,7 @@ SafeOpenResult Reopen(UniqueFd path_fd, int flags) {
   SafeOpenResult r;
   r.fd.reset(openat(g_fd_dir, name, reopen));
   if (!r.fd) return Error(errno);
-  if (!(flags & O_NONBLOCK)) {
-    const int fl = fcntl(r.fd.get(), F_GETFL);
-    if (fl < 0 || fcntl(r.fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) return Error(errno);
-  }
+  if (!(flags & O_NONBLOCK) && !ClearNonblock(r.fd.get(), reopen)) return Error(errno);
   return r;
 }
 
@@ -87,10 +89,7 @@ SafeOpenResult Create(int dirfd, const char* path, int flags, mode_t mode, uint6
   SafeOpenResult r;
   r.fd.reset(Openat2(dirfd, path, flags | O_NONBLOCK | O_NOCTTY, mode, resolve));
   if (!r.fd) return Error(errno);
-  if (!(flags & O_NONBLOCK)) {
-    const int fl = fcntl(r.fd.get(), F_GETFL);
-    if (fl < 0 || fcntl(r.fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) return Error(errno);
-  }
+  if (!(flags & O_NONBLOCK) && !ClearNonblock(r.fd.get(), flags | O_NONBLOCK)) return Error(errno);
   return r;
 }
 

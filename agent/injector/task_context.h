@@ -108,9 +108,13 @@ struct FsContext {
   int cwd_fd = -1;   // O_PATH fd of /proc/TID/cwd, or -1: keep
 };
 
-// Opens /proc/TID/root and, if `want_cwd`, /proc/TID/cwd (O_PATH).
+// /proc/TID/root and, if `want_cwd`, /proc/TID/cwd (O_PATH). The root is
+// the calling thread's call root when it has one for `tid` (the one the
+// engine resolved this call's paths in: agent/seccomp/task_path.h,
+// CallRoot), else opened here.
 struct TaskFs {
-  UniqueFd root;
+  int root = -1;        // the call root's fd, or root_owned's
+  UniqueFd root_owned;
   UniqueFd cwd;
 };
 absl::StatusOr<TaskFs> OpenTaskFs(pid_t tid, bool want_cwd);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <deque>
 #include <vector>
 
@@ -64,8 +65,11 @@ bool OnProcfs(int fd) {
 // The task's context for one resolution.
 struct Task {
   pid_t pid = 0;
-  UniqueFd root;  // /proc/PID/root (O_PATH)
+  int root = -1;  // /proc/PID/root (O_PATH): the call root's, or `owned`
+  UniqueFd owned;
 };
+
+thread_local CallRoot* tls_call_root = nullptr;
 
 // Where `target` (an O_PATH fd the agent holds) is in the task's root: the
 // kernel's name for it (readlink of our /proc/self/fd/N, which reads
@@ -82,7 +86,7 @@ absl::StatusOr<std::string> PathInRoot(const Task& t, int target) {
   }
   for (const std::string& c : candidates) {
     if (c.empty() || c[0] != '/') continue;
-    UniqueFd f(Openat2(t.root.get(), c, O_PATH | O_NOFOLLOW,
+    UniqueFd f(Openat2(t.root, c, O_PATH | O_NOFOLLOW,
                        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
     if (f && SameInode(f.get(), target)) return c;
   }
@@ -128,6 +132,23 @@ absl::StatusOr<std::vector<std::string>> TaskSelf(const Task& t, int proc_root, 
 }
 
 }  // namespace
+
+CallRootScope::CallRootScope(CallRoot* root) : prev_(tls_call_root) { tls_call_root = root; }
+
+CallRootScope::~CallRootScope() { tls_call_root = prev_; }
+
+absl::StatusOr<int> TaskRootFd(pid_t pid, UniqueFd& owned) {
+  CallRoot* call = tls_call_root;
+  const bool shared = call != nullptr && call->pid_ == pid && pid > 0;
+  if (shared && call->fd_) return call->fd_.get();
+  char path[40];
+  snprintf(path, sizeof(path), "/proc/%d/root", static_cast<int>(pid));
+  UniqueFd fd(open(path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  UniqueFd& keep = shared ? call->fd_ : owned;
+  keep = std::move(fd);
+  return keep.get();
+}
 
 std::string JoinNormalize(const std::string& base, const std::string& rel) {
   std::vector<std::string> parts;
@@ -191,14 +212,14 @@ class Walker {
   // symlink: every one was resolved on the way).
   absl::Status Reset(const std::vector<std::string>& names) {
     names_ = names;
-    cur_.reset(Openat2(t_.root.get(), Join(names_), O_PATH | O_DIRECTORY,
+    cur_.reset(Openat2(t_.root, Join(names_), O_PATH | O_DIRECTORY,
                        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
     if (!cur_) return ErrnoStatus(errno, absl::StrCat("open ", Join(names_), " in the task's root"));
     if (proc_depth_ > static_cast<int>(names_.size())) proc_depth_ = -1;
     if (proc_depth_ < 0 && !names_.empty() && OnProcfs(cur_.get())) {
       proc_depth_ = static_cast<int>(names_.size());  // a magic link landed in procfs
       while (proc_depth_ > 1) {  // find the mount's top: the first procfs ancestor
-        UniqueFd up(Openat2(t_.root.get(),
+        UniqueFd up(Openat2(t_.root,
                             Join({names_.begin(), names_.begin() + proc_depth_ - 1}),
                             O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS));
         if (!up || !OnProcfs(up.get())) break;
@@ -263,18 +284,16 @@ class Walker {
 // Fast path: no symlink anywhere on the way (see the header).
 bool NoSymlinks(const Task& t, const std::string& abs, bool follow_last) {
   constexpr uint64_t kStrict = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  UniqueFd f(Openat2(t.root.get(), abs, O_PATH | O_NOFOLLOW, kStrict));
-  if (f) {
-    // O_NOFOLLOW hands back a trailing symlink itself.
-    struct stat st;
-    if (follow_last && (fstat(f.get(), &st) != 0 || S_ISLNK(st.st_mode))) return false;
-    return !OnProcfs(f.get());
-  }
+  // With O_NOFOLLOW a trailing symlink is handed back itself (the name is
+  // the link's); without it RESOLVE_NO_SYMLINKS refuses a trailing symlink
+  // with ELOOP, and the walk follows it. No fstat needed either way.
+  UniqueFd f(Openat2(t.root, abs, O_PATH | (follow_last ? 0 : O_NOFOLLOW), kStrict));
+  if (f) return !OnProcfs(f.get());
   if (errno != ENOENT) return false;
   const size_t slash = abs.find_last_of('/');
   const std::string last = abs.substr(slash + 1);
   if (last.empty() || last == "." || last == "..") return false;
-  UniqueFd parent(Openat2(t.root.get(), slash == 0 ? "/" : abs.substr(0, slash),
+  UniqueFd parent(Openat2(t.root, slash == 0 ? "/" : abs.substr(0, slash),
                           O_PATH | O_DIRECTORY, kStrict));
   return parent && !OnProcfs(parent.get());
 }
@@ -286,9 +305,7 @@ absl::StatusOr<std::string> ResolveTaskPath(pid_t pid, int64_t dirfd, const std:
   if (path.empty()) return ErrnoStatus(ENOENT, "empty path");
   Task t;
   t.pid = pid;
-  t.root.reset(open(absl::StrCat("/proc/", pid, "/root").c_str(),
-                    O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!t.root) return ErrnoStatus(errno, absl::StrCat("open /proc/", pid, "/root"));
+  SA_ASSIGN_OR_RETURN(t.root, TaskRootFd(pid, t.owned));
   std::string base = "/";
   if (path[0] != '/') {
     const std::string link = dirfd == AT_FDCWD

@@ -36,8 +36,51 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "agent/common/fd.h"
 
 namespace seccomp_agent {
+
+// One trapped call's task root: /proc/PID/root (O_PATH), opened on first use
+// and then shared by every resolution in the task's root made for that ONE
+// call (the engine's rule match, the redirect target's pin, the emulated
+// open: three opens of /proc/PID/root per emulated call before). Never kept
+// past the call: a task may chroot, pivot_root or unshare its mount
+// namespace between two calls, and its pid may be reused once the call is
+// over. Within the call the pid is the trapped task's (the engine checks
+// NOTIF_ID_VALID after the first resolution, the emulation again before its
+// side effect); a peer thread that changes the shared root during the call
+// races the call as it would in the kernel, and every step of the call then
+// uses the root the decision was made in.
+class CallRoot {
+ public:
+  CallRoot() = default;
+  explicit CallRoot(pid_t pid) : pid_(pid) {}
+  pid_t pid() const { return pid_; }
+
+ private:
+  friend absl::StatusOr<int> TaskRootFd(pid_t pid, UniqueFd& owned);
+  pid_t pid_ = 0;
+  UniqueFd fd_;
+};
+
+// Makes `root` the calling thread's call root while alive (the previous
+// one, if any, comes back after). The engine holds one around the decision
+// of a call and one around its handler, each with that call's CallRoot.
+class CallRootScope {
+ public:
+  explicit CallRootScope(CallRoot* root);
+  ~CallRootScope();
+  CallRootScope(const CallRootScope&) = delete;
+  CallRootScope& operator=(const CallRootScope&) = delete;
+
+ private:
+  CallRoot* prev_;
+};
+
+// An O_PATH fd of the task's root: the thread's call root when it is for
+// `pid` (opened by the first caller, owned by the CallRoot), else a fresh
+// open of /proc/PID/root owned by `owned`.
+absl::StatusOr<int> TaskRootFd(pid_t pid, UniqueFd& owned);
 
 // `dirfd`: the task's dirfd (as int32), or AT_FDCWD for its cwd; unused
 // for an absolute path. An error: the path could not be resolved (the task

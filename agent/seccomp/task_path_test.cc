@@ -132,5 +132,95 @@ TEST_F(TaskPathTest, LinksOutOfTheRootAndLoopsAreErrors) {
   EXPECT_EQ(Resolve("/loop1/x").rfind("error: ", 0), 0u) << Resolve("/loop1/x");
 }
 
+// The inode of the directory an O_PATH fd names.
+ino_t InodeOf(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+ino_t InodeOf(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+TEST_F(TaskPathTest, ACallRootServesOneCallOfOneTask) {
+  CallRoot call(pid_);
+  {
+    CallRootScope scope(&call);
+    UniqueFd owned;
+    absl::StatusOr<int> first = TaskRootFd(pid_, owned);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_FALSE(owned.valid()) << "the call root keeps it";
+    EXPECT_EQ(InodeOf(*first), InodeOf(root_));
+    // Every later resolution of the call uses the same fd.
+    EXPECT_EQ(Resolve("/link/x"), "/forbidden/x");
+    absl::StatusOr<int> again = TaskRootFd(pid_, owned);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(*again, *first);
+    // Another task is never served the call's root.
+    absl::StatusOr<int> other = TaskRootFd(getpid(), owned);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_TRUE(owned.valid());
+    EXPECT_NE(*other, *first);
+    EXPECT_EQ(InodeOf(*other), InodeOf("/"));
+  }
+  // Outside the scope nothing is shared.
+  UniqueFd owned;
+  absl::StatusOr<int> fresh = TaskRootFd(pid_, owned);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(owned.valid());
+}
+
+TEST_F(TaskPathTest, ATaskThatChangesItsRootBetweenCallsIsSeenInTheNewOne) {
+  // A task in the agent's root that chroots into root_ between two calls:
+  // each call (its own CallRoot, as the engine makes one per notification)
+  // resolves in the root the task has then.
+  int go[2], done[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(done), 0);
+  const std::string into = root_;
+  pid_t t = fork();
+  ASSERT_GE(t, 0);
+  if (t == 0) {
+    close(go[1]);
+    close(done[0]);
+    char c;
+    if (write(done[1], "r", 1) != 1 || read(go[0], &c, 1) != 1) _exit(1);
+    if (chroot(into.c_str()) != 0 || chdir("/") != 0) _exit(2);
+    if (write(done[1], "c", 1) != 1) _exit(3);
+    (void)!read(go[0], &c, 1);
+    _exit(0);
+  }
+  char c;
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  auto resolve_in_call = [&](const std::string& path, ino_t* root_ino) {
+    CallRoot call(t);
+    CallRootScope scope(&call);
+    UniqueFd owned;
+    absl::StatusOr<int> fd = TaskRootFd(t, owned);
+    *root_ino = fd.ok() ? InodeOf(*fd) : 0;
+    absl::StatusOr<std::string> r = ResolveTaskPath(t, AT_FDCWD, path, /*follow_last=*/true);
+    return r.ok() ? *r : absl::StrCat("error: ", r.status().message());
+  };
+  ino_t before = 0, after = 0;
+  // In the agent's root, root_/link is the absolute symlink to /forbidden,
+  // which resolves in the agent's root.
+  EXPECT_EQ(resolve_in_call(root_ + "/link", &before), "/forbidden");
+  EXPECT_EQ(before, InodeOf("/"));
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(read(done[0], &c, 1), 1);
+  EXPECT_EQ(resolve_in_call("/link", &after), "/forbidden");
+  EXPECT_EQ(after, InodeOf(root_)) << "the second call used the root of the first";
+  EXPECT_EQ(resolve_in_call(root_ + "/link", &after), root_ + "/link")
+      << "the agent's path must not exist in the task's new root";
+  close(go[1]);
+  int st;
+  ASSERT_EQ(waitpid(t, &st, 0), t);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(go[0]);
+  close(done[0]);
+  close(done[1]);
+}
+
 }  // namespace
 }  // namespace seccomp_agent
