@@ -13,14 +13,18 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "integration/harness/agent_process.h"
 #include "integration/harness/container.h"
+#include "integration/harness/test_util.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::integration {
@@ -48,6 +52,13 @@ rules:
           - {type: c, major: 1, minor: 9}
           - {type: c, major: 5, minor: 0}
           - {type: c, major: 10, minor: 229}
+  - name: virtual-mounts
+    match: {syscalls: [mount]}
+    action:
+      mount:
+        allow:
+          - {fstype: proc}
+          - {fstype: tmpfs, options: [size, mode]}
 )";
 
 constexpr int64_t k256MiB = int64_t{256} << 20;
@@ -69,7 +80,7 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     ContainerConfig cfg;
     cfg.args = {"sh", "-c", script};
     cfg.seccomp = SeccompConfig{agent_->socket_path(), std::nullopt,
-                                {"sysinfo", "mknod", "mknodat"}};
+                                {"sysinfo", "mknod", "mknodat", "mount"}};
     cfg.user = std::make_pair(1000u, 1000u);
     cfg.no_capabilities = true;
     cfg.memory_limit = k256MiB;
@@ -77,6 +88,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     EXPECT_TRUE(c.ok()) << c.status();
     if (!c.ok()) return ProcessResult{};
     container_ = *std::move(c);
+    absl::Status s = container_->Install(Runfile("agent/testing/mount_probe_static"), "/bin/mount_probe");
+    EXPECT_TRUE(s.ok()) << s;
     ProcessResult r = container_->Run(absl::Seconds(60));
     EXPECT_FALSE(r.exit.timed_out) << r.Describe() << "\nagent:\n" << agent_->Stderr();
     return r;
@@ -201,6 +214,104 @@ TEST_P(PrivilegedE2ETest, EscapeAttemptsCreateNothingOutsideTheRoot) {
     EXPECT_NE(lstat(p.c_str(), &st), 0) << p << " exists";
   }
   // The FIFO at the name is still a FIFO.
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+// The mount points of the host (the agent's mount namespace) under `dir`.
+int HostMountsUnder(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, ' ');
+    if (f.size() > 4 && absl::StartsWith(f[4], dir)) ++n;
+  }
+  return n;
+}
+
+// mount_probe is mount(2) itself (busybox mount refuses a non-root user
+// before calling it). proc is mounted in the container's mount namespace
+// and shows the container's pid namespace; ext4, a bind mount and an
+// unlisted option are EPERM; nothing appears in the host's mount table.
+TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
+  ProcessResult r = Run("mount",
+                        "mount_probe proc proc /mnt || exit 3; "
+                        "echo init=$(cat /mnt/1/comm); "
+                        "echo pids=$(ls -d /mnt/[0-9]* | wc -l); "
+                        "test -e /mnt/sysrq-trigger; echo sysrq=$?; test -e /mnt/sys; echo sys=$?; "
+                        "grep ' /mnt ' /proc/self/mountinfo; "
+                        "mount_probe ext4 /dev/x /tmp; echo ext4=$?; "
+                        "mount_probe none / /tmp 4096; echo bind=$?; "
+                        "mount_probe tmpfs t /tmp 0 size=1m,uid=0; echo uid=$?; "
+                        "mount_probe proc proc /mnt 32; echo remount=$?; "
+                        "mkdir /tmp/t && mount_probe tmpfs t /tmp/t 0 size=1m,mode=700; echo tmpfs=$?; "
+                        "grep ' /tmp/t ' /proc/self/mountinfo");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("init=sh"));
+  // Only the container's processes (sh and the current child or two).
+  EXPECT_THAT(r.out, testing::ContainsRegex("pids=[1-5]\n")) << r.out;
+  EXPECT_THAT(r.out, testing::ContainsRegex(" /mnt [^\n]*nosuid,nodev[^\n]* - proc proc [^\n]*subset=pid")) << r.out;
+  // subset=pid: no /proc/sys, no /proc/sysrq-trigger (no runtime masks on
+  // a fresh procfs).
+  EXPECT_THAT(r.out, HasSubstr("sysrq=1"));
+  EXPECT_THAT(r.out, HasSubstr("sys=1"));
+  EXPECT_THAT(r.out, HasSubstr("ext4=1"));  // EPERM
+  EXPECT_THAT(r.out, HasSubstr("bind=1"));
+  EXPECT_THAT(r.out, HasSubstr("uid=1"));
+  EXPECT_THAT(r.out, HasSubstr("remount=1"));
+  EXPECT_THAT(r.out, HasSubstr("tmpfs=0"));
+  EXPECT_THAT(r.out, testing::ContainsRegex(" /tmp/t [^\n]*nosuid,nodev[^\n]* - tmpfs tmpfs [^\n]*mode=700"))
+      << r.out;
+  // Invisible outside: the host has no mount under the container's rootfs
+  // and the rootfs's /mnt is still the empty directory.
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+  struct stat st;
+  EXPECT_NE(lstat((Rootfs() + "/mnt/1").c_str(), &st), 0);
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 6);
+  ASSERT_EQ(ds.size(), 6u) << agent_->Stderr();
+  EXPECT_EQ(ds[0]["action"], "mount");
+  EXPECT_EQ(ds[0]["backend"], "agent");
+  EXPECT_EQ(ds[0]["args"]["path"], "/mnt");
+  EXPECT_EQ(ds[0]["result"], "0 (mounted proc nosuid nodev subset=pid)");
+  EXPECT_EQ(ds[1]["result"], "EPERM (fstype ext4 is not in the allow list)");
+  EXPECT_EQ(ds[2]["result"], "EPERM (flag MS_BIND is not allowed)");
+  EXPECT_EQ(ds[3]["result"], "EPERM (option uid is not listed for tmpfs)");
+  EXPECT_EQ(ds[4]["result"], "EPERM (flag MS_REMOUNT is not allowed)");
+  EXPECT_EQ(ds[5]["result"], "0 (mounted tmpfs nosuid nodev size=1m mode=700)");
+}
+
+// Targets that try to put the mount outside the container's root or on
+// something that is not a directory; each fails or lands inside.
+TEST_P(PrivilegedE2ETest, MountEscapeAttemptsStayInside) {
+  const std::string script =
+      "cd /tmp; mkdir -p /tmp/d; "
+      // ".." above the root stays at the root: /tmp/d inside.
+      "mount_probe proc proc /../../../../tmp/d; echo dd=$?; "
+      "echo ddcount=$(grep -c ' /tmp/d ' /proc/self/mountinfo); "
+      // An absolute symlink resolves in the container's root.
+      "mkdir /tmp/e; ln -s /tmp/e /tmp/sl; mount_probe proc proc /tmp/sl; echo sl=$?; "
+      "echo slcount=$(grep -c ' /tmp/e ' /proc/self/mountinfo); "
+      // Magic links are refused (ELOOP = 40). /proc/self is ENOENT (2) to
+      // the agent, which is not in the container's pid namespace.
+      "mount_probe proc proc /proc/self/cwd; echo pm=$?; "
+      "mount_probe proc proc /proc/1/root/tmp; echo pr=$?; "
+      // A FIFO or device at the target: ENOTDIR (20), nothing opened, nothing blocks.
+      "mkfifo /tmp/fifo; mount_probe proc proc /tmp/fifo; echo fifo=$?; "
+      "mknod /tmp/n c 1 3; mount_probe proc proc /tmp/n; echo dev=$?; "
+      // A dangling symlink: ENOENT (2).
+      "ln -s /nonexistent /tmp/dangling; mount_probe proc proc /tmp/dangling; echo dangling=$?; "
+      // Relative to the cwd.
+      "mkdir /tmp/rel; mount_probe tmpfs t rel; echo rel=$?; "
+      "echo relcount=$(grep -c ' /tmp/rel ' /proc/self/mountinfo)";
+  ProcessResult r = Run("mount-escape", script);
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"dd=0", "ddcount=1", "sl=0", "slcount=1", "pm=2", "pr=40", "fifo=20",
+                           "dev=20", "dangling=2", "rel=0", "relcount=1"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+  struct stat st;
   ASSERT_EQ(lstat((Rootfs() + "/tmp/fifo").c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
 }

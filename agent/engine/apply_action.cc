@@ -1,6 +1,7 @@
 #include "agent/engine/apply_action.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
@@ -9,10 +10,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/common/status.h"
 #include "agent/engine/substitute_plan.h"
 #include "agent/injector/privileged.h"
 #include "agent/policy/privileged_rules.h"
+#include "agent/seccomp/task_memory.h"
 #include "agent/seccomp/task_path.h"
 
 namespace seccomp_agent {
@@ -84,6 +87,49 @@ absl::StatusOr<Outcome> ApplyMknod(UnotifyInterface& u, int listener, const secc
   return injector::CreateNode(u, listener, notif, req);
 }
 
+// mount: the allow list decides the type, flags and options
+// (privileged_rules.h DecideMount); the injector mounts
+// (injector/privileged.h). fstype and data are read once, here: the agent
+// mounts its copies.
+absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                   const SyscallEvent& ev, const v1::Mount& rule) {
+  MountCall call;
+  call.flags = notif.data.args[3];
+  absl::StatusOr<std::string> fstype = ReadTaskString(ev.pid, notif.data.args[2], 64);
+  if (!fstype.ok()) {
+    return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
+                                     "EFAULT (fstype unreadable)");
+  }
+  call.fstype = *std::move(fstype);
+  if (notif.data.args[4] != 0) {
+    absl::StatusOr<std::string> data = ReadTaskString(ev.pid, notif.data.args[4], 4095);
+    if (!data.ok()) {
+      return injector::ReplyPrivileged(u, listener, notif.id, false, EPERM,
+                                       "EPERM (data unreadable or longer than 4095 bytes)");
+    }
+    call.data = *std::move(data);
+  }
+  MountVerdict v = DecideMount(rule, call);
+  if (!v.plan) {
+    return injector::ReplyPrivileged(u, listener, notif.id, false, EPERM,
+                                     absl::StrCat("EPERM (", v.refusal, ")"));
+  }
+  if (!ev.path.has_value()) return ErrnoStatus(EFAULT, "mount: the target was not read");
+  injector::MountRequest req;
+  req.target = *ev.path;
+  req.fstype = call.fstype;
+  req.options = std::move(v.plan->options);
+  req.attrs = v.plan->attrs;
+  std::vector<std::string> words = {call.fstype};
+  for (const auto& [bit, name] : {std::pair{MOUNT_ATTR_RDONLY, "ro"}, {MOUNT_ATTR_NOSUID, "nosuid"},
+                                  {MOUNT_ATTR_NODEV, "nodev"}, {MOUNT_ATTR_NOEXEC, "noexec"}}) {
+    if (req.attrs & bit) words.push_back(name);
+  }
+  for (const auto& [k, val] : req.options) words.push_back(val.empty() ? k : k + "=" + val);
+  req.what = absl::StrJoin(words, " ");
+  return injector::MountInTask(u, listener, notif, req);
+}
+
 }  // namespace
 
 absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
@@ -96,6 +142,9 @@ absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
   }
   if (action.kind_case() == v1::Action::kMknod) {
     return ApplyMknod(injector.unotify(), listener, notif, ev, action.mknod());
+  }
+  if (action.kind_case() == v1::Action::kMount) {
+    return ApplyMount(injector.unotify(), listener, notif, ev, action.mount());
   }
   SA_ASSIGN_OR_RETURN(Plan plan, PlanAction(ev, action));
   if (action.kind_case() != v1::Action::kRedirectOpen) {

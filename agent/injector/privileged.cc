@@ -4,7 +4,11 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -16,6 +20,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
@@ -293,6 +299,185 @@ absl::StatusOr<Outcome> CreateNode(UnotifyInterface& u, int listener, const secc
     return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", req.what, ")"));
   }
   return Reply(u, listener, notif.id, 0, 0, absl::StrCat("0 (created ", req.what, " ", note, ")"));
+}
+
+
+namespace {
+
+ino_t NsInode(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+// The optional fields of `mnt_id`'s line in a mountinfo text: found and
+// whether "shared:" is among them.
+struct MountInfoLine {
+  bool found = false;
+  bool shared = false;
+};
+
+MountInfoLine FindMount(absl::string_view text, uint64_t mnt_id) {
+  MountInfoLine r;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    uint64_t id = 0;
+    if (f.size() < 7 || !absl::SimpleAtoi(f[0], &id) || id != mnt_id) continue;
+    r.found = true;
+    for (size_t i = 6; i < f.size() && f[i] != "-"; ++i) {
+      if (absl::StartsWith(f[i], "shared:")) r.shared = true;
+    }
+    return r;
+  }
+  return r;
+}
+
+absl::StatusOr<std::string> ReadAll(const std::string& path, size_t cap) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > cap) return ErrnoStatus(EFBIG, absl::StrCat("read ", path));
+  }
+}
+
+// Runs in the child (a fork of a threaded process: raw syscalls only, no
+// allocation). `pidns`: the task's pid namespace, for procfs. Returns 0 or
+// an errno.
+int MountAt(const MountRequest& req, int target, int pidns) {
+  int fs = fsopen(req.fstype.c_str(), FSOPEN_CLOEXEC);
+  if (fs < 0) return errno;
+  if (fsconfig(fs, FSCONFIG_SET_STRING, "source", req.fstype.c_str(), 0) != 0) return errno;
+  // procfs shows the pid namespace named here, not the mounter's (the
+  // child stays in the agent's: nothing of the agent enters the container's).
+  if (req.fstype == "proc" && fsconfig(fs, FSCONFIG_SET_FD, "pidns", nullptr, pidns) != 0) {
+    return errno;
+  }
+  for (const auto& [k, v] : req.options) {
+    const int r = v.empty() ? fsconfig(fs, FSCONFIG_SET_FLAG, k.c_str(), nullptr, 0)
+                            : fsconfig(fs, FSCONFIG_SET_STRING, k.c_str(), v.c_str(), 0);
+    if (r != 0) return errno;
+  }
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return errno;
+  int mnt = fsmount(fs, FSMOUNT_CLOEXEC, static_cast<unsigned int>(req.attrs));
+  if (mnt < 0) return errno;
+  if (move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+pid_t RawFork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return ECHILD;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return EINTR;  // killed
+}
+
+}  // namespace
+
+absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                    const MountRequest& req) {
+  if (req.target.empty()) return Reply(u, listener, notif.id, 0, ENOENT, "ENOENT (empty target)");
+  const pid_t tid = static_cast<pid_t>(notif.pid);
+  const bool relative = req.target[0] != '/';
+  SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(tid));
+  SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, relative));
+
+  // The namespaces, opened before the id check (the fds pin them).
+  const std::string ns = absl::StrCat("/proc/", tid, "/ns/");
+  if (NsInode(ns + "mnt") == 0) return Gone();
+  if (NsInode(ns + "mnt") == NsInode("/proc/self/ns/mnt")) {
+    return Reply(u, listener, notif.id, 0, EPERM,
+                 "EPERM (the task shares the agent's mount namespace)");
+  }
+  struct NsFd {
+    const char* name;
+    int type;
+    UniqueFd fd;
+  };
+  std::vector<NsFd> nss;
+  if (NsInode(ns + "user") != NsInode("/proc/self/ns/user")) nss.push_back({"user", CLONE_NEWUSER, {}});
+  nss.push_back({"mnt", CLONE_NEWNS, {}});
+  nss.push_back({"net", CLONE_NEWNET, {}});
+  nss.push_back({"ipc", CLONE_NEWIPC, {}});
+  for (NsFd& n : nss) {
+    n.fd.reset(open((ns + n.name).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!n.fd) {
+      if (!u.IdValid(listener, notif.id).ok()) return Gone();
+      return ErrnoStatus(errno, absl::StrCat("open ", ns, n.name));
+    }
+  }
+  UniqueFd pidns(open((ns + "pid").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!pidns) {
+    if (!u.IdValid(listener, notif.id).ok()) return Gone();
+    return ErrnoStatus(errno, absl::StrCat("open ", ns, "pid"));
+  }
+  SA_ASSIGN_OR_RETURN(std::string mountinfo, ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
+
+  // The target, looked up as the task.
+  int lookup_err = 0;
+  UniqueFd target;
+  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
+    open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+    int fd = -1;
+    for (int i = 0; i < 4; ++i) {
+      fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, req.target.c_str(), &how, sizeof(how)));
+      if (fd >= 0 || errno != EAGAIN) break;
+    }
+    if (fd < 0) lookup_err = errno;
+    target.reset(fd);
+  }));
+  if (lookup_err != 0) {
+    return Reply(u, listener, notif.id, 0, lookup_err,
+                 absl::StrCat(ErrnoName(lookup_err), " (target lookup)"));
+  }
+  struct statx stx;
+  if (statx(target.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID)) {
+    return ErrnoStatus(errno ? errno : ENOSYS, "statx STATX_MNT_ID");
+  }
+  const MountInfoLine line = FindMount(mountinfo, stx.stx_mnt_id);
+  if (!line.found) {
+    return Reply(u, listener, notif.id, 0, EINVAL,
+                 "EINVAL (the target is not in the task's mount namespace)");
+  }
+  if (line.shared) {
+    return Reply(u, listener, notif.id, 0, EPERM,
+                 "EPERM (the target's mount is shared: a mount would propagate to its peers)");
+  }
+  if (!u.IdValid(listener, notif.id).ok()) return Gone();  // before the side effect
+
+  // Raw syscalls only from here in the children (the agent is threaded).
+  const pid_t child = RawFork();
+  if (child < 0) return ErrnoStatus(errno, "clone");
+  if (child == 0) {
+    // Not ptrace-able from a user namespace it joins (its mm stays the
+    // agent's, owned by the initial user namespace).
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) _exit(errno);
+    for (const NsFd& n : nss) {
+      if (setns(n.fd.get(), n.type) != 0) _exit(errno);
+    }
+    _exit(MountAt(req, target.get(), pidns.get()));
+  }
+  const int err = WaitExit(child);
+  if (err != 0) {
+    return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", req.what, ")"));
+  }
+  return Reply(u, listener, notif.id, 0, 0, absl::StrCat("0 (mounted ", req.what, ")"));
 }
 
 }  // namespace seccomp_agent::injector

@@ -23,6 +23,20 @@
 //   check is the task's (no DAC override), the final name is never
 //   followed (an existing name, a symlink included, is EEXIST), the node
 //   is owned by the task's fsuid/fsgid with the task's umask.
+// mount: the caller decided the type, flags and options are listed
+//   (privileged_rules.h DecideMount). The target is looked up as the task
+//   (its creds, root and cwd) with openat2(O_PATH|O_DIRECTORY,
+//   RESOLVE_NO_MAGICLINKS); its mount must be in the task's mount
+//   namespace, that namespace must not be the agent's, and the mount must
+//   not be shared (a mount there would propagate to its peers, e.g. the
+//   host). The task's user (when not the agent's), mount, network, IPC and
+//   pid namespaces are opened before NOTIF_ID_VALID; then a child process
+//   (not dumpable) joins the first four and runs fsopen, fsconfig (only the
+//   listed options; procfs gets the task's pid namespace through its
+//   "pidns" option, so the child never enters the container's pid
+//   namespace), fsmount (nosuid, nodev always) and move_mount onto the
+//   target fd. Nothing there opens a device, a file or the network, so
+//   nothing blocks; the worker waits for the child.
 #ifndef SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
 #define SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
 
@@ -30,6 +44,8 @@
 #include <sys/sysinfo.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/injector/cgroup_view.h"
@@ -70,6 +86,21 @@ struct NodeRequest {
 // the errno the task's own mknodat would have given.
 absl::StatusOr<Outcome> CreateNode(UnotifyInterface& unotify, int listener,
                                    const seccomp_notif& notif, const NodeRequest& req);
+
+// What to mount: the agent's copy of the target path (relative: from the
+// task's cwd), the file system type and its data options (already allowed by
+// the caller), and the MOUNT_ATTR_* flags.
+struct MountRequest {
+  std::string target;
+  std::string fstype;
+  std::vector<std::pair<std::string, std::string>> options;  // value "": a flag option
+  uint64_t attrs = 0;
+  std::string what;  // for the decision log, e.g. "proc nosuid,nodev"
+};
+
+// Mounts as described at the top of this file and replies 0 or the errno.
+absl::StatusOr<Outcome> MountInTask(UnotifyInterface& unotify, int listener,
+                                    const seccomp_notif& notif, const MountRequest& req);
 
 // Replies {error} (or CONTINUE) for a privileged call the caller refused;
 // the Outcome names the agent as the backend.

@@ -51,6 +51,7 @@ constexpr SyscallArgLayout kLayouts[] = {
     Path("mkdirat", 1, 0),
     Path("mknod", 0),
     Path("mknodat", 1, 0),
+    Path("mount", 1),  // the target; source, fstype and data are read by the mount action
     Path("rmdir", 0),
     Path("unlink", 0),
     Path("unlinkat", 1, 0),

@@ -339,6 +339,8 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
     case v1::Decision::kMknod:
       return CheckPrivileged("mknod", MknodAppliesTo, "mknod, mknodat", ctx,
                              CheckMknod(d.mknod()));
+    case v1::Decision::kMount:
+      return CheckPrivileged("mount", MountAppliesTo, "mount", ctx, CheckMount(d.mount()));
   }
   return Invalid(absl::StrCat("unknown decision kind ", d.kind_case()));
 }

@@ -367,6 +367,17 @@ TEST(PrivilegedDecisionTest, MknodListIsChecked) {
               ::testing::HasSubstr("mknod.allow: needs at least one device"));
 }
 
+TEST(PrivilegedDecisionTest, MountListIsChecked) {
+  v1::Decision d;
+  d.mutable_mount()->add_allow()->set_fstype("proc");
+  EXPECT_TRUE(Validate(d, EventNamed("mount")).ok());
+  EXPECT_THAT(Validate(d, EventNamed("mknod")).message(),
+              ::testing::HasSubstr("mount does not apply to mknod"));
+  d.mutable_mount()->add_allow()->set_fstype("ext4");
+  EXPECT_THAT(Validate(d, EventNamed("mount")).message(),
+              ::testing::HasSubstr("mount.allow[1].fstype: \"ext4\" is not one the agent mounts"));
+}
+
 }  // namespace
 }  // namespace plugin
 }  // namespace seccomp_agent

@@ -119,6 +119,9 @@ void FillResult(const v1::Decision& d, PluginResult* r) {
     case v1::Decision::kMknod:
       *r->action.mutable_mknod() = d.mknod();
       break;
+    case v1::Decision::kMount:
+      *r->action.mutable_mount() = d.mount();
+      break;
     case v1::Decision::kInject:
       r->kind = PluginResult::Kind::kInject;
       r->inject = d.inject();

@@ -394,6 +394,16 @@ const BadCase kBadCases[] = {
                "    action: {mknod: {allow: [{type: c, major: 1, minor: 3}]}}\n"),
      "rules[0] \"m\": match.syscalls[1]: action mknod cannot apply to \"openat\" (only mknod, "
      "mknodat)"},
+    {"MountExt4",
+     WithRules("  - name: m\n    match: {syscalls: [mount]}\n"
+               "    action: {mount: {allow: [{fstype: proc}, {fstype: ext4}]}}\n"),
+     "rules[0] \"m\": action.mount.allow[1].fstype: \"ext4\" is not one the agent mounts"},
+    {"MountOnUmount",
+     WithRules("  - name: m\n    match: {syscalls: [umount2]}\n"
+               "    action: {mount: {allow: [{fstype: proc}]}}\n"),
+     "rules[0] \"m\": match.syscalls[0]: action mount cannot apply to \"umount2\" (only mount)"},
+    {"MountEmpty", WithRules("  - name: m\n    match: {syscalls: [mount]}\n    action: {mount: {}}\n"),
+     "rules[0] \"m\": action.mount.allow: needs at least one file system type"},
     {"MknodAsDefault", "version: 1\ndefault_action: {mknod: {allow: [{type: c, major: 1}]}}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got mknod"},
     {"UndeclaredPlugin", WithRules("  - name: r\n    action: {plugin: nope}\n"),

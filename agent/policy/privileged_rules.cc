@@ -1,13 +1,66 @@
 #include "agent/policy/privileged_rules.h"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace seccomp_agent {
 
 bool SysinfoAppliesTo(absl::string_view s) { return s == "sysinfo"; }
 bool MknodAppliesTo(absl::string_view s) { return s == "mknod" || s == "mknodat"; }
+bool MountAppliesTo(absl::string_view s) { return s == "mount"; }
+
+namespace {
+
+// File systems that need no device and no network: creating one cannot
+// block and reads nothing the task names.
+constexpr absl::string_view kMountableTypes[] = {"proc", "sysfs", "tmpfs", "mqueue"};
+
+bool IsOptionName(absl::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char ch : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '_') return false;
+  }
+  return true;
+}
+
+// The mount(2) flags a task may pass (they map to mount attributes or
+// change nothing); MS_MGC_VAL in the upper half is the old magic.
+struct FlagAttr {
+  uint64_t flag;
+  uint64_t attr;
+};
+constexpr FlagAttr kAllowedFlags[] = {
+    {MS_RDONLY, MOUNT_ATTR_RDONLY},   {MS_NOSUID, MOUNT_ATTR_NOSUID},
+    {MS_NODEV, MOUNT_ATTR_NODEV},     {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+    {MS_NOATIME, MOUNT_ATTR_NOATIME}, {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME},
+    {MS_RELATIME, MOUNT_ATTR_RELATIME}, {MS_STRICTATIME, MOUNT_ATTR_STRICTATIME},
+    {MS_SILENT, 0},
+};
+
+std::string FlagName(uint64_t bit) {
+  switch (bit) {
+    case MS_BIND: return "MS_BIND";
+    case MS_REMOUNT: return "MS_REMOUNT";
+    case MS_MOVE: return "MS_MOVE";
+    case MS_REC: return "MS_REC";
+    case MS_SHARED: return "MS_SHARED";
+    case MS_PRIVATE: return "MS_PRIVATE";
+    case MS_SLAVE: return "MS_SLAVE";
+    case MS_UNBINDABLE: return "MS_UNBINDABLE";
+    case MS_SYNCHRONOUS: return "MS_SYNCHRONOUS";
+    case MS_DIRSYNC: return "MS_DIRSYNC";
+    case MS_MANDLOCK: return "MS_MANDLOCK";
+    case MS_LAZYTIME: return "MS_LAZYTIME";
+    default: return absl::StrCat("0x", absl::Hex(bit));
+  }
+}
+
+}  // namespace
 
 std::optional<ActionProblem> CheckSysinfo(const v1::Sysinfo& s) {
   if (!s.from_cgroup()) {
@@ -37,6 +90,97 @@ std::optional<ActionProblem> CheckMknod(const v1::Mknod& m) {
     }
   }
   return std::nullopt;
+}
+
+std::optional<ActionProblem> CheckMount(const v1::Mount& m) {
+  if (m.allow().empty()) {
+    return ActionProblem{"allow", "needs at least one file system type (use deny to refuse every mount)"};
+  }
+  for (int i = 0; i < m.allow_size(); ++i) {
+    const v1::MountType& t = m.allow(i);
+    const std::string at = absl::StrCat("allow[", i, "]");
+    bool known = false;
+    for (absl::string_view k : kMountableTypes) known |= t.fstype() == k;
+    if (!known) {
+      return ActionProblem{at + ".fstype",
+                           absl::StrCat("\"", t.fstype(),
+                                        "\" is not one the agent mounts (proc, sysfs, tmpfs, mqueue)")};
+    }
+    for (int j = 0; j < t.options_size(); ++j) {
+      if (!IsOptionName(t.options(j)) || t.options(j) == "source" || t.options(j) == "subset") {
+        return ActionProblem{absl::StrCat(at, ".options[", j, "]"),
+                             absl::StrCat("\"", t.options(j),
+                                          "\" is not an option name a task may set (letters, "
+                                          "digits, _; not source or subset)")};
+      }
+    }
+    // A fresh sysfs has writable attributes that a uid-0 task without
+    // capabilities may write (DAC only, e.g. /sys/power/state).
+    if (t.fstype() == "sysfs" && !t.readonly()) {
+      return ActionProblem{at + ".readonly", "must be true for sysfs"};
+    }
+  }
+  return std::nullopt;
+}
+
+MountVerdict DecideMount(const v1::Mount& m, const MountCall& call) {
+  MountVerdict v;
+  uint64_t flags = call.flags;
+  if ((flags & 0xffff0000u) == MS_MGC_VAL) flags &= 0xffffu;
+  // The flags first: a bind, move or remount is refused whatever the type.
+  MountPlan plan;
+  plan.attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  for (uint64_t bit = 1; bit != 0 && flags != 0; bit <<= 1) {
+    if (!(flags & bit)) continue;
+    flags &= ~bit;
+    bool ok = false;
+    for (const FlagAttr& f : kAllowedFlags) {
+      if (f.flag == bit) {
+        plan.attrs |= f.attr;
+        ok = true;
+      }
+    }
+    if (!ok) {
+      v.refusal = absl::StrCat("flag ", FlagName(bit), " is not allowed");
+      return v;
+    }
+  }
+  const v1::MountType* entry = nullptr;
+  for (const v1::MountType& t : m.allow()) {
+    if (t.fstype() == call.fstype) entry = &t;
+  }
+  if (entry == nullptr) {
+    v.refusal = absl::StrCat("fstype ", absl::CEscape(call.fstype), " is not in the allow list");
+    return v;
+  }
+  plan.entry = entry;
+  if (entry->readonly()) plan.attrs |= MOUNT_ATTR_RDONLY;
+  // Only one atime mode (relatime is the kernel's default).
+  if (plan.attrs & MOUNT_ATTR_STRICTATIME) plan.attrs &= ~uint64_t{MOUNT_ATTR_RELATIME};
+  if (plan.attrs & MOUNT_ATTR_NOATIME) {
+    plan.attrs &= ~uint64_t{MOUNT_ATTR_RELATIME | MOUNT_ATTR_STRICTATIME};
+  }
+  if (call.data.size() > 4095) {
+    v.refusal = "data is longer than 4095 bytes";
+    return v;
+  }
+  for (absl::string_view opt : absl::StrSplit(call.data, ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(opt, absl::MaxSplits('=', 1));
+    bool listed = false;
+    for (const std::string& o : entry->options()) listed |= o == kv.first;
+    if (!listed || !IsOptionName(kv.first)) {
+      v.refusal = absl::StrCat("option ", absl::CEscape(kv.first), " is not listed for ",
+                               entry->fstype());
+      return v;
+    }
+    plan.options.push_back(std::move(kv));
+  }
+  // A fresh procfs has no runtime masks: /proc/sys, /proc/sysrq-trigger
+  // and the rest would be writable by a uid-0 task without capabilities.
+  // Only the pid directories are mounted.
+  if (entry->fstype() == "proc") plan.options.emplace_back("subset", "pid");
+  v.plan = std::move(plan);
+  return v;
 }
 
 DeviceRequest DecodeMknod(uint64_t mode_arg, uint64_t dev_arg) {

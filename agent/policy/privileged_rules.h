@@ -1,4 +1,4 @@
-// The rules of the privileged actions (sysinfo, mknod): which syscalls each
+// The rules of the privileged actions (sysinfo, mknod, mount): which syscalls each
 // applies to and what a valid action says. One place, used by the policy
 // loader (validate.cc) and the plugin decision validator
 // (agent/plugin/decision.cc), so a file rule and a plugin decision are held
@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "proto/seccompagent/v1/policy.pb.h"
@@ -25,6 +27,7 @@ inline constexpr uint32_t kMaxDeviceMinor = (1u << 20) - 1;
 
 bool SysinfoAppliesTo(absl::string_view syscall);  // sysinfo
 bool MknodAppliesTo(absl::string_view syscall);    // mknod, mknodat
+bool MountAppliesTo(absl::string_view syscall);    // mount
 
 // A rule violation: the field inside the action ("allow[1].major") and why.
 struct ActionProblem {
@@ -34,6 +37,7 @@ struct ActionProblem {
 
 std::optional<ActionProblem> CheckSysinfo(const v1::Sysinfo& s);
 std::optional<ActionProblem> CheckMknod(const v1::Mknod& m);
+std::optional<ActionProblem> CheckMount(const v1::Mount& m);
 
 // A device node request decoded from mknod's mode and dev arguments.
 struct DeviceRequest {
@@ -50,6 +54,31 @@ const v1::DeviceNode* FindAllowedDevice(const v1::Mknod& m, const DeviceRequest&
 
 // "c 1:3".
 std::string DeviceText(const DeviceRequest& req);
+
+// A mount(2) call as the task made it (the strings are the agent's copies).
+struct MountCall {
+  std::string fstype;
+  uint64_t flags = 0;  // the flags register
+  std::string data;    // "" when the data pointer was NULL
+};
+
+// What the agent mounts for an allowed call: the entry, the data options
+// split into name and value ("" for a bare flag option), and the mount
+// attributes (MOUNT_ATTR_*: always NOSUID and NODEV).
+struct MountPlan {
+  const v1::MountType* entry = nullptr;
+  std::vector<std::pair<std::string, std::string>> options;
+  uint64_t attrs = 0;
+};
+
+// The plan when the call is allowed by `m`, else why not ("fstype ext4 is
+// not in the allow list", "flag MS_BIND is not allowed", "option uid is not
+// listed for tmpfs").
+struct MountVerdict {
+  std::optional<MountPlan> plan;
+  std::string refusal;
+};
+MountVerdict DecideMount(const v1::Mount& m, const MountCall& call);
 
 }  // namespace seccomp_agent
 

@@ -1,6 +1,7 @@
 // The rules of the privileged actions, shared by the loader and plugins.
 #include "agent/policy/privileged_rules.h"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -87,6 +88,93 @@ TEST(PrivilegedRulesTest, OnlyListedDevicesAreFound) {
   EXPECT_EQ(FindAllowedDevice(m, DecodeMknod(S_IFCHR, makedev(1, 1))), nullptr);  // /dev/mem
   EXPECT_EQ(FindAllowedDevice(m, DecodeMknod(S_IFIFO, 0)), nullptr);
   EXPECT_EQ(DeviceText(DecodeMknod(S_IFCHR, makedev(1, 3))), "c 1:3");
+}
+
+}  // namespace
+}  // namespace seccomp_agent
+
+namespace seccomp_agent {
+namespace {
+
+v1::Mount ProcAndTmpfs() {
+  v1::Mount m;
+  m.add_allow()->set_fstype("proc");
+  v1::MountType* t = m.add_allow();
+  t->set_fstype("tmpfs");
+  t->add_options("size");
+  t->add_options("mode");
+  v1::MountType* s = m.add_allow();
+  s->set_fstype("sysfs");
+  s->set_readonly(true);
+  return m;
+}
+
+TEST(PrivilegedRulesTest, MountListIsChecked) {
+  EXPECT_TRUE(MountAppliesTo("mount"));
+  EXPECT_FALSE(MountAppliesTo("umount2"));
+  EXPECT_FALSE(CheckMount(ProcAndTmpfs()).has_value());
+  v1::Mount empty;
+  EXPECT_EQ(CheckMount(empty)->field, "allow");
+  v1::Mount m = ProcAndTmpfs();
+  m.mutable_allow(0)->set_fstype("ext4");  // needs a device
+  EXPECT_EQ(CheckMount(m)->field, "allow[0].fstype");
+  m = ProcAndTmpfs();
+  m.mutable_allow(1)->set_fstype("nfs");  // needs the network
+  EXPECT_EQ(CheckMount(m)->field, "allow[1].fstype");
+  m = ProcAndTmpfs();
+  m.mutable_allow(1)->add_options("size,uid");
+  EXPECT_EQ(CheckMount(m)->field, "allow[1].options[2]");
+  m = ProcAndTmpfs();
+  m.mutable_allow(1)->add_options("source");
+  EXPECT_EQ(CheckMount(m)->field, "allow[1].options[2]");
+  m = ProcAndTmpfs();
+  m.mutable_allow(0)->add_options("subset");  // the agent's: always pid
+  EXPECT_EQ(CheckMount(m)->field, "allow[0].options[0]");
+  m = ProcAndTmpfs();
+  m.mutable_allow(2)->set_readonly(false);
+  EXPECT_EQ(CheckMount(m)->field, "allow[2].readonly");
+}
+
+TEST(PrivilegedRulesTest, MountDecision) {
+  const v1::Mount m = ProcAndTmpfs();
+  // mount -t proc proc /mnt: always nosuid, nodev, only the pid directories.
+  MountVerdict v = DecideMount(m, {"proc", MS_MGC_VAL, ""});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_EQ(v.plan->entry->fstype(), "proc");
+  EXPECT_EQ(v.plan->attrs, uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV});
+  ASSERT_EQ(v.plan->options.size(), 1u);
+  EXPECT_EQ(v.plan->options[0], (std::pair<std::string, std::string>{"subset", "pid"}));
+  v = DecideMount(m, {"proc", MS_NOEXEC | MS_RDONLY | MS_NOATIME | MS_SILENT, ""});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_EQ(v.plan->attrs, uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME});
+  // A readonly entry is read-only whatever the task asks.
+  v = DecideMount(m, {"sysfs", 0, ""});
+  ASSERT_TRUE(v.plan.has_value());
+  EXPECT_TRUE(v.plan->attrs & MOUNT_ATTR_RDONLY);
+  // Listed options, any value; a bare flag option has value "".
+  v = DecideMount(m, {"tmpfs", 0, "size=1m,mode=1777,size"});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  ASSERT_EQ(v.plan->options.size(), 3u);
+  EXPECT_EQ(v.plan->options[0], (std::pair<std::string, std::string>{"size", "1m"}));
+  EXPECT_EQ(v.plan->options[1], (std::pair<std::string, std::string>{"mode", "1777"}));
+  EXPECT_EQ(v.plan->options[2], (std::pair<std::string, std::string>{"size", ""}));
+  // Refusals.
+  EXPECT_EQ(DecideMount(m, {"ext4", 0, ""}).refusal, "fstype ext4 is not in the allow list");
+  EXPECT_EQ(DecideMount(m, {"proc", MS_BIND, ""}).refusal, "flag MS_BIND is not allowed");
+  EXPECT_EQ(DecideMount(m, {"proc", MS_REMOUNT, ""}).refusal, "flag MS_REMOUNT is not allowed");
+  EXPECT_EQ(DecideMount(m, {"proc", MS_MOVE, ""}).refusal, "flag MS_MOVE is not allowed");
+  EXPECT_EQ(DecideMount(m, {"proc", MS_SHARED, ""}).refusal, "flag MS_SHARED is not allowed");
+  EXPECT_EQ(DecideMount(m, {"proc", uint64_t{1} << 40, ""}).refusal,
+            "flag 0x10000000000 is not allowed");
+  EXPECT_EQ(DecideMount(m, {"tmpfs", 0, "size=1m,uid=0"}).refusal,
+            "option uid is not listed for tmpfs");
+  EXPECT_EQ(DecideMount(m, {"proc", 0, "hidepid=2"}).refusal,
+            "option hidepid is not listed for proc");
+  EXPECT_EQ(DecideMount(m, {"tmpfs", 0, std::string(4096, 's')}).refusal,
+            "data is longer than 4095 bytes");
+  EXPECT_EQ(DecideMount(m, {"tmpfs", 0, "size=1,source=/dev/sda"}).refusal,
+            "option source is not listed for tmpfs");
 }
 
 }  // namespace

@@ -61,7 +61,7 @@ std::string UniqueContainerId(const std::string& prefix) {
 
 absl::Status BuildBusyboxRootfs(const std::string& dir, const std::string& hostname) {
   std::error_code ec;
-  for (const char* d : {"bin", "proc", "dev", "sys", "tmp", "etc", "forbidden", "root"}) {
+  for (const char* d : {"bin", "proc", "dev", "sys", "tmp", "etc", "forbidden", "root", "mnt"}) {
     fs::create_directories(fs::path(dir) / d, ec);
     if (ec) return absl::InternalError(absl::StrCat("mkdir ", dir, "/", d, ": ", ec.message()));
   }
