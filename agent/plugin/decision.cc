@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/model/syscall_args.h"
+#include "agent/policy/action_checks.h"
 #include "agent/policy/privileged_rules.h"
 
 namespace seccomp_agent {
@@ -24,128 +25,29 @@ namespace {
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
 
-// Absolute, no empty / "." / ".." components, no trailing "/" (except "/"),
-// no NUL. Same rule as the policy file's (agent/policy/validate.cc).
-bool IsNormalizedAbsolute(absl::string_view p) {
-  if (p.empty() || p[0] != '/' || p.find('\0') != absl::string_view::npos) return false;
-  if (p == "/") return true;
-  if (p.back() == '/') return false;
-  size_t i = 1;
-  while (i <= p.size()) {
-    size_t end = p.find('/', i);
-    if (end == absl::string_view::npos) end = p.size();
-    absl::string_view c = p.substr(i, end - i);
-    if (c.empty() || c == "." || c == "..") return false;
-    i = end + 1;
-  }
-  return true;
-}
-
-bool InsideRoot(absl::string_view path, absl::string_view root) {
-  return path == root ||
-         (absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/');
-}
-
-bool ParsePort(absl::string_view s, uint32_t* port) {
-  if (s.empty() || s.size() > 5) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return absl::SimpleAtoi(s, port) && *port <= 65535;
-}
-
-// AF_* of a rewrite_bind endpoint ("1.2.3.4:80", "[::1]:80", "/path",
-// "@abstract"), or -1.
-int BindEndpointFamily(absl::string_view s) {
-  if (!s.empty() && (s[0] == '/' || s[0] == '@')) {
-    if (s.size() >= sizeof(sockaddr_un::sun_path) || s.size() == 1) return -1;
-    if (s[0] == '/' && !IsNormalizedAbsolute(s)) return -1;
-    if (s.find('\0') != absl::string_view::npos) return -1;
-    return AF_UNIX;
-  }
-  uint32_t port = 0;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find("]:");
-    in6_addr a6;
-    if (close == absl::string_view::npos ||
-        inet_pton(AF_INET6, std::string(s.substr(1, close - 1)).c_str(), &a6) != 1 ||
-        !ParsePort(s.substr(close + 2), &port)) {
-      return -1;
-    }
-    return AF_INET6;
-  }
-  size_t colon = s.rfind(':');
-  in_addr a4;
-  if (colon == absl::string_view::npos ||
-      inet_pton(AF_INET, std::string(s.substr(0, colon)).c_str(), &a4) != 1 ||
-      !ParsePort(s.substr(colon + 1), &port)) {
-    return -1;
-  }
-  return AF_INET;
-}
-
-absl::Status CheckRedirectTarget(absl::string_view target, bool prefix, const ValidationContext& ctx) {
-  absl::string_view t = target;
-  if (prefix && t.size() > 1 && t.back() == '/') t.remove_suffix(1);
-  if (!IsNormalizedAbsolute(t)) {
-    return Invalid(absl::StrCat("redirect_open target \"", absl::CHexEscape(target),
-                                "\" is not an absolute, normalized path"));
-  }
-  if (ctx.redirect_roots != nullptr) {
-    for (const std::string& root : *ctx.redirect_roots) {
-      if (InsideRoot(t, root)) return absl::OkStatus();
-    }
-  }
-  return Invalid(
-      absl::StrCat("redirect_open target \"", absl::CHexEscape(target), "\" is outside every redirect root"));
+// A problem the shared action rules (agent/policy/action_checks.h) found.
+absl::Status Invalid(const std::optional<ActionProblem>& p) {
+  if (!p) return absl::OkStatus();
+  return Invalid(absl::StrCat(p->field, ": ", p->message));
 }
 
 absl::Status CheckRedirectOpen(const v1::RedirectOpen& ro, const ValidationContext& ctx) {
-  if (ctx.syscall != "open" && ctx.syscall != "openat") {
+  if (!RedirectOpenAppliesTo(ctx.syscall)) {
     return Invalid(absl::StrCat("redirect_open does not apply to ", ctx.syscall, " (only open, openat)"));
   }
-  if (ro.exact().empty() && ro.prefix().empty()) return Invalid("redirect_open has no entry");
-  for (const auto& kv : ro.exact()) {
-    if (!IsNormalizedAbsolute(kv.first)) {
-      return Invalid(absl::StrCat("redirect_open source \"", absl::CHexEscape(kv.first),
-                                  "\" is not an absolute, normalized path"));
-    }
-    if (auto s = CheckRedirectTarget(kv.second, false, ctx); !s.ok()) return s;
-  }
-  for (const auto& kv : ro.prefix()) {
-    absl::string_view k = kv.first;
-    const bool k_slash = k.size() > 1 && k.back() == '/';
-    if (k_slash) k.remove_suffix(1);
-    if (!IsNormalizedAbsolute(k) || k == "/") {
-      return Invalid(absl::StrCat("redirect_open prefix \"", absl::CHexEscape(kv.first),
-                                  "\" is not an absolute, normalized directory other than /"));
-    }
-    const bool v_slash = kv.second.size() > 1 && kv.second.back() == '/';
-    if (k_slash != v_slash) return Invalid("redirect_open prefix: key and value must agree on a trailing /");
-    if (auto s = CheckRedirectTarget(kv.second, true, ctx); !s.ok()) return s;
-  }
-  return absl::OkStatus();
+  static const std::vector<std::string> kNoRoots;
+  return Invalid(CheckRedirectOpenMap(ro, ctx.redirect_roots ? *ctx.redirect_roots : kNoRoots));
 }
 
 absl::Status CheckRewriteBind(const v1::RewriteBind& rb, const ValidationContext& ctx) {
-  if (ctx.syscall != "bind") {
+  if (!RewriteBindAppliesTo(ctx.syscall)) {
     return Invalid(absl::StrCat("rewrite_bind does not apply to ", ctx.syscall, " (only bind)"));
   }
-  if (rb.map().empty()) return Invalid("rewrite_bind has no entry");
-  for (const auto& kv : rb.map()) {
-    const int from = BindEndpointFamily(kv.first);
-    const int to = BindEndpointFamily(kv.second);
-    if (from < 0 || to < 0) {
-      return Invalid(absl::StrCat("rewrite_bind entry \"", absl::CHexEscape(kv.first), "\" -> \"",
-                                  absl::CHexEscape(kv.second), "\" is not ADDR:PORT or a unix path"));
-    }
-    if (from != to) return Invalid("rewrite_bind entry changes the address family");
-  }
-  return absl::OkStatus();
+  return Invalid(CheckRewriteBindMap(rb));
 }
 
 absl::Status CheckReplaceWrite(const v1::ReplaceWrite& rw, const ValidationContext& ctx) {
-  if (ctx.syscall != "write") {
+  if (!ReplaceWriteAppliesTo(ctx.syscall)) {
     return Invalid(absl::StrCat("replace_write does not apply to ", ctx.syscall, " (only write)"));
   }
   if (rw.mode_case() != v1::ReplaceWrite::kReplace) {
@@ -234,7 +136,7 @@ absl::Status CheckReturn(int64_t value, const ValidationContext& ctx) {
   if (!ReturnAllowedFor(ctx.syscall)) {
     return Invalid(absl::StrCat("return is refused for ", ctx.syscall));
   }
-  if (value >= -kMaxErrno && value <= -1) {
+  if (ReturnReadsAsErrno(value)) {
     return Invalid(absl::StrCat("return.value ", value, " is an errno (use deny)"));
   }
   if (ctx.syscall == "write" && (value < 0 || static_cast<uint64_t>(value) > ctx.args[2])) {
@@ -244,7 +146,7 @@ absl::Status CheckReturn(int64_t value, const ValidationContext& ctx) {
 }
 
 absl::Status CheckErrno(int32_t e) {
-  if (e < 1 || e > kMaxErrno) {
+  if (!ValidErrno(e)) {
     return Invalid(absl::StrCat("deny.errno ", e, " not in 1..", kMaxErrno));
   }
   return absl::OkStatus();

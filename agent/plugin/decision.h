@@ -25,7 +25,6 @@ inline constexpr size_t kMaxInjectBytes = size_t{1} << 20;  // SECCOMP_NOTIF_INJ
 inline constexpr size_t kMaxReplaceBytes = size_t{1} << 20;
 inline constexpr size_t kMaxSockaddrLen = 128;  // sizeof(struct sockaddr_storage)
 inline constexpr size_t kMaxReasonBytes = 256;
-inline constexpr int kMaxErrno = 4095;
 
 // Fills the request for `ev`. `max_write_bytes` caps Decoded.write.data
 // (truncated is set when fewer than count bytes are sent).

@@ -40,11 +40,6 @@ absl::StatusOr<v1::Policy> ParsePolicyText(absl::string_view text, absl::string_
 // Semantic validation (see policy.h and the README for every check).
 absl::Status ValidatePolicy(const v1::Policy& policy, absl::string_view source);
 
-// Syscalls each substitution action can apply to.
-bool RedirectOpenAppliesTo(absl::string_view syscall);  // open, openat
-bool RewriteBindAppliesTo(absl::string_view syscall);   // bind
-bool ReplaceWriteAppliesTo(absl::string_view syscall);  // write
-
 // "AF_INET"/"inet" -> AF_INET etc.; -1 when unknown.
 int SockaddrFamilyFromString(absl::string_view s);
 

@@ -337,6 +337,10 @@ const BadCase kBadCases[] = {
      WithRules("  - name: r\n    match: {syscalls: [bind]}\n"
                "    action: {rewrite_bind: {map: {\"[::]:80\": \"::1:8080\"}}}\n"),
      "action.rewrite_bind.map[\"[::]:80\"]: target \"::1:8080\" is not ADDR:PORT"},
+    {"RewriteBindNulInAnAbstractName",  // a plugin's decision was refused this already
+     WithRules("  - name: r\n    match: {syscalls: [bind]}\n"
+               "    action: {rewrite_bind: {map: {\"@a\": \"@b\\0c\"}}}\n"),
+     "action.rewrite_bind.map[\"@a\"]: target unix socket name contains a NUL byte"},
     {"ReplaceWriteOnPwrite",
      WithRules("  - name: r\n    match: {syscalls: [pwrite64]}\n"
                "    action: {replace_write: {replace: \"x\"}}\n"),

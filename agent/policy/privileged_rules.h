@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "agent/policy/action_checks.h"
 #include "proto/seccompagent/v1/policy.pb.h"
 
 namespace seccomp_agent {
@@ -29,12 +30,8 @@ bool SysinfoAppliesTo(absl::string_view syscall);  // sysinfo
 bool MknodAppliesTo(absl::string_view syscall);    // mknod, mknodat
 bool MountAppliesTo(absl::string_view syscall);    // mount
 
-// A rule violation: the field inside the action ("allow[1].major") and why.
-struct ActionProblem {
-  std::string field;
-  std::string message;
-};
-
+// A rule violation: ActionProblem (action_checks.h), the field inside the
+// action ("allow[1].major") and why.
 std::optional<ActionProblem> CheckSysinfo(const v1::Sysinfo& s);
 std::optional<ActionProblem> CheckMknod(const v1::Mknod& m);
 std::optional<ActionProblem> CheckMount(const v1::Mount& m);

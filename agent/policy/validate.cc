@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/regex.h"
 #include "agent/common/status.h"
+#include "agent/policy/action_checks.h"
 #include "agent/policy/glob.h"
 #include "agent/policy/loader.h"
 #include "agent/policy/policy.h"
@@ -28,79 +29,7 @@
 namespace seccomp_agent {
 namespace {
 
-constexpr int kMaxErrno = 4095;
 constexpr uint32_t kMaxPluginTimeoutMs = 60000;
-
-bool ValidErrno(int e) { return e >= 1 && e <= kMaxErrno; }
-
-// Absolute, no empty / "." / ".." components, no trailing "/" (except "/"),
-// no NUL.
-bool IsNormalizedAbsolute(absl::string_view p) {
-  if (p.empty() || p[0] != '/' || p.find('\0') != absl::string_view::npos) return false;
-  if (p == "/") return true;
-  if (p.back() == '/') return false;
-  size_t i = 1;
-  while (i <= p.size()) {
-    size_t end = p.find('/', i);
-    if (end == absl::string_view::npos) end = p.size();
-    absl::string_view c = p.substr(i, end - i);
-    if (c.empty() || c == "." || c == "..") return false;
-    i = end + 1;
-  }
-  return true;
-}
-
-bool InsideRoot(absl::string_view path, absl::string_view root) {
-  return path == root || (absl::StartsWith(path, root) && path.size() > root.size() &&
-                          path[root.size()] == '/');
-}
-
-bool ParsePort(absl::string_view s, uint32_t min, uint32_t* port) {
-  if (s.empty() || s.size() > 5) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return absl::SimpleAtoi(s, port) && *port >= min && *port <= 65535;
-}
-
-// The family of a rewrite_bind endpoint, or an error text.
-absl::StatusOr<int> ParseBindEndpoint(absl::string_view s) {
-  if (!s.empty() && (s[0] == '/' || s[0] == '@')) {
-    if (s.size() >= sizeof(sockaddr_un::sun_path)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unix socket path longer than ", sizeof(sockaddr_un::sun_path) - 1, " bytes"));
-    }
-    if (s[0] == '/' && !IsNormalizedAbsolute(s)) {
-      return absl::InvalidArgumentError("unix socket path must be normalized (no \"..\", \".\", \"//\")");
-    }
-    if (s.size() == 1) return absl::InvalidArgumentError("empty abstract socket name");
-    return AF_UNIX;
-  }
-  const char* want = "ADDR:PORT (\"127.0.0.1:8080\", \"[::1]:8080\") or an absolute unix socket path";
-  uint32_t port = 0;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find("]:");
-    in6_addr a6;
-    if (close == absl::string_view::npos ||
-        inet_pton(AF_INET6, std::string(s.substr(1, close - 1)).c_str(), &a6) != 1 ||
-        !ParsePort(s.substr(close + 2), 0, &port)) {
-      return absl::InvalidArgumentError(absl::StrCat("\"", s, "\" is not ", want));
-    }
-    return AF_INET6;
-  }
-  size_t colon = s.rfind(':');
-  in_addr a4;
-  if (colon == absl::string_view::npos ||
-      inet_pton(AF_INET, std::string(s.substr(0, colon)).c_str(), &a4) != 1 ||
-      !ParsePort(s.substr(colon + 1), 0, &port)) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", s, "\" is not ", want));
-  }
-  return AF_INET;
-}
-
-const char* FamilyName(int f) {
-  return f == AF_INET ? "AF_INET" : f == AF_INET6 ? "AF_INET6" : "AF_UNIX";
-}
 
 bool ValidPluginAddress(absl::string_view a) {
   if (absl::StartsWith(a, "unix://")) {
@@ -188,7 +117,7 @@ class Validator {
   // A spoofed return of -1..-4095 reads as an error to libc (-errno), which
   // is what deny is for; refuse the ambiguity.
   absl::Status CheckReturn(const v1::Return& r, absl::string_view rule, absl::string_view field) {
-    if (r.value() < 0 && r.value() >= -kMaxErrno) {
+    if (ReturnReadsAsErrno(r.value())) {
       return Err(rule, field,
                  absl::StrCat(r.value(), " would read as -errno; use deny: {errno: ",
                               ErrnoName(static_cast<int>(-r.value())), "}"));
@@ -431,26 +360,9 @@ class Validator {
     return absl::OkStatus();
   }
 
-  absl::Status CheckRedirectTarget(const std::string& target, const std::string& label,
-                                   const std::string& field, bool prefix) {
-    absl::string_view t = target;
-    if (prefix && t.size() > 1 && t.back() == '/') t.remove_suffix(1);
-    if (!IsNormalizedAbsolute(t)) {
-      return Err(label, field,
-                 absl::StrCat("target \"", target,
-                              "\" must be an absolute, normalized path (no \"..\", \".\", \"//\")"));
-    }
-    for (const std::string& root : p_.redirect_roots()) {
-      if (InsideRoot(t, root)) return absl::OkStatus();
-    }
-    if (p_.redirect_roots().empty()) {
-      return Err(label, field,
-                 absl::StrCat("target \"", target,
-                              "\" is outside every redirect root (redirect_roots is empty)"));
-    }
-    return Err(label, field,
-               absl::StrCat("target \"", target, "\" is outside every redirect root (",
-                            absl::StrJoin(p_.redirect_roots(), ", "), ")"));
+  absl::Status CheckMap(const std::optional<ActionProblem>& problem, const std::string& label) {
+    if (!problem) return absl::OkStatus();
+    return Err(label, absl::StrCat("action.", problem->field), problem->message);
   }
 
   absl::Status CheckAction(const v1::Rule& r, const std::string& label) {
@@ -469,51 +381,12 @@ class Validator {
         return CheckDeny(a.deny(), label, "action.deny.errno");
       case v1::Action::kRedirectOpen: {
         SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "redirect_open", RedirectOpenAppliesTo, "open, openat"));
-        const v1::RedirectOpen& ro = a.redirect_open();
-        if (ro.exact().empty() && ro.prefix().empty()) {
-          return Err(label, "action.redirect_open", "needs at least one exact or prefix entry");
-        }
-        for (const auto& kv : ro.exact()) {
-          const std::string field = absl::StrCat("action.redirect_open.exact[\"", kv.first, "\"]");
-          if (!IsNormalizedAbsolute(kv.first)) {
-            return Err(label, field, "source must be an absolute, normalized path");
-          }
-          SA_RETURN_IF_ERROR(CheckRedirectTarget(kv.second, label, field, false));
-        }
-        for (const auto& kv : ro.prefix()) {
-          const std::string field = absl::StrCat("action.redirect_open.prefix[\"", kv.first, "\"]");
-          absl::string_view k = kv.first;
-          const bool k_slash = k.size() > 1 && k.back() == '/';
-          if (k_slash) k.remove_suffix(1);
-          if (!IsNormalizedAbsolute(k) || k == "/") {
-            return Err(label, field, "source prefix must be an absolute, normalized directory other than \"/\"");
-          }
-          const bool v_slash = kv.second.size() > 1 && kv.second.back() == '/';
-          if (k_slash != v_slash) {
-            return Err(label, field, "source and target must both end in \"/\" or both not");
-          }
-          SA_RETURN_IF_ERROR(CheckRedirectTarget(kv.second, label, field, true));
-        }
-        return absl::OkStatus();
+        const std::vector<std::string> roots(p_.redirect_roots().begin(), p_.redirect_roots().end());
+        return CheckMap(CheckRedirectOpenMap(a.redirect_open(), roots), label);
       }
       case v1::Action::kRewriteBind: {
         SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "rewrite_bind", RewriteBindAppliesTo, "bind"));
-        if (a.rewrite_bind().map().empty()) {
-          return Err(label, "action.rewrite_bind.map", "needs at least one entry");
-        }
-        for (const auto& kv : a.rewrite_bind().map()) {
-          const std::string field = absl::StrCat("action.rewrite_bind.map[\"", kv.first, "\"]");
-          auto from = ParseBindEndpoint(kv.first);
-          if (!from.ok()) return Err(label, field, from.status().message());
-          auto to = ParseBindEndpoint(kv.second);
-          if (!to.ok()) return Err(label, field, absl::StrCat("target ", to.status().message()));
-          if (*from != *to) {
-            return Err(label, field,
-                       absl::StrCat("cannot rewrite an ", FamilyName(*from), " address to an ",
-                                    FamilyName(*to), " one (same kind on both sides)"));
-          }
-        }
-        return absl::OkStatus();
+        return CheckMap(CheckRewriteBindMap(a.rewrite_bind()), label);
       }
       case v1::Action::kReplaceWrite: {
         SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "replace_write", ReplaceWriteAppliesTo, "write"));
@@ -582,10 +455,6 @@ class Validator {
 };
 
 }  // namespace
-
-bool RedirectOpenAppliesTo(absl::string_view s) { return s == "open" || s == "openat"; }
-bool RewriteBindAppliesTo(absl::string_view s) { return s == "bind"; }
-bool ReplaceWriteAppliesTo(absl::string_view s) { return s == "write"; }
 
 int SockaddrFamilyFromString(absl::string_view s) {
   if (s == "AF_INET" || s == "inet") return AF_INET;
