@@ -13,6 +13,18 @@ namespace {
 // more nested hand-offs than this is refused at run time (fail closed).
 constexpr int kMaxDepth = 64;
 
+// What the injector did, as the engine counts and logs it; `via` ("" for a
+// local rule) names who decided.
+ActionHandler::Outcome Substituted(const injector::Outcome& out, const std::string& via,
+                                   const std::string& action_name) {
+  ActionHandler::Outcome o;
+  o.result = out.result;
+  o.backend = via.empty() ? std::string(out.backend) : absl::StrCat(via, " ", std::string(out.backend));
+  o.action = action_name;
+  o.task_gone = out.task_gone;
+  return o;
+}
+
 }  // namespace
 
 void ActionRouter::Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
@@ -28,37 +40,28 @@ bool ActionRouter::TryQuickReply(const SyscallEvent& ev, const v1::Action& actio
   const std::string& name = action.plugin().name();
   if (!plugins_->DecideCached(name, ev, &d)) return false;
   using K = plugin::PlainDecision::Kind;
-  out->effect = d.kind == K::kDeny     ? Effect::kDenied
-                : d.kind == K::kReturn ? Effect::kReturned
-                                       : Effect::kAllowed;
-  out->error = d.errno_code;
-  out->val = d.value;
+  out->reply = d.kind == K::kDeny     ? LocalReply::Deny(d.errno_code)
+               : d.kind == K::kReturn ? LocalReply::Return(d.value)
+                                      : LocalReply::Allow();
+  out->action = d.kind == K::kDeny ? "deny" : d.kind == K::kReturn ? "return" : "allow";
   out->backend = absl::StrCat("plugin:", name, " (cached)");
   return true;
 }
 
-void ActionRouter::Reply(int listener, uint64_t id, uint32_t flags, int error, int64_t val,
-                         const std::string& via, const std::string& action_name,
-                         std::string result, Done done) {
-  seccomp_notif_resp resp{};
-  resp.id = id;
-  resp.flags = flags;
-  resp.error = -error;
-  resp.val = val;
-  absl::Status s = unotify_.Send(listener, resp);
+void ActionRouter::Reply(int listener, uint64_t id, LocalReply reply, const std::string& via,
+                         const std::string& action_name, Done done) {
+  absl::Status s = unotify_.Send(listener, reply.Resp(id));
   Outcome o;
   o.backend = via;
   o.action = action_name;
-  o.effect = (flags & SECCOMP_USER_NOTIF_FLAG_CONTINUE) ? Effect::kAllowed
-             : error != 0                               ? Effect::kDenied
-                                                        : Effect::kReturned;
+  o.effect = reply.effect;
   if (!s.ok()) {
     if (ErrnoOf(s) != ENOENT) return done(s);
     o.task_gone = true;
     o.result = "task-gone";
     return done(o);
   }
-  o.result = std::move(result);
+  o.result = std::move(reply.result);
   done(o);
 }
 
@@ -81,17 +84,10 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     return done(absl::FailedPreconditionError("plugin hand-offs nested too deeply"));
   }
   const std::string name = ActionKindName(action);
+  if (std::optional<LocalReply> local = LocalReplyFor(action)) {
+    return Reply(listener, notif.id, std::move(*local), via, name, std::move(done));
+  }
   switch (action.kind_case()) {
-    case v1::Action::kAllow:
-    case v1::Action::kLog:
-      return Reply(listener, notif.id, SECCOMP_USER_NOTIF_FLAG_CONTINUE, 0, 0, via, name,
-                   "continue", std::move(done));
-    case v1::Action::kDeny:
-      return Reply(listener, notif.id, 0, action.deny().errno_code(), 0, via, name,
-                   ErrnoName(action.deny().errno_code()), std::move(done));
-    case v1::Action::kReturn:
-      return Reply(listener, notif.id, 0, 0, action.return_().value(), via, name,
-                   absl::StrCat(action.return_().value()), std::move(done));
     case v1::Action::kRedirectOpen:
     case v1::Action::kRewriteBind:
     case v1::Action::kReplaceWrite:
@@ -102,12 +98,7 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
       absl::StatusOr<injector::Outcome> out = ApplyAction(
           *injector_, listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));
       if (!out.ok()) return done(out.status());
-      Outcome o;
-      o.result = out->result;
-      o.backend = via.empty() ? std::string(out->backend) : absl::StrCat(via, " ", std::string(out->backend));
-      o.action = name;
-      o.task_gone = out->task_gone;
-      return done(o);
+      return done(Substituted(*out, via, name));
     }
     case v1::Action::kPlugin:
       break;
@@ -138,12 +129,7 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
         sub.buf = r.inject.buf();
         absl::StatusOr<injector::Outcome> out = injector_->Inject(listener, n, sub);
         if (!out.ok()) return done(out.status());
-        Outcome o;
-        o.result = out->result;
-        o.backend = absl::StrCat(who, " ", std::string(out->backend));
-        o.action = "inject";
-        o.task_gone = out->task_gone;
-        return done(o);
+        return done(Substituted(*out, who, "inject"));
       }
       case plugin::PluginResult::Kind::kNoOpinion:
         return ContinueLocal(listener, n, *evp, rule_index, *pol, who + " no-opinion", depth, done);
@@ -154,13 +140,11 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     std::string why = absl::StrCat(who, " error ", plugin::ErrorKindName(r.error_kind));
     switch (r.on_error) {
       case v1::PluginConfig::ALLOW:
-        return Reply(listener, n.id, SECCOMP_USER_NOTIF_FLAG_CONTINUE, 0, 0, why, "allow",
-                     "continue", done);
+        return Reply(listener, n.id, LocalReply::Allow(), why, "allow", done);
       case v1::PluginConfig::LOCAL:
         return ContinueLocal(listener, n, *evp, rule_index, *pol, why, depth, done);
       default:
-        return Reply(listener, n.id, 0, r.error_errno, 0, why, "deny", ErrnoName(r.error_errno),
-                     done);
+        return Reply(listener, n.id, LocalReply::Deny(r.error_errno), why, "deny", done);
     }
   });
 }

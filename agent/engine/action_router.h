@@ -16,6 +16,7 @@
 
 #include "agent/engine/apply_action.h"
 #include "agent/engine/engine.h"
+#include "agent/engine/local_reply.h"
 #include "agent/injector/injector.h"
 #include "agent/plugin/dispatcher.h"
 #include "agent/seccomp/unotify.h"
@@ -47,9 +48,8 @@ class ActionRouter : public ActionHandler {
                      int rule_index, const CompiledPolicy& policy, const std::string& via,
                      int depth, Done done);
   // Sends a plain reply (CONTINUE, an errno or a value).
-  void Reply(int listener, uint64_t id, uint32_t flags, int error, int64_t val,
-             const std::string& via, const std::string& action_name, std::string result,
-             Done done);
+  void Reply(int listener, uint64_t id, LocalReply reply, const std::string& via,
+             const std::string& action_name, Done done);
 
   UnotifyInterface& unotify_;
   injector::Injector* injector_;

@@ -112,6 +112,24 @@ double Stricter(double a, double b) {
   return std::min(a, b);
 }
 
+// The counter a reply's effect adds to.
+void CountEffect(ContainerStats& stats, ActionHandler::Effect effect) {
+  switch (effect) {
+    case ActionHandler::Effect::kAllowed:
+      stats.allowed++;
+      break;
+    case ActionHandler::Effect::kDenied:
+      stats.denied++;
+      break;
+    case ActionHandler::Effect::kReturned:
+      stats.returned++;
+      break;
+    case ActionHandler::Effect::kSubstituted:
+      stats.substituted++;
+      break;
+  }
+}
+
 }  // namespace
 
 std::string BoundPolicy::Label() const {
@@ -121,36 +139,6 @@ std::string BoundPolicy::Label() const {
 const char* RateLimitActionName(RateLimitAction a) {
   return a == RateLimitAction::kDeny ? "deny" : "delay";
 }
-
-namespace {
-
-// A handler's quick reply into the response, the record and the counters.
-void SetQuickReply(const ActionHandler::QuickReply& q, ContainerStats& stats,
-                   seccomp_notif_resp* resp, DecisionRecord* rec) {
-  rec->backend = q.backend;
-  switch (q.effect) {
-    case ActionHandler::Effect::kDenied:
-      resp->error = -q.error;
-      rec->action = "deny";
-      rec->result = ErrnoName(q.error);
-      stats.denied++;
-      return;
-    case ActionHandler::Effect::kReturned:
-      resp->val = q.val;
-      rec->action = "return";
-      rec->result = absl::StrCat(q.val);
-      stats.returned++;
-      return;
-    default:
-      resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      rec->action = "allow";
-      rec->result = "continue";
-      stats.allowed++;
-      return;
-  }
-}
-
-}  // namespace
 
 struct Engine::Entry {
   uint64_t key = 0;
@@ -689,66 +677,48 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
 
   seccomp_notif_resp resp{};
   resp.id = n.id;
-  switch (action.kind_case()) {
-    case v1::Action::kAllow:
-      resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      rec.result = "continue";
-      e->stats.allowed++;
-      break;
-    case v1::Action::kLog:
-      resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      rec.result = "continue";
-      force_log = true;
-      e->stats.allowed++;
-      break;
-    case v1::Action::kDeny:
-      resp.error = -action.deny().errno_code();
-      rec.result = ErrnoName(action.deny().errno_code());
-      e->stats.denied++;
-      break;
-    case v1::Action::kReturn:
-      resp.val = action.return_().value();
-      rec.result = absl::StrCat(action.return_().value());
-      e->stats.returned++;
-      break;
-    default: {
-      // A plugin's cached plain answer: sent like a local rule's, by the
-      // leader (handing off leadership costs two context switches).
-      ActionHandler::QuickReply quick;
-      if (handler != nullptr && handler->TryQuickReply(ev, action, &quick)) {
-        SetQuickReply(quick, e->stats, &resp, &rec);
-        break;
-      }
-      if (handler != nullptr) {
-        auto p = std::make_shared<Pending>();
-        p->entry = e;
-        p->bound = bound;
-        p->ev = std::move(ev);
-        p->rec = std::move(rec);
-        p->rec.event = &p->ev;
-        p->id = n.id;
-        p->t0 = t0;
-        {
-          std::lock_guard<std::mutex> lock(inflight_mu_);
-          inflight_++;
-        }
-        p->notif = n;
-        p->action = &action;
-        p->rule_index = v.rule_index;
-        p->handler = handler;
-        p->root = std::move(root);
-        // May take long: let a follower lead meanwhile.
-        if (lead.owns_lock()) lead.unlock();
-        RunInLane(std::move(p));
-        return;
-      }
-      spdlog::warn("container {}: action {} is not available in this build; answering {}",
-                   e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
-      resp.error = -opts_.fallback_errno;
-      rec.result = ErrnoName(opts_.fallback_errno);
-      e->stats.denied++;
-      break;
+  std::optional<LocalReply> local = LocalReplyFor(action);
+  // A plugin's cached plain answer: sent like a local rule's, by the
+  // leader (handing off leadership costs two context switches).
+  ActionHandler::QuickReply quick;
+  if (!local && handler != nullptr && handler->TryQuickReply(ev, action, &quick)) {
+    local = std::move(quick.reply);
+    rec.backend = std::move(quick.backend);
+    rec.action = std::move(quick.action);
+  }
+  if (local) {
+    resp = local->Resp(n.id);
+    rec.result = std::move(local->result);
+    force_log = action.kind_case() == v1::Action::kLog;
+    CountEffect(e->stats, local->effect);
+  } else if (handler != nullptr) {
+    auto p = std::make_shared<Pending>();
+    p->entry = e;
+    p->bound = bound;
+    p->ev = std::move(ev);
+    p->rec = std::move(rec);
+    p->rec.event = &p->ev;
+    p->id = n.id;
+    p->t0 = t0;
+    {
+      std::lock_guard<std::mutex> lock(inflight_mu_);
+      inflight_++;
     }
+    p->notif = n;
+    p->action = &action;
+    p->rule_index = v.rule_index;
+    p->handler = handler;
+    p->root = std::move(root);
+    // May take long: let a follower lead meanwhile.
+    if (lead.owns_lock()) lead.unlock();
+    RunInLane(std::move(p));
+    return;
+  } else {
+    spdlog::warn("container {}: action {} is not available in this build; answering {}",
+                 e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
+    resp.error = -opts_.fallback_errno;
+    rec.result = ErrnoName(opts_.fallback_errno);
+    e->stats.denied++;
   }
   absl::Status sent = unotify_.Send(e->listener.get(), resp);
   if (!sent.ok()) {
@@ -839,20 +809,7 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
     if (out->task_gone) {
       e.stats.task_gone++;
     } else {
-      switch (out->effect) {
-        case ActionHandler::Effect::kAllowed:
-          e.stats.allowed++;
-          break;
-        case ActionHandler::Effect::kDenied:
-          e.stats.denied++;
-          break;
-        case ActionHandler::Effect::kReturned:
-          e.stats.returned++;
-          break;
-        case ActionHandler::Effect::kSubstituted:
-          e.stats.substituted++;
-          break;
-      }
+      CountEffect(e.stats, out->effect);
     }
   } else {
     spdlog::warn("container {}: {} for {} failed, answering {}: {}", e.info.id, rec.action,

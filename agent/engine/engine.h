@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "agent/common/fd.h"
 #include "agent/engine/decision_log.h"
+#include "agent/engine/local_reply.h"
 #include "agent/engine/token_bucket.h"
 #include "agent/model/event.h"
 #include "agent/policy/policy.h"
@@ -57,8 +58,7 @@ namespace seccomp_agent {
 class ActionHandler {
  public:
   virtual ~ActionHandler() = default;
-  // What the reply did, for the counters.
-  enum class Effect { kAllowed, kDenied, kReturned, kSubstituted };
+  using Effect = ::seccomp_agent::Effect;  // local_reply.h
   struct Outcome {
     Effect effect = Effect::kSubstituted;
     std::string result;   // for the decision log: "fd 5", "EPERM", "12", ...
@@ -80,10 +80,9 @@ class ActionHandler {
                       Done done) = 0;
   // A reply the engine sends itself, as for a local rule.
   struct QuickReply {
-    Effect effect = Effect::kAllowed;  // kAllowed (CONTINUE), kDenied or kReturned
-    int error = 0;                     // kDenied: the errno
-    int64_t val = 0;                   // kReturned: the value
-    std::string backend;               // for the decision log ("plugin:NAME (cached)")
+    LocalReply reply;     // allow, deny or return (local_reply.h)
+    std::string action;   // for the decision log: "allow", "deny", "return"
+    std::string backend;  // for the decision log ("plugin:NAME (cached)")
   };
   // Optional fast path, asked by the leader BEFORE it hands off leadership:
   // true and `*out` when `action` has a plain answer at once, without

@@ -589,8 +589,8 @@ class QuickHandler : public ActionHandler {
     done(absl::InternalError("Handle must not run for a quick reply"));
   }
   bool TryQuickReply(const SyscallEvent& ev, const v1::Action&, QuickReply* out) override {
-    out->effect = Effect::kDenied;
-    out->error = EROFS;
+    out->reply = LocalReply::Deny(EROFS);
+    out->action = "deny";
     out->backend = "plugin:slowpoke (cached)";
     return true;
   }
