@@ -18,6 +18,7 @@
 #include "agent/common/log.h"
 #include "agent/common/status.h"
 #include "agent/holder/holder.h"
+#include "agent/seccomp/unotify.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::holder {
@@ -158,7 +159,7 @@ absl::StatusOr<std::vector<StoredListener>> SystemdFdStore::List() {
   for (auto& [fdname, fds] : by_name) {
     UniqueFd listener, meta;
     for (auto& fd : fds) {
-      if (IsSeccompListener(fd.get())) {
+      if (CheckIsListener(fd.get()).ok()) {
         if (!listener) listener = std::move(fd);
       } else if (!meta && fcntl(fd.get(), F_GET_SEALS) >= 0) {
         meta = std::move(fd);

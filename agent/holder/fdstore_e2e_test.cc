@@ -70,6 +70,7 @@
 #include "agent/common/fd.h"
 #include "agent/holder/holder.h"
 #include "agent/seccomp/filter_util.h"
+#include "agent/seccomp/unotify.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "agent/testing/wait.h"
@@ -586,7 +587,7 @@ TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
   int listeners = 0;
   for (auto& f : sm_->DupStore()) {
     if (f.name != name) continue;
-    if (IsSeccompListener(f.fd.get())) {
+    if (CheckIsListener(f.fd.get()).ok()) {
       ++listeners;
       continue;
     }

@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -24,8 +26,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/log.h"
+#include "agent/common/proc_text.h"
 #include "agent/common/status.h"
 #include "agent/common/unix_socket.h"
+#include "agent/seccomp/unotify.h"
 #include "nlohmann/json.hpp"
 
 namespace seccomp_agent::holder {
@@ -103,14 +107,6 @@ absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock) {
   return std::make_pair(std::move(buf), std::move(fd));
 }
 
-bool IsSeccompListener(int fd) {
-  char link[64];
-  ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), link, sizeof(link) - 1);
-  if (n <= 0) return false;
-  link[n] = '\0';
-  return strcmp(link, "anon_inode:seccomp notify") == 0;
-}
-
 std::string WchanOf(pid_t tid) {
   std::ifstream f(absl::StrCat("/proc/", tid, "/wchan"));
   std::string w;
@@ -149,13 +145,10 @@ int RestartWaitingSyscalls(pid_t init_pid) {
   std::set<pid_t> procs;
   for (pid_t tid : TasksWaitingOnSeccompNotification(init_pid)) {
     std::ifstream f(absl::StrCat("/proc/", tid, "/status"));
-    std::string line;
-    while (std::getline(f, line)) {
-      int tgid;
-      if (line.rfind("Tgid:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(5)), &tgid)) {
-        procs.insert(tgid);
-      }
-    }
+    const std::string status((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::optional<absl::string_view> tgid_text = StatusField(status, "Tgid");
+    int tgid;
+    if (tgid_text && absl::SimpleAtoi(*tgid_text, &tgid)) procs.insert(tgid);
   }
   for (pid_t p : procs) kill(p, SIGSTOP);
   // Wait until each is stopped (its wait was interrupted), then continue.
@@ -164,8 +157,8 @@ int RestartWaitingSyscalls(pid_t init_pid) {
       std::ifstream f(absl::StrCat("/proc/", p, "/stat"));
       std::string stat;
       std::getline(f, stat);
-      size_t rp = stat.rfind(')');
-      if (rp == std::string::npos || rp + 2 >= stat.size() || stat[rp + 2] == 'T') break;
+      std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
+      if (fields.empty() || fields[0] == "T") break;
       usleep(1000);
     }
   }
@@ -267,7 +260,7 @@ void HolderServer::HandleClient(int fd, bool* close_it) {
   }
   const std::string op = req["op"];
   if (op == "PUT") {
-    if (!msg->second || !IsSeccompListener(msg->second.get())) {
+    if (!msg->second || !CheckIsListener(msg->second.get()).ok()) {
       reply_error("PUT without a seccomp listener fd");
       return;
     }

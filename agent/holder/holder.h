@@ -64,9 +64,6 @@ absl::StatusOr<ContainerInfo> InfoFromJson(const std::string& json_object_text);
 absl::Status SendMessage(int sock, const std::string& text, int fd = -1, int flags = 0);
 absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock);
 
-// "anon_inode:seccomp notify" behind `fd`?
-bool IsSeccompListener(int fd);
-
 // /proc/<tid>/wchan ("" if unreadable).
 std::string WchanOf(pid_t tid);
 // Threads in the pid namespace of `init_pid` (the container) that sleep in

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/fd.h"
+#include "agent/seccomp/unotify.h"
 #include "agent/testing/trapped_child.h"
 #include "agent/testing/wait.h"
 #include "gtest/gtest.h"
@@ -141,7 +142,7 @@ TEST_F(HolderTest, PutListDelAndAPutWithoutAListenerIsRefused) {
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].key, absl::StrCat("c1/", child->pid()));
   EXPECT_EQ((*list)[0].info.bundle, "/b/c1");
-  EXPECT_TRUE(IsSeccompListener((*list)[0].listener.get()));
+  EXPECT_TRUE(CheckIsListener((*list)[0].listener.get()).ok());
 
   // The copy from LIST is the same listener: it receives the child's call.
   child->Start();

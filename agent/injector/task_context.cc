@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/proc_text.h"
 #include "agent/common/status.h"
 #include "agent/seccomp/task_path.h"
 
@@ -89,15 +90,7 @@ absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
   TaskCreds c;
   c.tid = tid;
   int seen = 0;
-  absl::string_view rest = text;
-  while (!rest.empty()) {
-    size_t nl = rest.find('\n');
-    absl::string_view line = rest.substr(0, nl);
-    rest.remove_prefix(nl == absl::string_view::npos ? rest.size() : nl + 1);
-    size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) continue;
-    absl::string_view key = line.substr(0, colon);
-    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+  ForEachStatusField(text, [&](absl::string_view key, absl::string_view value) {
     uint32_t v;
     if (key == "Tgid" && absl::SimpleAtoi(value, &v)) {
       c.tgid = static_cast<pid_t>(v);
@@ -109,20 +102,20 @@ absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
       c.fsgid = v;
       seen |= 4;
     } else if (key == "Groups") {
-      for (absl::string_view g : absl::StrSplit(value, ' ', absl::SkipEmpty())) {
+      for (absl::string_view g : absl::StrSplit(value, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
         if (absl::SimpleAtoi(g, &v)) c.groups.push_back(v);
       }
       seen |= 8;
     } else if (key == "CapEff") {
-      if (!absl::SimpleHexAtoi(value, &c.cap_eff)) break;
-      seen |= 16;
-      break;  // the last field wanted (Umask comes first); skip the rest
+      if (absl::SimpleHexAtoi(value, &c.cap_eff)) seen |= 16;
+      return false;  // the last field wanted (Umask comes first); skip the rest
     } else if (key == "Umask") {
       uint32_t m = 0;
       for (char ch : value) m = m * 8 + (ch - '0');
       c.umask = m & 0777;
     }
-  }
+    return true;
+  });
   if (seen != 31) {
     return absl::InternalError(absl::StrCat(path, ": missing Tgid/Uid/Gid/Groups/CapEff"));
   }

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/common/proc_text.h"
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
 
@@ -96,21 +97,16 @@ absl::StatusOr<std::string> PathInRoot(const Task& t, int target) {
 // "NStgid:\t5\t1" -> {5, 1}: the task's ids from the agent's pid namespace
 // down to its own.
 std::vector<std::string> NsIds(const std::string& status, absl::string_view key) {
-  for (absl::string_view line : absl::StrSplit(status, '\n')) {
-    if (absl::ConsumePrefix(&line, key)) {
-      return absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-    }
-  }
-  return {};
+  std::optional<absl::string_view> value = StatusField(status, key);
+  if (!value) return {};
+  std::vector<absl::string_view> words = StatusWords(*value);
+  return std::vector<std::string>(words.begin(), words.end());
 }
 
 // Field 22 (start time) of a /proc/N/stat text.
 std::string StartTime(const std::string& stat) {
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return "";
-  std::vector<std::string> f =
-      absl::StrSplit(stat.substr(close + 1), ' ', absl::SkipEmpty());
-  return f.size() > 19 ? f[19] : "";
+  std::vector<absl::string_view> f = StatFieldsAfterComm(stat);
+  return f.size() > 19 ? std::string(f[19]) : "";
 }
 
 // "self" / "thread-self" in the procfs at `proc_root`, as the task sees
@@ -118,8 +114,8 @@ std::string StartTime(const std::string& stat) {
 // process's start time.
 absl::StatusOr<std::vector<std::string>> TaskSelf(const Task& t, int proc_root, bool thread) {
   const std::string status = ReadText(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/status"));
-  const std::vector<std::string> tgids = NsIds(status, "NStgid:");
-  const std::vector<std::string> tids = NsIds(status, "NSpid:");
+  const std::vector<std::string> tgids = NsIds(status, "NStgid");
+  const std::vector<std::string> tids = NsIds(status, "NSpid");
   const std::string start = StartTime(ReadText(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/stat")));
   for (size_t i = tgids.size(); i-- > 0 && i < tids.size();) {
     const std::string path = absl::StrCat(tgids[i], "/task/", tids[i], "/stat");
