@@ -23,14 +23,6 @@ namespace {
 
 namespace v1 = ::seccompagent::v1;
 
-absl::StatusOr<seccomp_notif> RecvOne(int listener) {
-  pollfd p{listener, POLLIN, 0};
-  if (poll(&p, 1, 10000) != 1) return absl::DeadlineExceededError("no notification");
-  seccomp_notif n;
-  SA_RETURN_IF_ERROR(DefaultUnotify().Recv(listener, &n));
-  return n;
-}
-
 struct Shared {
   int64_t ret[4];
   int err[4];
@@ -64,7 +56,7 @@ void RunRedirect(const RedirectCase& c, const v1::Action& a,
   });
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
-  auto n = RecvOne(child->listener());
+  auto n = child->RecvNotification();
   ASSERT_TRUE(n.ok()) << n.status();
   SyscallEvent ev;
   ev.pid = static_cast<pid_t>(n->pid);

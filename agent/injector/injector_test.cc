@@ -326,14 +326,6 @@ TEST(ReplayCache, SecondClaimOfTheSameCallWaitsForTheFirst) {
 
 // ------------------------------------------- emulation-only, real child
 
-absl::StatusOr<seccomp_notif> RecvOne(int listener) {
-  pollfd p{listener, POLLIN, 0};
-  if (poll(&p, 1, 10000) != 1) return absl::DeadlineExceededError("no notification");
-  seccomp_notif n;
-  SA_RETURN_IF_ERROR(DefaultUnotify().Recv(listener, &n));
-  return n;
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -363,7 +355,7 @@ TEST(Emulation, RedactedWriteReportsTheTasksCountOnce) {
   });
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
-  auto n = RecvOne(child->listener());
+  auto n = child->RecvNotification();
   ASSERT_TRUE(n.ok()) << n.status();
   // What the router plans for a redaction of "token=[a-z0-9]+": a shorter
   // substitute, the task's own count.
@@ -403,7 +395,7 @@ TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
   });
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
-  auto n = RecvOne(child->listener());
+  auto n = child->RecvNotification();
   ASSERT_TRUE(n.ok()) << n.status();
   // What the router plans for redirect_open {"/etc/requested": target} of
   // an open(2): the task's flags and mode, the new path.

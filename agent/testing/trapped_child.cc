@@ -1,6 +1,7 @@
 #include "agent/testing/trapped_child.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/status.h"
 #include "agent/seccomp/filter_util.h"
+#include "agent/seccomp/unotify.h"
 
 namespace seccomp_agent::testing {
 namespace {
@@ -93,6 +95,14 @@ TrappedChild::~TrappedChild() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+}
+
+absl::StatusOr<seccomp_notif> TrappedChild::RecvNotification() const {
+  pollfd p{listener_.get(), POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return absl::DeadlineExceededError("no notification");
+  seccomp_notif n;
+  SA_RETURN_IF_ERROR(DefaultUnotify().Recv(listener_.get(), &n));
+  return n;
 }
 
 void TrappedChild::Start() {

@@ -4,6 +4,7 @@
 #define SECCOMP_AGENT_TESTING_TRAPPED_CHILD_H_
 
 #include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -43,6 +44,8 @@ class TrappedChild {
   UniqueFd TakeListener() { return std::move(listener_); }
   // Lets the child run `body`.
   void Start();
+  // The next notification on the listener (DeadlineExceeded after 10 s).
+  absl::StatusOr<seccomp_notif> RecvNotification() const;
   // Waits for exit; returns the exit code, or 128+signal.
   int Wait();
 
