@@ -428,7 +428,7 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
   // The target, looked up as the task.
   int lookup_err = 0;
   UniqueFd target;
-  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root.get(), fs.cwd.get()}, [&] {
+  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root, fs.cwd.get()}, [&] {
     open_how how;
     memset(&how, 0, sizeof(how));
     how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
