@@ -75,7 +75,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
   }
 
   // `script` as uid 1000 without capabilities, sysinfo and mknod* trapped.
-  ProcessResult Run(const std::string& name, const std::string& script) {
+  ProcessResult Run(const std::string& name, const std::string& script,
+                    std::optional<std::string> rootfs_propagation = std::nullopt) {
     id_ = UniqueContainerId(absl::StrCat("e2e-priv-", name, "-", RuntimeName(GetParam())));
     ContainerConfig cfg;
     cfg.args = {"sh", "-c", script};
@@ -84,6 +85,7 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     cfg.user = std::make_pair(1000u, 1000u);
     cfg.no_capabilities = true;
     cfg.memory_limit = k256MiB;
+    cfg.rootfs_propagation = std::move(rootfs_propagation);
     auto c = Container::Create(GetParam(), id_, cfg);
     EXPECT_TRUE(c.ok()) << c.status();
     if (!c.ok()) return ProcessResult{};
@@ -314,6 +316,32 @@ TEST_P(PrivilegedE2ETest, MountEscapeAttemptsStayInside) {
   struct stat st;
   ASSERT_EQ(lstat((Rootfs() + "/tmp/fifo").c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+// A container whose root mount is shared with the host's mounts: a mount on
+// it would propagate out of the container, so the agent refuses it. crun
+// honours rootfsPropagation "shared"; runc 1.1.5 makes the root private
+// again before pivot_root, so there the root is not shared and the mount is
+// made (and stays inside).
+TEST_P(PrivilegedE2ETest, MountOnASharedMountIsRefused) {
+  ProcessResult r = Run("mount-shared",
+                        "echo rootshared=$(grep -c '^[0-9]* [0-9]* [^ ]* [^ ]* / [^ ]* shared:' "
+                        "/proc/self/mountinfo); "
+                        "mount_probe proc proc /mnt; echo mount=$?",
+                        "shared");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 1);
+  ASSERT_EQ(ds.size(), 1u) << agent_->Stderr();
+  if (GetParam() == Runtime::kCrun) {
+    EXPECT_THAT(r.out, HasSubstr("rootshared=1")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("mount=1")) << r.out;  // EPERM
+    EXPECT_EQ(ds[0]["result"],
+              "EPERM (the target's mount is shared: a mount would propagate to its peers)");
+  } else {
+    EXPECT_THAT(r.out, HasSubstr("rootshared=0")) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("mount=0")) << r.out;
+  }
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,

@@ -136,6 +136,9 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
                                     {"ambient", none}};
     j["process"]["noNewPrivileges"] = true;
   }
+  if (config.rootfs_propagation.has_value()) {
+    j["linux"]["rootfsPropagation"] = *config.rootfs_propagation;
+  }
   if (config.memory_limit.has_value()) {
     j["linux"]["resources"]["memory"] = {{"limit", *config.memory_limit}};
   }

@@ -69,6 +69,8 @@ struct ContainerConfig {
   bool no_capabilities = false;
   // linux.resources.memory.limit in bytes.
   std::optional<int64_t> memory_limit;
+  // linux.rootfsPropagation ("shared", "slave", "private", ...) when set.
+  std::optional<std::string> rootfs_propagation;
 };
 
 // One container: its temp dir holds bundle/config.json, bundle/rootfs and
