@@ -237,9 +237,9 @@ absl::Status Agent::StartHandoff() {
 }
 
 absl::Status Agent::StartHookSocket() {
-  hook_handler_ = std::make_unique<HookAdminHandler>(*engine_, config_.allowed_uids);
+  hook_handler_ = std::make_unique<HookRequestHandler>(*engine_, config_.allowed_uids);
   if (config_.hook_socket.empty()) return absl::OkStatus();
-  auto hs = hook::AdminServer::Start(config_.hook_socket, hook_handler_.get());
+  auto hs = hook::HookServer::Start(config_.hook_socket, hook_handler_.get());
   if (!hs.ok()) return Prefixed("hook socket", hs.status());
   hook_server_ = *std::move(hs);
   return absl::OkStatus();

@@ -22,12 +22,12 @@
 #include "agent/engine/engine.h"
 #include "agent/handoff/server.h"
 #include "agent/holder/engine_sync.h"
-#include "agent/hook_admin.h"
+#include "agent/hook_server.h"
 #include "agent/metrics/decision_metrics.h"
 #include "agent/metrics/http_server.h"
 #include "agent/metrics/registry.h"
 #include "agent/policy_set.h"
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 
 namespace seccomp_agent {
 
@@ -71,8 +71,8 @@ class Agent {
   std::unique_ptr<Engine> engine_;
   // What feeds the engine.
   std::unique_ptr<HandoffServer> handoff_;
-  std::unique_ptr<HookAdminHandler> hook_handler_;
-  std::unique_ptr<hook::AdminServer> hook_server_;
+  std::unique_ptr<HookRequestHandler> hook_handler_;
+  std::unique_ptr<hook::HookServer> hook_server_;
   // What reports on everything above.
   std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> serving_{true};

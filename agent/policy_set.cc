@@ -19,7 +19,7 @@
 #include "agent/common/status.h"
 #include "agent/engine/substitute_plan.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 
 namespace seccomp_agent {
 

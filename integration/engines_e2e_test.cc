@@ -128,7 +128,7 @@ absl::Status WriteHookConfig() {
   fs::create_directories(g->W("policies"));
   SA_RETURN_IF_ERROR(WriteText(g->W("policies/strict.yaml"), kHookPolicy));
   return WriteText(g->W("hook.json"), nlohmann::json{{"agent_socket", g->W("agent.sock")},
-                                                     {"admin_socket", g->W("hook.sock")},
+                                                     {"hook_socket", g->W("hook.sock")},
                                                      {"policy_dir", g->W("policies")},
                                                      {"compile", true},
                                                      {"on_agent_down", "fail"},

@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 #include "oci-hook/hook_config.h"
 
 namespace seccomp_agent::hook {
@@ -19,7 +19,7 @@ int Fail(HookIo& io, absl::string_view msg, int code = 1) {
   return code;
 }
 
-absl::StatusOr<AdminRequest> StateToRequest(absl::string_view text, AdminOp op) {
+absl::StatusOr<HookRequest> StateToRequest(absl::string_view text, HookOp op) {
   using ojson = nlohmann::ordered_json;
   ojson st;
   try {
@@ -28,7 +28,7 @@ absl::StatusOr<AdminRequest> StateToRequest(absl::string_view text, AdminOp op) 
     return absl::InvalidArgumentError(absl::StrCat("OCI state on stdin: invalid JSON: ", e.what()));
   }
   if (!st.is_object()) return absl::InvalidArgumentError("OCI state on stdin: expected a JSON object");
-  AdminRequest r;
+  HookRequest r;
   r.op = op;
   auto id = st.find("id");
   if (id == st.end() || !id->is_string() || id->get<std::string>().empty()) {
@@ -90,11 +90,11 @@ int RunHook(const std::vector<std::string>& args, HookIo& io, const HookEnv& env
     io.out = std::move(res->output);
     return 0;
   }
-  AdminOp op;
+  HookOp op;
   if (mode == "createRuntime" || mode == "prestart") {
-    op = AdminOp::kPrestart;
+    op = HookOp::kCreateRuntime;
   } else if (mode == "poststop") {
-    op = AdminOp::kPoststop;
+    op = HookOp::kPoststop;
   } else {
     return Fail(io, absl::StrCat("unknown mode \"", mode, "\"\n", kUsage), 2);
   }
@@ -104,17 +104,17 @@ int RunHook(const std::vector<std::string>& args, HookIo& io, const HookEnv& env
     if (!quiet) absl::StrAppend(&io.err, "seccomp-agent-hook: ", req->id, ": no seccomp-agent policy; nothing to tell the agent\n");
     return 0;
   }
-  absl::Status s = SendAdminRequest(config->admin_socket, *req, absl::Milliseconds(config->admin_timeout_ms));
+  absl::Status s = SendHookRequest(config->hook_socket, *req, absl::Milliseconds(config->hook_timeout_ms));
   if (s.ok()) return 0;
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
     if (config->on_agent_down == OnAgentDown::kPass) {
       absl::StrAppend(&io.err, "seccomp-agent-hook: WARNING: agent unreachable (", s.message(),
-                      "); on_agent_down: pass, ", AdminOpName(op), " of ", req->id, " not delivered\n");
+                      "); on_agent_down: pass, ", HookOpName(op), " of ", req->id, " not delivered\n");
       return 0;
     }
     return Fail(io, absl::StrCat("agent unreachable (", s.message(), "); on_agent_down: fail"));
   }
-  return Fail(io, absl::StrCat(AdminOpName(op), " of ", req->id, ": ", s.message()));
+  return Fail(io, absl::StrCat(HookOpName(op), " of ", req->id, ": ", s.message()));
 }
 
 }  // namespace seccomp_agent::hook

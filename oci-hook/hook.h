@@ -5,13 +5,13 @@
 // MODE precreate: config.json on stdin -> the new config.json on stdout
 //   (see precreate.h). Used from hooks.d with "stages": ["precreate"].
 // MODE createRuntime (or prestart): the OCI state on stdin; tells the agent
-//   {"op":"prestart",...} on the admin socket (admin_protocol.h).
+//   {"op":"createRuntime",...} on the hook socket (hook_protocol.h).
 // MODE poststop: the OCI state on stdin; tells the agent {"op":"poststop"}.
 //
 // Exit 0 on success; 1 with one clear "seccomp-agent-hook: ..." line on
 // stderr on any error, and then NOTHING on stdout: the output is built in
 // memory and written once at the very end. 2 for usage errors.
-// If the agent is down (connect fails or no reply within admin_timeout_ms,
+// If the agent is down (connect fails or no reply within hook_timeout_ms,
 // default 2 s; for precreate: its socket is missing), on_agent_down decides:
 // fail -> exit 1; pass -> exit 0 with a WARNING on stderr (precreate then
 // passes config.json through unchanged).

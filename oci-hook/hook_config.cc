@@ -45,15 +45,19 @@ absl::StatusOr<HookConfig> ParseHookConfig(absl::string_view text, absl::string_
   if (!root.IsMap()) return Err(source, "(top level)", "expected a mapping");
   try {
     for (auto it = root.begin(); it != root.end(); ++it) {
-      const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+      // The names these keys had before the hook socket was told apart from
+      // the agent's gRPC admin socket; files that use them still load.
+      if (key == "admin_socket") key = "hook_socket";
+      if (key == "admin_timeout_ms") key = "hook_timeout_ms";
       const YAML::Node v = it->second;  // a copy: it-> is a temporary proxy
-      if (key == "agent_socket" || key == "admin_socket" || key == "policy_dir") {
+      if (key == "agent_socket" || key == "hook_socket" || key == "policy_dir") {
         SA_ASSIGN_OR_RETURN(std::string s, Str(v, source, key));
         if (s.empty() || s[0] != '/') return Err(source, key, "must be an absolute path");
         if (key != "policy_dir" && s.size() > 107) {
           return Err(source, key, "longer than a unix socket path can be (107 bytes)");
         }
-        (key == "agent_socket" ? c.agent_socket : key == "admin_socket" ? c.admin_socket : c.policy_dir) = s;
+        (key == "agent_socket" ? c.agent_socket : key == "hook_socket" ? c.hook_socket : c.policy_dir) = s;
       } else if (key == "compile") {
         SA_ASSIGN_OR_RETURN(c.compile, Bool(v, source, key));
       } else if (key == "on_agent_down") {
@@ -76,20 +80,20 @@ absl::StatusOr<HookConfig> ParseHookConfig(absl::string_view text, absl::string_
         } else {
           return Err(source, key, absl::StrCat("expected any, runc or crun, got \"", s, "\""));
         }
-      } else if (key == "admin_timeout_ms") {
+      } else if (key == "hook_timeout_ms") {
         SA_ASSIGN_OR_RETURN(std::string s, Str(v, source, key));
         int ms;
         if (!absl::SimpleAtoi(s, &ms) || ms < 1 || ms > 60000) {
           return Err(source, key, "expected milliseconds 1..60000");
         }
-        c.admin_timeout_ms = ms;
+        c.hook_timeout_ms = ms;
       } else if (key == "selectors") {
         SA_ASSIGN_OR_RETURN(c.selectors, ParseSelectors(v, source));
       } else {
         return Err(source, "(top level)",
                    absl::StrCat("unknown key \"", key,
-                                "\" (expected agent_socket, admin_socket, policy_dir, selectors, "
-                                "compile, on_agent_down, runtime, admin_timeout_ms)"));
+                                "\" (expected agent_socket, hook_socket, policy_dir, selectors, "
+                                "compile, on_agent_down, runtime, hook_timeout_ms)"));
       }
     }
   } catch (const YAML::Exception& e) {

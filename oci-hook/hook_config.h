@@ -2,7 +2,7 @@
 // /etc/seccomp-agent/hook.json):
 //
 //   agent_socket: /run/seccomp-agent/agent.sock  # linux.seccomp.listenerPath
-//   admin_socket: /run/seccomp-agent/hook.sock  # createRuntime/poststop messages
+//   hook_socket: /run/seccomp-agent/hook.sock  # createRuntime/poststop messages
 //   policy_dir: /etc/seccomp-agent/policies      # policy NAME -> NAME.yaml
 //   selectors:                                   # first match wins
 //     - {annotations: {"io.kubernetes.pod.namespace": "prod-*"}, policy: strict}
@@ -11,7 +11,7 @@
 //   compile: true          # put kernel-decidable rules into the profile
 //   on_agent_down: fail    # fail | pass
 //   runtime: any           # any | runc | crun (which NOTIFY limits apply)
-//   admin_timeout_ms: 2000
+//   hook_timeout_ms: 2000
 //
 // Every key is optional; unknown keys are errors. The annotation
 // `seccomp-agent.io/policy: NAME` on a container always wins over selectors.
@@ -45,13 +45,13 @@ using Selector = ::seccomp_agent::PolicySelector;
 
 struct HookConfig {
   std::string agent_socket = "/run/seccomp-agent/agent.sock";
-  std::string admin_socket = "/run/seccomp-agent/hook.sock";
+  std::string hook_socket = "/run/seccomp-agent/hook.sock";
   std::string policy_dir = "/etc/seccomp-agent/policies";
   std::vector<Selector> selectors;
   bool compile = true;
   OnAgentDown on_agent_down = OnAgentDown::kFail;
   TargetRuntime runtime = TargetRuntime::kAny;
-  int admin_timeout_ms = 2000;
+  int hook_timeout_ms = 2000;
 };
 
 // Parses config text (JSON or YAML). Errors name `source` and the key.

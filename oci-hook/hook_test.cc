@@ -1,6 +1,6 @@
 // seccomp-agent-hook: precreate merging on runc-spec / podman / CRI-O shaped
 // config.json samples, idempotence, refusals, the hook config, and the
-// createRuntime / poststop messages against an in-test admin server.
+// createRuntime / poststop messages against an in-test hook server.
 #include "oci-hook/hook.h"
 
 #include <sys/socket.h>
@@ -19,7 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 #include "oci-hook/hook_config.h"
 #include "oci-hook/precreate.h"
 
@@ -404,12 +404,12 @@ TEST(RunHookTest, UsageAndConfigErrors) {
   }
   auto y = ParseHookConfig(R"(# YAML works too
 agent_socket: /run/a.sock
-admin_socket: /run/b.sock
+hook_socket: /run/b.sock
 policy_dir: /etc/p
 compile: false
 on_agent_down: pass
 runtime: crun
-admin_timeout_ms: 500
+hook_timeout_ms: 500
 selectors:
   - {annotations: {"io.kubernetes.pod.namespace": "prod-*"}, policy: strict}
   - {policy: everyone}
@@ -420,24 +420,31 @@ selectors:
   EXPECT_FALSE(y->compile);
   EXPECT_EQ(y->on_agent_down, OnAgentDown::kPass);
   EXPECT_EQ(y->runtime, TargetRuntime::kCrun);
-  EXPECT_EQ(y->admin_timeout_ms, 500);
+  EXPECT_EQ(y->hook_timeout_ms, 500);
   ASSERT_EQ(y->selectors.size(), 2u);
   EXPECT_EQ(SelectPolicy(*y, {{"io.kubernetes.pod.namespace", "prod-eu"}}), "strict");
   EXPECT_EQ(SelectPolicy(*y, {{"io.kubernetes.pod.namespace", "dev"}}), "everyone");
   EXPECT_EQ(SelectPolicy(*y, {{kPolicyAnnotation, "explicit"}, {"io.kubernetes.pod.namespace", "prod-eu"}}),
             "explicit");
   EXPECT_EQ(SelectPolicy(HookConfig{}, {}), std::nullopt);
+
+  // The keys' earlier names (before the hook socket was told apart from the
+  // agent's gRPC admin socket) still load.
+  auto old = ParseHookConfig(R"({"admin_socket": "/run/h.sock", "admin_timeout_ms": 700})", "hook.json");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->hook_socket, "/run/h.sock");
+  EXPECT_EQ(old->hook_timeout_ms, 700);
 }
 
-class Recorder : public AdminHandler {
+class Recorder : public HookHandler {
  public:
-  absl::Status Handle(const AdminRequest& r, const PeerCred& peer) override {
+  absl::Status Handle(const HookRequest& r, const PeerCred& peer) override {
     std::lock_guard<std::mutex> l(mu_);
     got_.push_back(r);
     peer_uid_ = peer.uid;
     return reply_;
   }
-  std::vector<AdminRequest> got() {
+  std::vector<HookRequest> got() {
     std::lock_guard<std::mutex> l(mu_);
     return got_;
   }
@@ -446,7 +453,7 @@ class Recorder : public AdminHandler {
 
  private:
   std::mutex mu_;
-  std::vector<AdminRequest> got_;
+  std::vector<HookRequest> got_;
 };
 
 constexpr char kState[] =
@@ -455,11 +462,11 @@ constexpr char kState[] =
 
 TEST(RunHookTest, CreateRuntimeAndPoststopTellTheAgent) {
   TempDir d;
-  const std::string sock = d.path() + "/admin.sock";
+  const std::string sock = d.path() + "/hook.sock";
   Recorder rec;
-  auto server = AdminServer::Start(sock, &rec);
+  auto server = HookServer::Start(sock, &rec);
   ASSERT_TRUE(server.ok()) << server.status();
-  const std::string cfg = d.Write("hook.json", HookJson(absl::StrCat(", \"admin_socket\": \"", sock, "\"")));
+  const std::string cfg = d.Write("hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", sock, "\"")));
   HookIo io;
   io.in = kState;
   EXPECT_EQ(RunHook({"--config=" + cfg, "createRuntime"}, io), 0) << io.err;
@@ -472,12 +479,12 @@ TEST(RunHookTest, CreateRuntimeAndPoststopTellTheAgent) {
   EXPECT_EQ(RunHook({"--config=" + cfg, "createRuntime"}, io), 0) << io.err;
   auto got = rec.got();
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0].op, AdminOp::kPrestart);
+  EXPECT_EQ(got[0].op, HookOp::kCreateRuntime);
   EXPECT_EQ(got[0].id, "ctr-1");
   EXPECT_EQ(got[0].pid, 4242);
   EXPECT_EQ(got[0].bundle, "/b/ctr-1");
   EXPECT_EQ(got[0].annotations.at("k"), "v");
-  EXPECT_EQ(got[1].op, AdminOp::kPoststop);
+  EXPECT_EQ(got[1].op, HookOp::kPoststop);
   EXPECT_EQ(got[1].pid, 0);
   EXPECT_EQ(rec.peer_uid_, getuid());
   // The agent refuses: the hook fails with its reason.
@@ -485,7 +492,7 @@ TEST(RunHookTest, CreateRuntimeAndPoststopTellTheAgent) {
   io = HookIo();
   io.in = kState;
   EXPECT_EQ(RunHook({"--config=" + cfg, "createRuntime"}, io), 1);
-  EXPECT_THAT(io.err, HasSubstr("prestart of ctr-1: agent refused: registry full"));
+  EXPECT_THAT(io.err, HasSubstr("createRuntime of ctr-1: agent refused: registry full"));
   // Bad state JSON.
   io = HookIo();
   io.in = "{";
@@ -498,7 +505,7 @@ TEST(RunHookTest, AgentDownFailsOrPassesWithinTheTimeout) {
   const std::string missing = d.path() + "/nobody.sock";
   for (bool pass : {false, true}) {
     const std::string cfg = d.Write(
-        "hook.json", HookJson(absl::StrCat(", \"admin_socket\": \"", missing, "\", \"on_agent_down\": \"",
+        "hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", missing, "\", \"on_agent_down\": \"",
                                            pass ? "pass" : "fail", "\"")));
     HookIo io;
     io.in = kState;
@@ -508,7 +515,7 @@ TEST(RunHookTest, AgentDownFailsOrPassesWithinTheTimeout) {
       EXPECT_THAT(io.err, HasSubstr("WARNING"));
     }
   }
-  // A socket that accepts but never answers: bounded by admin_timeout_ms.
+  // A socket that accepts but never answers: bounded by hook_timeout_ms.
   const std::string mute = d.path() + "/mute.sock";
   UniqueFd l(socket(AF_UNIX, SOCK_STREAM, 0));
   sockaddr_un sa = {};
@@ -517,7 +524,7 @@ TEST(RunHookTest, AgentDownFailsOrPassesWithinTheTimeout) {
   ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
   ASSERT_EQ(listen(l.get(), 4), 0);
   const std::string cfg = d.Write(
-      "hook.json", HookJson(absl::StrCat(", \"admin_socket\": \"", mute, "\", \"admin_timeout_ms\": 300")));
+      "hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", mute, "\", \"hook_timeout_ms\": 300")));
   HookIo io;
   io.in = kState;
   const absl::Time t0 = absl::Now();

@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/status.h"
 #include "nlohmann/json.hpp"
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 
 namespace seccomp_agent::hook {
 namespace {

@@ -136,7 +136,7 @@ absl::StatusOr<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::FromProto(
   std::shared_ptr<CompiledPolicy> c(new CompiledPolicy());
   c->proto_ = std::move(p);
   c->source_ = std::string(source_name);
-  SA_RETURN_IF_ERROR(c->Compile());
+  SA_RETURN_IF_ERROR(c->BuildMatchers());
   return std::shared_ptr<const CompiledPolicy>(std::move(c));
 }
 
@@ -158,7 +158,7 @@ std::shared_ptr<const CompiledPolicy> CompiledPolicy::BuiltinDefault() {
 
 // Runs after ValidatePolicy, so glob errors here are not expected; they are
 // still reported rather than assumed away.
-absl::Status CompiledPolicy::Compile() {
+absl::Status CompiledPolicy::BuildMatchers() {
   runtime_allow_.mutable_allow();
   rules_.resize(proto_.rules_size());
   std::vector<int> any_rules;

@@ -112,7 +112,9 @@ class CompiledPolicy {
   };
 
   CompiledPolicy() = default;
-  absl::Status Compile();
+  // The rules as matchers: globs compiled, each syscall's rule list (not the
+  // kernel filter, which is compiler.h's Compile).
+  absl::Status BuildMatchers();
   bool Matches(const Rule& r, const SyscallEvent& ev) const;
   const SyscallEntry& EntryFor(absl::string_view syscall) const;
 

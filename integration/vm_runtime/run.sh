@@ -119,7 +119,7 @@ grep -q '^injection: {mode: emulate}$' "$img/etc/vmrt/emulate.yaml" ||
 sh oci-hook/install.sh --binary "$bin/oci-hook/seccomp-agent-hook" --prefix /usr/local \
 	--config /etc/vmrt/hook.json --destdir "$img" >&2
 cat >"$img/etc/vmrt/hook.json" <<'EOF'
-{"agent_socket": "/run/sa/agent.sock", "admin_socket": "/run/sa/hook.sock",
+{"agent_socket": "/run/sa/agent.sock", "hook_socket": "/run/sa/hook.sock",
  "policy_dir": "/etc/vmrt/policies", "compile": true, "on_agent_down": "fail",
  "runtime": "crun"}
 EOF

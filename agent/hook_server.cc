@@ -1,4 +1,4 @@
-#include "agent/hook_admin.h"
+#include "agent/hook_server.h"
 
 #include <algorithm>
 
@@ -7,13 +7,13 @@
 
 namespace seccomp_agent {
 
-absl::Status HookAdminHandler::Handle(const hook::AdminRequest& request,
+absl::Status HookRequestHandler::Handle(const hook::HookRequest& request,
                                       const hook::PeerCred& peer) {
   if (std::find(allowed_uids_.begin(), allowed_uids_.end(), peer.uid) == allowed_uids_.end()) {
     spdlog::warn("hook message refused: peer pid {} uid {} not allowed", peer.pid, peer.uid);
     return absl::PermissionDeniedError(absl::StrCat("uid ", peer.uid, " is not allowed"));
   }
-  if (request.op == hook::AdminOp::kPrestart) {
+  if (request.op == hook::HookOp::kCreateRuntime) {
     spdlog::info("hook: container {} created (pid {}, bundle {})", request.id, request.pid,
                  request.bundle);
     return absl::OkStatus();

@@ -1,4 +1,4 @@
-#include "oci-hook/admin_protocol.h"
+#include "oci-hook/hook_protocol.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,8 +86,8 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
   for (;;) {
     size_t nl = buf.find('\n');
     if (nl != std::string::npos) return buf.substr(0, nl);
-    if (buf.size() > kMaxAdminLineBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("line longer than ", kMaxAdminLineBytes, " bytes"));
+    if (buf.size() > kMaxHookLineBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("line longer than ", kMaxHookLineBytes, " bytes"));
     }
     struct pollfd p = {fd, POLLIN, 0};
     int r = poll(&p, 1, RemainingMs(deadline));
@@ -107,11 +107,11 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
 
 }  // namespace
 
-const char* AdminOpName(AdminOp op) { return op == AdminOp::kPrestart ? "prestart" : "poststop"; }
+const char* HookOpName(HookOp op) { return op == HookOp::kCreateRuntime ? "createRuntime" : "poststop"; }
 
-absl::StatusOr<AdminRequest> ParseAdminRequest(absl::string_view line) {
-  if (line.size() > kMaxAdminLineBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("request longer than ", kMaxAdminLineBytes, " bytes"));
+absl::StatusOr<HookRequest> ParseHookRequest(absl::string_view line) {
+  if (line.size() > kMaxHookLineBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request longer than ", kMaxHookLineBytes, " bytes"));
   }
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (line.find('\n') != absl::string_view::npos) {
@@ -119,18 +119,19 @@ absl::StatusOr<AdminRequest> ParseAdminRequest(absl::string_view line) {
   }
   SA_ASSIGN_OR_RETURN(json j, ParseStrict(line, "request"));
   if (!j.is_object()) return absl::InvalidArgumentError("request: expected a JSON object");
-  AdminRequest r;
+  HookRequest r;
   auto op = j.find("op");
   if (op == j.end() || !op->is_string()) {
-    return absl::InvalidArgumentError("request: op: required string \"prestart\" or \"poststop\"");
+    return absl::InvalidArgumentError("request: op: required string \"createRuntime\" or \"poststop\"");
   }
-  if (*op == "prestart") {
-    r.op = AdminOp::kPrestart;
+  // "prestart": what earlier hooks sent for the same message.
+  if (*op == "createRuntime" || *op == "prestart") {
+    r.op = HookOp::kCreateRuntime;
   } else if (*op == "poststop") {
-    r.op = AdminOp::kPoststop;
+    r.op = HookOp::kPoststop;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("request: op: unknown op ", op->dump(), " (prestart or poststop)"));
+        absl::StrCat("request: op: unknown op ", op->dump(), " (createRuntime or poststop)"));
   }
   auto id = j.find("id");
   if (id == j.end() || !id->is_string()) return absl::InvalidArgumentError("request: id: required string");
@@ -148,8 +149,8 @@ absl::StatusOr<AdminRequest> ParseAdminRequest(absl::string_view line) {
     }
     r.pid = static_cast<int64_t>(v);
   }
-  if (r.op == AdminOp::kPrestart && r.pid <= 0) {
-    return absl::InvalidArgumentError("request: pid: prestart needs the container's host pid (> 0)");
+  if (r.op == HookOp::kCreateRuntime && r.pid <= 0) {
+    return absl::InvalidArgumentError("request: pid: createRuntime needs the container's host pid (> 0)");
   }
   auto bundle = j.find("bundle");
   if (bundle != j.end()) {
@@ -170,9 +171,9 @@ absl::StatusOr<AdminRequest> ParseAdminRequest(absl::string_view line) {
   return r;
 }
 
-std::string FormatAdminRequest(const AdminRequest& r) {
+std::string FormatHookRequest(const HookRequest& r) {
   json j;
-  j["op"] = AdminOpName(r.op);
+  j["op"] = HookOpName(r.op);
   j["id"] = r.id;
   j["pid"] = r.pid;
   j["bundle"] = r.bundle;
@@ -182,14 +183,14 @@ std::string FormatAdminRequest(const AdminRequest& r) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string FormatAdminReply(const absl::Status& status) {
+std::string FormatHookReply(const absl::Status& status) {
   json j;
   j["ok"] = status.ok();
   if (!status.ok()) j["error"] = std::string(status.message());
   return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-absl::Status ParseAdminReply(absl::string_view line) {
+absl::Status ParseHookReply(absl::string_view line) {
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   auto j = ParseStrict(line, "agent reply");
   if (!j.ok()) return j.status();
@@ -215,7 +216,7 @@ std::optional<std::string> PolicyFromListenerMetadata(absl::string_view metadata
   return std::string(metadata);
 }
 
-absl::Status ServeAdminConnection(int fd, AdminHandler& handler, absl::Duration timeout) {
+absl::Status ServeHookConnection(int fd, HookHandler& handler, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   PeerCred peer;
   struct ucred uc;
@@ -227,19 +228,19 @@ absl::Status ServeAdminConnection(int fd, AdminHandler& handler, absl::Duration 
   }
   auto line = ReadLine(fd, deadline);
   if (!line.ok()) {
-    (void)WriteAll(fd, FormatAdminReply(line.status()), deadline);
+    (void)WriteAll(fd, FormatHookReply(line.status()), deadline);
     return line.status();
   }
-  auto req = ParseAdminRequest(*line);
+  auto req = ParseHookRequest(*line);
   absl::Status result = req.ok() ? handler.Handle(*req, peer) : req.status();
-  SA_RETURN_IF_ERROR(WriteAll(fd, FormatAdminReply(result), deadline));
+  SA_RETURN_IF_ERROR(WriteAll(fd, FormatHookReply(result), deadline));
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& path,
-                                                                AdminHandler* handler,
+absl::StatusOr<std::unique_ptr<HookServer>> HookServer::Start(const std::string& path,
+                                                                HookHandler* handler,
                                                                 absl::Duration timeout) {
-  std::unique_ptr<AdminServer> s(new AdminServer());
+  std::unique_ptr<HookServer> s(new HookServer());
   s->handler_ = handler;
   s->timeout_ = timeout;
   SA_ASSIGN_OR_RETURN(s->listener_,
@@ -248,12 +249,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::strin
   if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   s->stop_r_.reset(p[0]);
   s->stop_w_.reset(p[1]);
-  AdminServer* raw = s.get();
+  HookServer* raw = s.get();
   s->thread_ = std::thread([raw] { raw->Loop(); });
   return s;
 }
 
-AdminServer::~AdminServer() {
+HookServer::~HookServer() {
   if (stop_w_) {
     char b = 1;
     (void)!write(stop_w_.get(), &b, 1);
@@ -262,7 +263,7 @@ AdminServer::~AdminServer() {
   listener_.Close();
 }
 
-void AdminServer::Loop() {
+void HookServer::Loop() {
   for (;;) {
     struct pollfd p[2] = {{listener_.fd(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
     if (poll(p, 2, -1) < 0) {
@@ -272,11 +273,11 @@ void AdminServer::Loop() {
     if (p[1].revents != 0) return;
     UniqueFd c(accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!c) continue;
-    (void)ServeAdminConnection(c.get(), *handler_, timeout_);
+    (void)ServeHookConnection(c.get(), *handler_, timeout_);
   }
 }
 
-absl::Status SendAdminRequest(const std::string& socket_path, const AdminRequest& request,
+absl::Status SendHookRequest(const std::string& socket_path, const HookRequest& request,
                               absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   SA_ASSIGN_OR_RETURN(sockaddr_un sa, UnixAddress(socket_path));
@@ -296,13 +297,13 @@ absl::Status SendAdminRequest(const std::string& socket_path, const AdminRequest
       return absl::UnavailableError(absl::StrCat("connect ", socket_path, ": timed out or failed"));
     }
   }
-  absl::Status w = WriteAll(fd.get(), FormatAdminRequest(request), deadline);
+  absl::Status w = WriteAll(fd.get(), FormatHookRequest(request), deadline);
   if (!w.ok()) return absl::UnavailableError(absl::StrCat("send to ", socket_path, ": ", w.message()));
   auto line = ReadLine(fd.get(), deadline);
   if (!line.ok()) {
     return absl::UnavailableError(absl::StrCat("reply from ", socket_path, ": ", line.status().message()));
   }
-  return ParseAdminReply(*line);
+  return ParseHookReply(*line);
 }
 
 }  // namespace seccomp_agent::hook
