@@ -92,33 +92,9 @@ json ParseStrict(absl::string_view text, std::string* duplicate_key) {
                      /*ignore_comments=*/false);
 }
 
-std::optional<Failure> Validate(absl::string_view text, size_t fds_received, ContainerInfo* out) {
-  json j;
-  std::string duplicate_key;
-  try {
-    j = ParseStrict(text, &duplicate_key);
-  } catch (const json::exception& e) {
-    return Failure{RejectReason::kMalformedJson, absl::StrCat("not valid JSON: ", e.what())};
-  }
-  if (!j.is_object()) {
-    return Failure{RejectReason::kMalformedJson, "JSON value is not an object"};
-  }
-  if (!duplicate_key.empty()) {
-    return Invalid(absl::StrCat("duplicate key \"", duplicate_key, "\""));
-  }
-  if (fds_received != 1) {
-    return Failure{RejectReason::kFdCount,
-                   absl::StrCat("expected exactly 1 fd in SCM_RIGHTS, received ", fds_received)};
-  }
-
-  // ociVersion
-  auto it = j.find("ociVersion");
-  if (it == j.end()) return Invalid("missing field ociVersion");
-  if (!it->is_string()) return Invalid("field ociVersion is not a string");
-  const std::string oci_version = it->get<std::string>();
-
-  // fds: the names of the fds, in SCM_RIGHTS order.
-  it = j.find("fds");
+// fds: the names of the fds, in SCM_RIGHTS order, exactly one seccompFd.
+std::optional<Failure> CheckFdNames(const json& j, size_t fds_received) {
+  auto it = j.find("fds");
   if (it == j.end()) return Invalid("missing field fds");
   if (!it->is_array()) return Invalid("field fds is not an array");
   size_t seccomp_names = 0;
@@ -136,28 +112,12 @@ std::optional<Failure> Validate(absl::string_view text, size_t fds_received, Con
                    absl::StrCat("fds must name exactly one \"seccompFd\", found ", seccomp_names,
                                 ": ", it->dump())};
   }
+  return std::nullopt;
+}
 
-  // pid
-  it = j.find("pid");
-  if (it == j.end()) return Invalid("missing field pid");
-  int64_t pid = 0;
-  if (!GetInteger(*it, &pid)) return Invalid("field pid is not an integer");
-  if (pid <= 0 || pid > kPidMaxLimit) return Invalid(absl::StrCat("field pid out of range: ", pid));
-
-  // metadata (optional)
-  std::string metadata;
-  it = j.find("metadata");
-  if (it != j.end()) {
-    if (!it->is_string()) return Invalid("field metadata is not a string");
-    metadata = it->get<std::string>();
-  }
-
-  // state
-  it = j.find("state");
-  if (it == j.end()) return Invalid("missing field state");
-  if (!it->is_object()) return Invalid("field state is not an object");
-  const json& state = *it;
-
+// The OCI state: what the agent keeps of it goes into *info (id, bundle,
+// annotations); the other required fields are only checked.
+std::optional<Failure> ReadState(const json& state, ContainerInfo* info) {
   auto sit = state.find("id");
   if (sit == state.end()) return Invalid("missing field state.id");
   if (!sit->is_string()) return Invalid("field state.id is not a string");
@@ -199,6 +159,62 @@ std::optional<Failure> Validate(absl::string_view text, size_t fds_received, Con
       annotations.emplace(key, value.get<std::string>());
     }
   }
+  info->id = std::move(id);
+  info->bundle = std::move(bundle);
+  info->pod_namespace = FirstAnnotation(
+      annotations, {"io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"});
+  info->pod_name =
+      FirstAnnotation(annotations, {"io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"});
+  info->container_name = FirstAnnotation(
+      annotations, {"io.kubernetes.container.name", "io.kubernetes.cri.container-name"});
+  info->annotations = std::move(annotations);
+  return std::nullopt;
+}
+
+std::optional<Failure> Validate(absl::string_view text, size_t fds_received, ContainerInfo* out) {
+  json j;
+  std::string duplicate_key;
+  try {
+    j = ParseStrict(text, &duplicate_key);
+  } catch (const json::exception& e) {
+    return Failure{RejectReason::kMalformedJson, absl::StrCat("not valid JSON: ", e.what())};
+  }
+  if (!j.is_object()) {
+    return Failure{RejectReason::kMalformedJson, "JSON value is not an object"};
+  }
+  if (!duplicate_key.empty()) {
+    return Invalid(absl::StrCat("duplicate key \"", duplicate_key, "\""));
+  }
+  if (fds_received != 1) {
+    return Failure{RejectReason::kFdCount,
+                   absl::StrCat("expected exactly 1 fd in SCM_RIGHTS, received ", fds_received)};
+  }
+
+  auto it = j.find("ociVersion");
+  if (it == j.end()) return Invalid("missing field ociVersion");
+  if (!it->is_string()) return Invalid("field ociVersion is not a string");
+  const std::string oci_version = it->get<std::string>();
+
+  if (auto f = CheckFdNames(j, fds_received)) return f;
+
+  it = j.find("pid");
+  if (it == j.end()) return Invalid("missing field pid");
+  int64_t pid = 0;
+  if (!GetInteger(*it, &pid)) return Invalid("field pid is not an integer");
+  if (pid <= 0 || pid > kPidMaxLimit) return Invalid(absl::StrCat("field pid out of range: ", pid));
+
+  std::string metadata;  // optional
+  it = j.find("metadata");
+  if (it != j.end()) {
+    if (!it->is_string()) return Invalid("field metadata is not a string");
+    metadata = it->get<std::string>();
+  }
+
+  it = j.find("state");
+  if (it == j.end()) return Invalid("missing field state");
+  if (!it->is_object()) return Invalid("field state is not an object");
+  ContainerInfo info;
+  if (auto f = ReadState(*it, &info)) return f;
 
   // Compact vs pretty: valid JSON cannot hold a raw newline inside a string,
   // so any newline before the trailing whitespace is formatting.
@@ -206,19 +222,9 @@ std::optional<Failure> Validate(absl::string_view text, size_t fds_received, Con
   while (!body.empty() && IsJsonSpace(body.back())) body.remove_suffix(1);
   const bool pretty = body.find('\n') != absl::string_view::npos;
 
-  ContainerInfo info;
-  info.id = std::move(id);
   info.init_pid = static_cast<pid_t>(pid);
-  info.bundle = std::move(bundle);
   info.metadata = std::move(metadata);
   info.runtime = GuessRuntime(oci_version, pretty);
-  info.pod_namespace = FirstAnnotation(
-      annotations, {"io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"});
-  info.pod_name =
-      FirstAnnotation(annotations, {"io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"});
-  info.container_name = FirstAnnotation(
-      annotations, {"io.kubernetes.container.name", "io.kubernetes.cri.container-name"});
-  info.annotations = std::move(annotations);
   *out = std::move(info);
   return std::nullopt;
 }
