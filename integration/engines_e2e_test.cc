@@ -722,7 +722,8 @@ TEST_F(RootlessTest, ListenerReachesAnAgentOfTheSameUser) {
     SCOPED_TRACE(runtime);
     ProcessResult r = RunProcess(
         RootlessPodman(d, {"run", "--rm", "--network=none", "--runtime", runtime, "--security-opt",
-                           "seccomp=" + d + "/profile.json", kImage, "sh", "-c", kScript}),
+                           "seccomp=" + d + "/profile.json", kImage, "sh", "-c",
+                           absl::StrCat(kScript, "; cd /etc && cat motd; echo rel_rc=$?")}),
         absl::Seconds(120));
     const std::string out = r.out + r.err;
     EXPECT_THAT(out, HasSubstr("'/forbidden/x': Operation not permitted")) << out;
@@ -730,6 +731,11 @@ TEST_F(RootlessTest, ListenerReachesAnAgentOfTheSameUser) {
     EXPECT_EQ(Field(out, "spoof_rc"), 0) << out;
     EXPECT_THAT(out, HasSubstr("fake_absent"));
     EXPECT_THAT(out, HasSubstr("allow_ok"));
+    // Both opens of /etc/motd (absolute, and relative to the cwd /etc) are
+    // redirected (see below).
+    const std::vector<absl::string_view> around = absl::StrSplit(out, "redirected-by-agent");
+    EXPECT_EQ(around.size(), 3u) << out;
+    EXPECT_EQ(Field(out, "rel_rc"), 0) << out;
     EXPECT_TRUE(
         agent_->WaitForStderrCount("runtime " + runtime + ", peer pid", 1, absl::Seconds(10)))
         << agent_->StderrText();
@@ -745,10 +751,13 @@ TEST_F(RootlessTest, ListenerReachesAnAgentOfTheSameUser) {
   const std::string log = ReadAll(d + "/agent/decisions.jsonl");
   EXPECT_THAT(log, HasSubstr("\"rule\":\"profile-forbidden\""));
   EXPECT_THAT(log, HasSubstr("\"rule\":\"fake-success\""));
-  // A substitution fails closed: emulation chroots into the task's root,
-  // which an agent without CAP_SYS_CHROOT cannot.
-  EXPECT_THAT(log, HasSubstr("\"result\":\"EPERM\",\"rule\":\"motd-redirect\""));
-  EXPECT_THAT(log, Not(HasSubstr("\"result\":\"fd ")));
+  // Without capabilities the agent serves a redirect whose target open
+  // creates nothing: the target is an absolute path, opened with
+  // openat2(RESOLVE_IN_ROOT) from the task's root, which the task's own user
+  // may open; no chroot (CAP_SYS_CHROOT) is needed, whatever path the task
+  // passed.
+  EXPECT_THAT(log, HasSubstr("\"result\":\"fd 3\",\"rule\":\"motd-redirect\""));
+  EXPECT_THAT(log, Not(HasSubstr("\"result\":\"EPERM\",\"rule\":\"motd-redirect\"")));
 }
 
 }  // namespace
