@@ -26,6 +26,7 @@ CASES = {
     "write": (AGENT, ["write"], {}),
     "denyspoof": (AGENT, ["mkdir", "mkdirat", "openat"], {}),
     "race": (AGENT, ["openat"], {}),
+    "dirrace": (AGENT, ["openat"], {}),
     "restart": (AGENT, ["mkdir", "mkdirat", "openat"], {}),
     "bench-kernel": (AGENT, ["openat"], {}),
     "bench-emulate": (AGENT_EMULATE, ["openat"], {}),

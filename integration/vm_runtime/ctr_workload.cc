@@ -1,5 +1,5 @@
 // A static test program run INSIDE the VM's runc/crun containers
-// (integration/vm_runtime): the TOCTOU race and the openat benchmark, which
+// (integration/vm_runtime): the TOCTOU races and the openat benchmark, which
 // a busybox shell cannot do. Plain libc, statically linked: the container
 // rootfs holds busybox and this file, nothing else.
 //
@@ -9,6 +9,13 @@
 //     An escape is an open that returned a file whose content starts with
 //     "FORBIDDEN". Prints
 //     "RACE trials=N escapes=E denied=D redirected=R allowed=A other=O".
+//   ctr-workload dirrace dirfd|cwd TRIALS DIR_ALLOWED DIR_FORBIDDEN NAME
+//     The relative path NAME stays the same; what it is resolved against
+//     changes. dirfd: a peer thread dup2()s the two directories onto fd 10
+//     in a loop while the main thread calls openat(10, NAME). cwd: the peer
+//     fchdir()s between them (threads share the cwd) while the main thread
+//     calls openat(AT_FDCWD, NAME). Same counts and RACE line as `race`
+//     (with mode=dirfd|cwd); an escape is a file starting "FORBIDDEN".
 //   ctr-workload bench CALLS PATH
 //     CALLS x (openat(PATH) + close), each timed with rdtsc: the VM's
 //     kernel cannot calibrate its TSC under TCG and falls back to jiffies
@@ -111,6 +118,62 @@ int Race(long trials, const std::string& allowed, const std::string& forbidden) 
   return 0;
 }
 
+constexpr int kRaceFd = 10;
+
+struct DirRaceShared {
+  bool cwd = false;
+  int allowed = -1, forbidden = -1;
+  std::atomic<bool> stop{false};
+};
+
+// Swaps what NAME is resolved against: fd 10 (dup2 replaces it atomically,
+// never leaving it closed) or the shared cwd. dup2 and fchdir are not
+// trapped (the case's filter traps openat only).
+void* Swapper(void* arg) {
+  auto* s = static_cast<DirRaceShared*>(arg);
+  while (!s->stop.load(std::memory_order_relaxed)) {
+    if (s->cwd) {
+      (void)fchdir(s->forbidden);
+      (void)fchdir(s->allowed);
+    } else {
+      (void)dup2(s->forbidden, kRaceFd);
+      (void)dup2(s->allowed, kRaceFd);
+    }
+  }
+  return nullptr;
+}
+
+int DirRace(const std::string& mode, long trials, const char* allowed, const char* forbidden,
+            const char* name) {
+  if ((mode != "dirfd" && mode != "cwd") || strchr(name, '/') != nullptr) {
+    fprintf(stderr, "dirrace: mode is dirfd or cwd, NAME a plain file name\n");
+    return 2;
+  }
+  static DirRaceShared s;
+  s.cwd = mode == "cwd";
+  s.allowed = open(allowed, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  s.forbidden = open(forbidden, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s.allowed < 0 || s.forbidden < 0 || s.allowed == kRaceFd || s.forbidden == kRaceFd ||
+      dup2(s.allowed, kRaceFd) != kRaceFd || fchdir(s.allowed) != 0) {
+    fprintf(stderr, "dirrace: cannot open %s and %s: %s\n", allowed, forbidden, strerror(errno));
+    return 1;
+  }
+  pthread_t t;
+  if (pthread_create(&t, nullptr, Swapper, &s) != 0) {
+    fprintf(stderr, "dirrace: pthread_create failed\n");
+    return 1;
+  }
+  const int dirfd = s.cwd ? AT_FDCWD : kRaceFd;
+  RaceCounts c;
+  for (long i = 0; i < trials; ++i) Classify(openat(dirfd, name, O_RDONLY | O_CLOEXEC), &c);
+  s.stop = true;
+  pthread_join(t, nullptr);
+  printf("RACE mode=%s name=%s trials=%ld escapes=%ld denied=%ld redirected=%ld allowed=%ld "
+         "other=%ld\n",
+         mode.c_str(), name, trials, c.escapes, c.denied, c.redirected, c.allowed, c.other);
+  return 0;
+}
+
 int64_t NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -154,11 +217,15 @@ int main(int argc, char** argv) {
   if (argc == 5 && strcmp(argv[1], "race") == 0 && Count(argv[2]) > 0) {
     return Race(Count(argv[2]), argv[3], argv[4]);
   }
+  if (argc == 7 && strcmp(argv[1], "dirrace") == 0 && Count(argv[3]) > 0) {
+    return DirRace(argv[2], Count(argv[3]), argv[4], argv[5], argv[6]);
+  }
   if (argc == 4 && strcmp(argv[1], "bench") == 0 && Count(argv[2]) > 0) {
     return Bench(Count(argv[2]), argv[3]);
   }
   fprintf(stderr,
           "usage: ctr-workload race TRIALS PATH_ALLOWED PATH_FORBIDDEN\n"
+          "       ctr-workload dirrace dirfd|cwd TRIALS DIR_ALLOWED DIR_FORBIDDEN NAME\n"
           "       ctr-workload bench CALLS PATH\n");
   return 2;
 }

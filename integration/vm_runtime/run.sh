@@ -5,20 +5,25 @@
 # redirect_open, rewrite_bind, deny and spoof; replace_write under crun
 # (runc refuses NOTIFY on write); a config.json made by
 # `seccomp-agent-hook precreate` as the installed hooks.d file runs it; the
-# TOCTOU race from inside a container; the agent killed -9 and restarted
-# under a trapping container; and the openat benchmark (INJECT vs forced
-# emulation vs CONTINUE vs no trap). Every substitution's decision-log line
-# must say "backend":"kernel". See integration/vm_runtime/guest.sh.
+# TOCTOU race from inside a container (the path bytes flipped, and the
+# dirfd or cwd swapped under a relative path); the agent killed -9 and
+# restarted under a trapping container; and the openat benchmark (INJECT vs
+# forced emulation vs CONTINUE vs no trap). Every substitution's
+# decision-log line must say "backend":"kernel"; the console and the
+# guest's dmesg must hold no kernel report. See integration/vm_runtime/guest.sh.
 #
 # Usage: integration/vm_runtime/run.sh [--flavor lean|debug] [--kernel BZIMAGE]
 #            [--trials N] [--bench-calls N] [--bench-rounds N] [--timeout SECS]
 #
-#   --flavor        kernel/build.sh flavor (default lean); debug adds the
-#                   KASAN/lockdep/kmemleak checks
-#   --trials        TOCTOU trials, race and its CONTINUE control (default 2000)
+#   --flavor        kernel/build.sh flavor (default lean); debug: KASAN,
+#                   lockdep and kmemleak (scanned after the cases; its
+#                   absence fails)
+#   --trials        TOCTOU trials per race (default 2000; the dirfd/cwd
+#                   swap's CONTINUE controls run a quarter of them)
 #   --bench-calls   openat calls per benchmark round (default 500)
 #   --bench-rounds  rounds per benchmark row (default 3; the row is the
 #                   median of the rounds' medians)
+#   --timeout       VM deadline in seconds (default 3600 lean, 7200 debug)
 #
 # The guest image (runtimes and their libraries, busybox, the agent, the
 # hook, the bundles) is cached by content hash under
@@ -31,7 +36,7 @@ kernel=""
 trials=2000
 calls=500
 rounds=3
-timeout_secs=1500
+timeout_secs=""
 while (($#)); do
 	case "$1" in
 	--flavor) flavor="${2:?}"; shift 2 ;;
@@ -40,10 +45,14 @@ while (($#)); do
 	--bench-calls) calls="${2:?}"; shift 2 ;;
 	--bench-rounds) rounds="${2:?}"; shift 2 ;;
 	--timeout) timeout_secs="${2:?}"; shift 2 ;;
-	-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "vm_runtime: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+[[ "$flavor" == lean || "$flavor" == debug ]] ||
+	{ echo "vm_runtime: --flavor is lean or debug, not '$flavor'" >&2; exit 2; }
+# KASAN and lockdep make the debug kernel several times slower.
+[[ -n "$timeout_secs" ]] || { [[ "$flavor" == debug ]] && timeout_secs=7200 || timeout_secs=3600; }
 for n in "$trials" "$calls" "$rounds" "$timeout_secs"; do
 	[[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "vm_runtime: '$n' is not a positive number" >&2; exit 2; }
 done
@@ -84,7 +93,7 @@ img="$work/image"
 # The container rootfs: static busybox, the workload, the files the cases
 # open (contents the guest checks for).
 rootfs="$img/ctr/rootfs"
-mkdir -p "$rootfs"/{bin,proc,dev,sys,tmp,etc,root,forbidden,race,bench}
+mkdir -p "$rootfs"/{bin,proc,dev,sys,tmp,etc,root,forbidden,race,bench,dr/a,dr/b}
 chmod 1777 "$rootfs/tmp"
 cp /bin/busybox "$rootfs/bin/busybox"
 for a in $(/bin/busybox --list); do
@@ -98,6 +107,12 @@ printf '127.0.0.1 localhost REDIRECTED-BY-AGENT\n' >"$rootfs/etc/hosts.vmrt"
 for f in file1 ctrl1; do echo ALLOWED >"$rootfs/race/$f"; done
 for f in file0 ctrl0; do echo FORBIDDEN >"$rootfs/race/$f"; done
 echo REDIRECTED >"$rootfs/race/file1.alt"
+# The dirfd/cwd swap: f.alt exists in both, so a substitute resolved
+# against the swapped dirfd/cwd (instead of the absolute path the agent
+# resolved) would be seen as an escape.
+for f in f c; do echo ALLOWED >"$rootfs/dr/a/$f"; done
+for f in f f.alt c; do echo FORBIDDEN >"$rootfs/dr/b/$f"; done
+echo REDIRECTED >"$rootfs/dr/a/f.alt"
 for f in in out plain; do echo "$f" >"$rootfs/bench/$f"; done
 
 # One config.json per case, from runc's own default spec.
@@ -140,7 +155,7 @@ kernel/vm/run.sh --kernel "$kernel" --smp 2 --mem 2048 --timeout "$timeout_secs"
 	--add "$(command -v runc):/usr/sbin/runc" \
 	--add "$(command -v crun):/usr/bin/crun" \
 	--add "$here/guest.sh:/bin/vmrt-guest.sh" \
-	-- sh /bin/vmrt-guest.sh "$trials" "$calls" "$rounds" | tee "$log"
+	-- sh /bin/vmrt-guest.sh "$trials" "$calls" "$rounds" "$flavor" | tee "$log"
 rc="${PIPESTATUS[0]}"
 set -e
 tr -d '\r' <"$log" >"$work/console"
@@ -150,7 +165,8 @@ failed="$(grep -c '^not ok - ' "$work/console" || true)"
 reports="BUG:|WARNING:|KASAN|possible circular locking|possible recursive locking"
 reports+="|inconsistent lock state|INFO: possible|INFO: task .* blocked|Oops|Kernel panic"
 reports+="|general protection fault|sleeping function called from invalid context|UBSAN"
-if grep -E "$reports" "$work/console" >"$work/reports"; then
+# The guest's own check lines are not kernel output.
+if grep -v -E '^(ok|not ok) - ' "$work/console" | grep -E "$reports" >"$work/reports"; then
 	echo "not ok - no kernel report (KASAN/lockdep/BUG/WARNING)"
 	sed 's/^/# /' "$work/reports" | head -n 40
 	failed=$((failed + 1))
