@@ -141,6 +141,8 @@ Agent::~Agent() {
   sd_notify(0, "STOPPING=1");
   serving_ = false;
   if (admin_) admin_->SetServing(false);
+  // Its orphan recovery asks the engine, which stops before it.
+  if (holder_sync_) holder_sync_->StopRecovery();
   // The members stop in reverse order of declaration.
 }
 

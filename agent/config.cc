@@ -154,7 +154,9 @@ void ResolveSockets(Config* c) {
   if (c->admin_socket.empty()) c->admin_socket = SocketNextTo(c->socket, "admin.sock");
   if (c->admin_socket == "none") c->admin_socket.clear();
   c->holder_socket_flag = absl::GetFlag(FLAGS_holder_socket);
-  c->holder_socket = holder::HolderSocketPath(c->holder_socket_flag, c->socket);
+  c->holder_socket = c->holder_socket_flag;
+  if (c->holder_socket.empty()) c->holder_socket = SocketNextTo(c->socket, "holder.sock");
+  if (c->holder_socket == "none") c->holder_socket.clear();
 }
 
 // --policy_dir, --hook_config and --policy_error_errno.

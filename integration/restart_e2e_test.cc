@@ -79,6 +79,12 @@ pid_t HolderPid(const std::string& socket) {
   return pid;
 }
 
+// A trapped mkdir, "ready", then (once /tmp/go exists, at most 30 s) another.
+constexpr char kMkdirThenAgainOnGo[] =
+    "mkdir /forbidden/before 2>&1; echo ready; "
+    "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; "
+    "i=$((i+1)); done; mkdir /forbidden/after; echo after_rc=$?";
+
 class RestartE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -295,10 +301,7 @@ TEST_F(RestartE2ETest, CleanStopEndsTheHolderOnlyWhenItKeepsNothing) {
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE((*a)->WaitForLog("holder: connected to " + holder_socket_, absl::Seconds(5)));
   const std::string id = UniqueContainerId("e2e-cleanstop");
-  auto c = MakeContainer(id, (*a)->socket_path(),
-                         "mkdir /forbidden/before 2>&1; echo ready; "
-                         "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; "
-                         "i=$((i+1)); done; mkdir /forbidden/after; echo after_rc=$?");
+  auto c = MakeContainer(id, (*a)->socket_path(), kMkdirThenAgainOnGo);
   ASSERT_NE(c, nullptr);
   auto run = c->Start();
   ASSERT_TRUE(run.ok()) << run.status();
@@ -339,10 +342,7 @@ TEST_F(RestartE2ETest, DeadHolderDegradesToEnosysWithAWarning) {
   auto a = StartAgent();
   ASSERT_TRUE(a.ok()) << a.status();
   const std::string id = UniqueContainerId("e2e-noholder");
-  auto c = MakeContainer(id, (*a)->socket_path(),
-                         "mkdir /forbidden/before 2>&1; echo ready; "
-                         "i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; "
-                         "i=$((i+1)); done; mkdir /forbidden/after; echo after_rc=$?");
+  auto c = MakeContainer(id, (*a)->socket_path(), kMkdirThenAgainOnGo);
   ASSERT_NE(c, nullptr);
   auto run = c->Start();
   ASSERT_TRUE(run.ok()) << run.status();

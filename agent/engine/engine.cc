@@ -166,19 +166,14 @@ struct Engine::Entry {
   ContainerStats stats;
   int64_t registered_unix_ns = 0;
 
-  // Rate limit, fixed at AddContainer; rate 0: none.
-  double rate = 0;
-  double burst = 0;
-  // Only the leader touches it (lead_mu_).
-  TokenBucket bucket;
-  // Delay mode: when the listener was parked; guarded by throttle_mu_.
-  int64_t parked_since_ns = 0;
-  int64_t parked_until_ns = 0;  // 0: not parked
-  // Throttle log lines: the next may come at log_due_ns; `logged` hits
-  // were already reported. Written by the leader, read by Remove.
-  std::atomic<int64_t> log_due_ns{0};
-  std::atomic<int64_t> logged_at_ns{0};
-  std::atomic<uint64_t> logged{0};
+  // Rate limit, fixed at AddContainer; unconfigured: none.
+  RateLimiter limiter;
+  // NOTIF_RECVs begun on the listener, and those settled: failed, or their
+  // notification answered (or its task gone) and recorded. Quiet() reads
+  // them; begun is counted before the ioctl, so a notification the kernel
+  // has handed over is never missed.
+  std::atomic<uint64_t> recv_begun{0};
+  std::atomic<uint64_t> settled{0};
 };
 
 // A decision handed to the ActionHandler: owns what the reply and the log
@@ -202,6 +197,10 @@ Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
     : opts_(opts), unotify_(unotify), decision_log_(decision_log) {
   SetPolicy(std::move(policy));
   policy_error_action_.mutable_deny()->set_errno_code(opts_.policy_error_errno);
+  limit_settings_.deny = opts_.rate_limit_action == RateLimitAction::kDeny;
+  limit_settings_.deny_errno = ErrnoName(opts_.rate_limit_errno);
+  limit_settings_.min_park_ns = opts_.rate_limit_min_park_ns;
+  limit_settings_.log_interval_ns = opts_.rate_limit_log_interval_ns;
 }
 
 Engine::~Engine() { Stop(); }
@@ -297,18 +296,17 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener,
   if (!e->runtime_exe_ok) e->runtime_phase = false;
   // Rate limit: the flags, lowered (never raised) by the annotations, since
   // whoever starts the container writes them.
-  e->rate = Stricter(opts_.container_rate, AnnotationNumber(e->info, kRateAnnotation));
-  if (e->rate > 0) {
-    double burst = opts_.container_burst > 0 ? opts_.container_burst : e->rate;
+  const double rate = Stricter(opts_.container_rate, AnnotationNumber(e->info, kRateAnnotation));
+  if (rate > 0) {
+    double burst = opts_.container_burst > 0 ? opts_.container_burst : rate;
     burst = Stricter(burst, AnnotationNumber(e->info, kBurstAnnotation));
-    e->burst = std::max(burst, 1.0);
-    e->bucket = TokenBucket(e->rate, e->burst, NowNs());
+    e->limiter.Configure(rate, std::max(burst, 1.0), NowNs());
     const double default_burst = opts_.container_burst > 0
                                      ? opts_.container_burst
                                      : std::max(opts_.container_rate, 1.0);
-    if (e->rate != opts_.container_rate || e->burst != default_burst) {  // annotations
+    if (rate != opts_.container_rate || e->limiter.burst() != default_burst) {  // annotations
       spdlog::info("container {}: rate limit {} notifications/s, burst {} ({})", e->info.id,
-                   e->rate, e->burst, RateLimitActionName(opts_.rate_limit_action));
+                   rate, e->limiter.burst(), RateLimitActionName(opts_.rate_limit_action));
     }
   }
   // SYNC_WAKE_UP (6.6+) wakes the supervisor on the task's CPU and back:
@@ -367,6 +365,28 @@ int Engine::RemoveContainer(const std::string& id, const std::string& reason) {
   return static_cast<int>(hits.size());
 }
 
+absl::StatusOr<bool> Engine::Quiet(const std::string& id) const {
+  std::vector<std::shared_ptr<Entry>> hits;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [key, e] : entries_) {
+      if (e->info.id == id) hits.push_back(e);
+    }
+  }
+  if (hits.empty()) return absl::NotFoundError(absl::StrCat("container ", id, " not served"));
+  for (const auto& e : hits) {
+    // Everything begun by the first read was settled by the second; no
+    // RECV began until the last, so in between (at the poll) nothing was
+    // being received and nothing received was unanswered.
+    const uint64_t begun = e->recv_begun.load();
+    if (e->settled.load() != begun) return false;
+    pollfd p{e->listener.get(), POLLIN, 0};
+    if (poll(&p, 1, 0) != 0 && (p.revents & POLLIN)) return false;  // one waits to be received
+    if (e->recv_begun.load() != begun) return false;
+  }
+  return true;
+}
+
 std::shared_ptr<Engine::Entry> Engine::Lookup(uint64_t key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
@@ -381,22 +401,15 @@ void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) 
     std::lock_guard<std::mutex> lock(mu_);
     entries_.erase(e->key);
   }
-  if (e->rate > 0) {
+  if (e->limiter.limited()) {
     {
       // A parked listener: drop its timer entry (and the reference it holds).
       std::lock_guard<std::mutex> lock(throttle_mu_);
-      if (e->parked_until_ns != 0) {
-        parked_.erase({e->parked_until_ns, e});
-        e->stats.throttled_ns += NowNs() - e->parked_since_ns;
-        e->parked_until_ns = 0;
-      }
+      const int64_t until = e->limiter.parked_until_ns();
+      if (until != 0) parked_.erase({until, e});
+      e->stats.throttled_ns += e->limiter.Unpark(NowNs());
     }
-    const uint64_t hits = e->stats.rate_limited.load();
-    if (hits > e->logged.load()) {
-      spdlog::warn("container {} throttled: {} notifications {} since the last report (removed)",
-                   e->info.id, hits - e->logged.load(),
-                   opts_.rate_limit_action == RateLimitAction::kDeny ? "denied" : "delayed");
-    }
+    e->limiter.LogRemoved(e->info.id, e->stats.rate_limited.load(), limit_settings_);
   }
   // The fds close when the last worker holding `e` lets go.
   spdlog::info("container {} removed: {}", e->info.id, reason);
@@ -432,9 +445,9 @@ void Engine::Worker() {
     }
     if (ev.events & EPOLLIN) {
       // Without a limit this one branch is all the rate limiter costs.
-      if (e->rate > 0) {
+      if (e->limiter.limited()) {
         const int64_t now = NowNs();
-        if (!e->bucket.Take(now)) {
+        if (!e->limiter.Admit(now)) {
           if (opts_.rate_limit_action == RateLimitAction::kDelay) {
             Park(e, now);
             continue;
@@ -453,8 +466,10 @@ void Engine::Worker() {
 void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<std::mutex>& lead,
                             bool over_limit) {
   seccomp_notif n;
+  e->recv_begun.fetch_add(1);
   absl::Status s = unotify_.Recv(e->listener.get(), &n);
   if (!s.ok()) {
+    e->settled.fetch_add(1);
     int err = ErrnoOf(s);
     if (err == ENOENT || err == EINTR) {
       // The task died between readiness and RECV. A filter whose tasks are
@@ -483,7 +498,7 @@ void Engine::HandleListener(const std::shared_ptr<Entry>& e, std::unique_lock<st
 // later. EPOLLHUP/EPOLLERR are still reported for a parked fd, so a
 // container that exits while parked is still removed.
 void Engine::Park(const std::shared_ptr<Entry>& e, int64_t now) {
-  const int64_t wait = std::max<int64_t>(opts_.rate_limit_min_park_ns, e->bucket.NsUntilToken());
+  const int64_t wait = e->limiter.ParkNs(limit_settings_);
   epoll_event ev{};
   ev.events = 0;
   ev.data.u64 = (e->key << 1) | kKindListener;
@@ -493,9 +508,8 @@ void Engine::Park(const std::shared_ptr<Entry>& e, int64_t now) {
   {
     std::lock_guard<std::mutex> lock(throttle_mu_);
     if (e->removed.load()) return;  // Remove ran (or runs) its erase: keep no reference
-    e->parked_since_ns = now;
-    e->parked_until_ns = now + wait;
-    parked_.emplace(e->parked_until_ns, e);
+    e->limiter.Park(now, now + wait);
+    parked_.emplace(now + wait, e);
     ArmTimerLocked();
   }
   NoteRateLimited(*e, now);
@@ -529,8 +543,7 @@ void Engine::OnTimer() {
     while (!parked_.empty() && parked_.begin()->first <= now) {
       std::shared_ptr<Entry> e = parked_.begin()->second;
       parked_.erase(parked_.begin());
-      e->stats.throttled_ns += now - e->parked_since_ns;
-      e->parked_until_ns = 0;
+      e->stats.throttled_ns += e->limiter.Unpark(now);
       due.push_back(std::move(e));
     }
     ArmTimerLocked();
@@ -567,7 +580,7 @@ void Engine::DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif&
     e->stats.task_gone++;
   }
   rec.latency_ns = NowNs() - t0;
-  Record(rec);
+  Record(*e, rec);
   NoteRateLimited(*e, t0);
 }
 
@@ -576,23 +589,7 @@ void Engine::DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif&
 void Engine::NoteRateLimited(Entry& e, int64_t now) {
   const uint64_t hits = ++e.stats.rate_limited;
   rate_limited_total_.fetch_add(1, std::memory_order_relaxed);
-  const int64_t due = e.log_due_ns.load(std::memory_order_relaxed);
-  if (now < due) return;
-  const bool deny = opts_.rate_limit_action == RateLimitAction::kDeny;
-  if (due == 0) {
-    spdlog::warn("container {} hit its rate limit ({} notifications/s, burst {}): {}", e.info.id,
-                 e.rate, e.burst,
-                 deny ? absl::StrCat("answering ", ErrnoName(opts_.rate_limit_errno))
-                      : std::string("delaying its notifications"));
-  } else {
-    spdlog::warn("container {} throttled: {} notifications {} in the last {} s", e.info.id,
-                 hits - e.logged.load(std::memory_order_relaxed), deny ? "denied" : "delayed",
-                 (now - e.logged_at_ns.load(std::memory_order_relaxed) + 500'000'000) /
-                     1'000'000'000);
-  }
-  e.logged.store(hits, std::memory_order_relaxed);
-  e.logged_at_ns.store(now, std::memory_order_relaxed);
-  e.log_due_ns.store(now + opts_.rate_limit_log_interval_ns, std::memory_order_relaxed);
+  e.limiter.LogHit(e.info.id, hits, now, limit_settings_);
 }
 
 bool Engine::IsRuntimeTask(const Entry& e, pid_t pid) {
@@ -670,7 +667,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
       e->stats.task_gone++;
       rec.result = "task-gone";
       rec.latency_ns = NowNs() - t0;
-      Record(rec);
+      Record(*e, rec);
       return;
     }
   }
@@ -732,7 +729,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     }
   }
   rec.latency_ns = NowNs() - t0;
-  Record(rec);
+  Record(*e, rec);
   if (decision_log_ == nullptr && force_log) {
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
                  ev.path.value_or(""), rec.rule);
@@ -794,7 +791,7 @@ void Engine::DenyWith(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t
   rec.result = sent.ok() ? ErrnoName(err) : "task-gone";
   (sent.ok() ? e->stats.denied : e->stats.task_gone)++;
   rec.latency_ns = NowNs() - t0;
-  Record(rec);
+  Record(*e, rec);
 }
 
 void Engine::Finish(const std::shared_ptr<Pending>& p,
@@ -822,12 +819,13 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
     (sent.ok() ? e.stats.denied : e.stats.task_gone)++;
   }
   rec.latency_ns = NowNs() - p->t0;
-  Record(rec);
+  Record(e, rec);
   std::lock_guard<std::mutex> lock(inflight_mu_);
   if (--inflight_ == 0) inflight_cv_.notify_all();
 }
 
-void Engine::Record(const DecisionRecord& rec) {
+void Engine::Record(Entry& e, const DecisionRecord& rec) {
+  e.settled.fetch_add(1);
   if (decision_log_ != nullptr) decision_log_->Write(rec);
   for (DecisionObserver* o : observers_) o->OnDecision(rec);
 }
@@ -840,8 +838,9 @@ std::vector<ContainerSnapshot> Engine::Containers() const {
     out.push_back(ContainerSnapshot{e->info, s.notifications.load(), s.allowed.load(),
                                     s.denied.load(), s.returned.load(), s.substituted.load(),
                                     s.task_gone.load(), s.errors.load(), e->registered_unix_ns,
-                                    s.rate_limited.load(), s.throttled_ns.load(), e->rate,
-                                    e->burst, e->slot->Get()->Label()});
+                                    s.rate_limited.load(), s.throttled_ns.load(),
+                                    e->limiter.rate(), e->limiter.burst(),
+                                    e->slot->Get()->Label()});
   }
   return out;
 }

@@ -45,7 +45,7 @@
 #include "agent/common/fd.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/local_reply.h"
-#include "agent/engine/token_bucket.h"
+#include "agent/engine/rate_limiter.h"
 #include "agent/model/event.h"
 #include "agent/policy/policy.h"
 #include "agent/seccomp/unotify.h"
@@ -305,6 +305,14 @@ class Engine {
 
   std::vector<ContainerSnapshot> Containers() const;
   size_t container_count() const;
+  // Whether every listener of container `id` was, at one instant during the
+  // call, quiet: no notification queued in the kernel to be received, none
+  // being received, none received and not yet answered. A task of it that
+  // waited on a notification before that instant and still waits on the
+  // same one after it waits on one no agent will answer (the holder's
+  // orphan recovery, agent/holder/engine_sync.cc). NotFound when no
+  // listener of `id` is served.
+  absl::StatusOr<bool> Quiet(const std::string& id) const;
   // Rate limit hits over every container ever served (removed ones too).
   uint64_t rate_limited_total() const { return rate_limited_total_.load(); }
   // Monotonic totals over every container served since start (removed ones
@@ -362,7 +370,8 @@ class Engine {
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;
   int inflight_ = 0;
-  void Record(const DecisionRecord& rec);
+  // Every received notification ends here, once (after its reply).
+  void Record(Entry& e, const DecisionRecord& rec);
 
   std::shared_ptr<PolicySlot> default_slot_;
   Binder binder_;
@@ -382,6 +391,7 @@ class Engine {
   // timerfd in the epoll set that fires at the earliest. Only the throttle
   // paths take throttle_mu_; a container without a limit never does.
   UniqueFd timer_;
+  RateLimiter::Settings limit_settings_;  // every container's, from opts_
   std::mutex throttle_mu_;
   std::set<std::pair<int64_t, std::shared_ptr<Entry>>> parked_;  // guarded by throttle_mu_
   int64_t timer_armed_ns_ = 0;                                    // guarded by throttle_mu_

@@ -380,16 +380,21 @@ class SlowHandler : public ActionHandler {
   std::atomic<int> started{0};
 };
 
-TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
-  SlowHandler slow;
-  StartEngine(&slow);
-  auto a = TrappedChild::Spawn({"getpgrp"}, [] { return syscall(SYS_getpgrp) == 7 ? 0 : 1; });
-  auto b = TrappedChild::Spawn({"getppid"}, [] {
+// The other container: 100 getppid calls, each must be answered 4242.
+absl::StatusOr<TrappedChild> SpawnAnsweredGetppids() {
+  return TrappedChild::Spawn({"getppid"}, [] {
     for (int i = 0; i < 100; ++i) {
       if (syscall(SYS_getppid) != 4242) return 1;
     }
     return 0;
   });
+}
+
+TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
+  SlowHandler slow;
+  StartEngine(&slow);
+  auto a = TrappedChild::Spawn({"getpgrp"}, [] { return syscall(SYS_getpgrp) == 7 ? 0 : 1; });
+  auto b = SpawnAnsweredGetppids();
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("slow", a->pid()), a->TakeListener()).ok());
   ASSERT_TRUE(engine_->AddContainer(Info("fast", b->pid()), b->TakeListener()).ok());
@@ -468,12 +473,7 @@ TEST_F(EngineTest, OneContainerHoldsAtMostOneWorkerAndStuckWorkersShow) {
     execve(self, argv, envp);
     return 125;
   });
-  auto b = TrappedChild::Spawn({"getppid"}, [] {
-    for (int i = 0; i < 100; ++i) {
-      if (syscall(SYS_getppid) != 4242) return 1;
-    }
-    return 0;
-  });
+  auto b = SpawnAnsweredGetppids();
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("attacker", a->pid()), a->TakeListener()).ok());
   ASSERT_TRUE(engine_->AddContainer(Info("other", b->pid()), b->TakeListener()).ok());
@@ -498,6 +498,37 @@ TEST_F(EngineTest, OneContainerHoldsAtMostOneWorkerAndStuckWorkersShow) {
   EXPECT_EQ(a->Wait(), 0);
   EXPECT_EQ(blocking.started.load(), kThreads);  // the lane ran the rest, one by one
   EXPECT_TRUE(WaitFor([&] { return engine_->StuckWorkers() == 0; }));
+}
+
+// Quiet: false while a received notification is unanswered (the handler
+// holds it), true once it was answered; NotFound for an unknown container.
+TEST_F(EngineTest, QuietOnlyWhenNothingIsQueuedOrUnanswered) {
+  BlockingHandler blocking;
+  StartEngine(&blocking);
+  EXPECT_EQ(engine_->Quiet("held").status().code(), absl::StatusCode::kNotFound);
+  // Answered, it stays (so the container stays served) until killed.
+  auto child = TrappedChild::Spawn({"getpgrp"}, [] {
+    if (syscall(SYS_getpgrp) != 7) return 1;
+    pause();
+    return 0;
+  });
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(engine_->AddContainer(Info("held", child->pid()), child->TakeListener()).ok());
+  absl::StatusOr<bool> before = engine_->Quiet("held");
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_TRUE(*before) << "nothing trapped yet";
+  child->Start();
+  ASSERT_TRUE(WaitFor([&] { return blocking.started.load() == 1; }));
+  absl::StatusOr<bool> held = engine_->Quiet("held");
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_FALSE(*held) << "a received notification is unanswered";
+  blocking.Release();
+  EXPECT_TRUE(WaitFor([&] {
+    absl::StatusOr<bool> q = engine_->Quiet("held");
+    return q.ok() && *q;
+  })) << "answered, and still not quiet";
+  kill(child->pid(), SIGKILL);
+  child->Wait();
 }
 
 // Finishes later, from another thread, as a plugin call does.

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -122,8 +123,8 @@ std::string NsOf(pid_t pid) {
 }
 }  // namespace
 
-std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid) {
-  std::vector<pid_t> out;
+std::map<pid_t, uint64_t> SeccompWaits(pid_t init_pid) {
+  std::map<pid_t, uint64_t> out;
   const std::string ns = NsOf(init_pid);
   if (ns.empty()) return out;
   std::error_code ec;
@@ -135,35 +136,84 @@ std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid) {
     for (const auto& t : std::filesystem::directory_iterator(p.path() / "task", ec2)) {
       pid_t tid;
       if (!absl::SimpleAtoi(t.path().filename().string(), &tid)) continue;
-      if (WchanOf(tid).find("seccomp") != std::string::npos) out.push_back(tid);
+      if (WchanOf(tid).find("seccomp") == std::string::npos) continue;
+      std::ifstream f(t.path() / "status");
+      const std::string status((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
+      std::optional<absl::string_view> sw = StatusField(status, "voluntary_ctxt_switches");
+      uint64_t n = 0;
+      if (sw && absl::SimpleAtoi(*sw, &n)) out[tid] = n;
     }
   }
   return out;
 }
 
-int RestartWaitingSyscalls(pid_t init_pid) {
+std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid) {
+  std::vector<pid_t> out;
+  for (const auto& [tid, switches] : SeccompWaits(init_pid)) out.push_back(tid);
+  return out;
+}
+
+namespace {
+// A pidfd for `pid` if, after it was opened, `pid` is still a process in the
+// pid namespace `ns`: a pid recycled before pidfd_open fails the check; one
+// recycled after it leaves the pidfd on the dead process, which no signal
+// reaches (ESRCH). So a recycled pid is never signalled.
+UniqueFd PidfdInNamespace(pid_t pid, const std::string& ns) {
+  UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd || NsOf(pid) != ns) return UniqueFd();
+  return fd;
+}
+
+bool SignalPidfd(int pidfd, int sig) {
+  return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+}
+
+// /proc/<pid>/stat's state letter ('\0' when unreadable).
+char StateOf(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat;
+  std::getline(f, stat);
+  std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
+  return fields.empty() || fields[0].empty() ? '\0' : fields[0][0];
+}
+
+// The thread group ids of `tids`.
+std::set<pid_t> ProcessesOf(const std::vector<pid_t>& tids) {
   std::set<pid_t> procs;
-  for (pid_t tid : TasksWaitingOnSeccompNotification(init_pid)) {
+  for (pid_t tid : tids) {
     std::ifstream f(absl::StrCat("/proc/", tid, "/status"));
     const std::string status((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     std::optional<absl::string_view> tgid_text = StatusField(status, "Tgid");
     int tgid;
     if (tgid_text && absl::SimpleAtoi(*tgid_text, &tgid)) procs.insert(tgid);
   }
-  for (pid_t p : procs) kill(p, SIGSTOP);
+  return procs;
+}
+}  // namespace
+
+int RestartWaitingSyscalls(pid_t init_pid) {
+  return RestartSyscalls(init_pid, TasksWaitingOnSeccompNotification(init_pid));
+}
+
+int RestartSyscalls(pid_t init_pid, const std::vector<pid_t>& tids) {
+  const std::string ns = NsOf(init_pid);
+  if (ns.empty()) return 0;
+  std::vector<std::pair<pid_t, UniqueFd>> stopped;
+  for (pid_t p : ProcessesOf(tids)) {
+    UniqueFd fd = PidfdInNamespace(p, ns);
+    if (fd && SignalPidfd(fd.get(), SIGSTOP)) stopped.emplace_back(p, std::move(fd));
+  }
   // Wait until each is stopped (its wait was interrupted), then continue.
-  for (pid_t p : procs) {
-    for (int i = 0; i < 100; ++i) {
-      std::ifstream f(absl::StrCat("/proc/", p, "/stat"));
-      std::string stat;
-      std::getline(f, stat);
-      std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
-      if (fields.empty() || fields[0] == "T") break;
-      usleep(1000);
+  // A process that died meanwhile: its pidfd polls readable, stop waiting.
+  for (const auto& [p, fd] : stopped) {
+    for (int i = 0; i < 100 && StateOf(p) != 'T'; ++i) {
+      pollfd pf{fd.get(), POLLIN, 0};
+      if (poll(&pf, 1, 1) > 0) break;  // exited
     }
   }
-  for (pid_t p : procs) kill(p, SIGCONT);
-  return static_cast<int>(procs.size());
+  for (const auto& [p, fd] : stopped) SignalPidfd(fd.get(), SIGCONT);
+  return static_cast<int>(stopped.size());
 }
 
 // ---------------------------------------------------------------- server

@@ -69,6 +69,10 @@ std::string WchanOf(pid_t tid);
 // Threads in the pid namespace of `init_pid` (the container) that sleep in
 // seccomp_do_user_notification: waiting for a supervisor's answer.
 std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid);
+// The same threads, each with its voluntary context switch count: a thread
+// that shows the same count at a later look has not slept anew in between,
+// so it still waits on the same notification.
+std::map<pid_t, uint64_t> SeccompWaits(pid_t init_pid);
 // A notification the previous agent RECV'd but never answered stays SENT:
 // NOTIF_RECV never returns it again and nothing can answer it without its
 // id. This interrupts the waits of such threads' processes with SIGSTOP +
@@ -78,6 +82,10 @@ std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid);
 // WCONTINUED sees it), and a side effect the old agent already carried out
 // for that notification (an emulated write) may happen twice.
 int RestartWaitingSyscalls(pid_t init_pid);
+// The same for the processes of threads `tids` of that container only. The
+// processes are signalled through pidfds opened and then checked to be in
+// the container's pid namespace, so a recycled pid is never signalled.
+int RestartSyscalls(pid_t init_pid, const std::vector<pid_t>& tids);
 
 // The holder itself. Single-threaded poll loop.
 class HolderServer {

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -326,12 +327,23 @@ TEST_F(HolderTest, StopContRestartsAnOrphanedNotificationWithANewId) {
   auto waiting = TasksWaitingOnSeccompNotification(child->pid());
   RecordProperty("wchan_of_orphan", WchanOf(child->pid()));
   ASSERT_EQ(waiting.size(), 1u) << "wchan: " << WchanOf(child->pid());
+  // An orphan never wakes: a later look sees the same switch count.
+  const std::map<pid_t, uint64_t> waits = SeccompWaits(child->pid());
+  ASSERT_EQ(waits.size(), 1u);
+  EXPECT_EQ(SeccompWaits(child->pid()), waits);
   EXPECT_EQ(RestartWaitingSyscalls(child->pid()), 1);
   ASSERT_TRUE(WaitReadable(l, 30000)) << "the syscall did not trap again";
   auto again = Recv(l);
   ASSERT_TRUE(again.ok());
   EXPECT_NE(again->id, lost_id);
   EXPECT_EQ(IdValid(l, lost_id), ENOENT);
+  // The restarted syscall waits anew: another switch count.
+  std::map<pid_t, uint64_t> anew;
+  EXPECT_TRUE(WaitFor([&] {
+    anew = SeccompWaits(child->pid());
+    return anew.size() == 1;
+  }));
+  EXPECT_NE(anew, waits);
   EXPECT_EQ(Answer(l, again->id, kAnswer), 0);
   EXPECT_EQ(child->Wait(), 0);
 }

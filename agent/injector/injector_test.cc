@@ -339,12 +339,17 @@ struct Shared {
   char data[64];
 };
 
+// Memory the trapped child writes its results into (MAP_FAILED on error).
+Shared* MapShared() {
+  return static_cast<Shared*>(
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+}
+
 TEST(Emulation, RedactedWriteReportsTheTasksCountOnce) {
   char dir[] = "/tmp/injector-test-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string file = std::string(dir) + "/log";
-  auto* sh = static_cast<Shared*>(
-      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  Shared* sh = MapShared();
   ASSERT_NE(sh, MAP_FAILED);
   auto child = testing::TrappedChild::Spawn({"write"}, [sh, file] {
     int fd = static_cast<int>(syscall(SYS_open, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
@@ -382,8 +387,7 @@ TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
   {
     std::ofstream(target) << "TARGET";
   }
-  auto* sh = static_cast<Shared*>(
-      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  Shared* sh = MapShared();
   ASSERT_NE(sh, MAP_FAILED);
   auto child = testing::TrappedChild::Spawn({"open"}, [sh] {
     int fd = static_cast<int>(syscall(SYS_open, "/etc/requested", O_RDONLY));
