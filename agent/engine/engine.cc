@@ -598,6 +598,37 @@ bool Engine::IsRuntimeTask(const Entry& e, pid_t pid) {
   return now.ok && now.dev == e.runtime_exe_dev && now.ino == e.runtime_exe_ino;
 }
 
+// The runtime's own pre-exec calls (runc init) pass when no rule names
+// them. Only the init pid qualifies, and only until the init first traps
+// under another name.
+void Engine::NoteRuntimePhase(Entry& e, SyscallEvent& ev) {
+  if (e.runtime_phase.load(std::memory_order_relaxed) && ev.pid == e.info.init_pid) {
+    if (IsRuntimeTask(e, ev.pid)) {
+      ev.runtime_phase = true;
+    } else {
+      e.runtime_phase.store(false, std::memory_order_relaxed);
+    }
+  }
+}
+
+// Sends the leader's reply and records the decision.
+void Engine::SendAndRecord(Entry& e, const seccomp_notif_resp& resp, DecisionRecord& rec,
+                           int64_t t0) {
+  absl::Status sent = unotify_.Send(e.listener.get(), resp);
+  if (!sent.ok()) {
+    if (ErrnoOf(sent) == ENOENT) {
+      e.stats.task_gone++;  // killed or interrupted while we decided: normal
+      rec.result = "task-gone";
+    } else {
+      e.stats.errors++;
+      spdlog::error("container {}: {}", e.info.id, std::string(sent.message()));
+      rec.result = absl::StrCat("send-failed: ", ErrnoName(ErrnoOf(sent)));
+    }
+  }
+  rec.latency_ns = NowNs() - t0;
+  Record(e, rec);
+}
+
 void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
                     std::unique_lock<std::mutex>& lead) {
   const int64_t t0 = NowNs();
@@ -619,16 +650,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     return;
   }
 
-  // The runtime's own pre-exec calls (runc init) pass when no rule names
-  // them. Only the init pid qualifies, and only until the init first traps
-  // under another name.
-  if (e->runtime_phase.load(std::memory_order_relaxed) && ev.pid == e->info.init_pid) {
-    if (IsRuntimeTask(*e, ev.pid)) {
-      ev.runtime_phase = true;
-    } else {
-      e->runtime_phase.store(false, std::memory_order_relaxed);
-    }
-  }
+  NoteRuntimePhase(*e, ev);
 
   const CompiledPolicy* policy = bound->policy.get();
   uint32_t needs = policy != nullptr ? policy->Needs(ev.syscall) : kNeedNothing;
@@ -717,19 +739,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     rec.result = ErrnoName(opts_.fallback_errno);
     e->stats.denied++;
   }
-  absl::Status sent = unotify_.Send(e->listener.get(), resp);
-  if (!sent.ok()) {
-    if (ErrnoOf(sent) == ENOENT) {
-      e->stats.task_gone++;  // killed or interrupted while we decided: normal
-      rec.result = "task-gone";
-    } else {
-      e->stats.errors++;
-      spdlog::error("container {}: {}", e->info.id, std::string(sent.message()));
-      rec.result = absl::StrCat("send-failed: ", ErrnoName(ErrnoOf(sent)));
-    }
-  }
-  rec.latency_ns = NowNs() - t0;
-  Record(*e, rec);
+  SendAndRecord(*e, resp, rec, t0);
   if (decision_log_ == nullptr && force_log) {
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
                  ev.path.value_or(""), rec.rule);

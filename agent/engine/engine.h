@@ -370,6 +370,8 @@ class Engine {
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;
   int inflight_ = 0;
+  void NoteRuntimePhase(Entry& e, SyscallEvent& ev);
+  void SendAndRecord(Entry& e, const seccomp_notif_resp& resp, DecisionRecord& rec, int64_t t0);
   // Every received notification ends here, once (after its reply).
   void Record(Entry& e, const DecisionRecord& rec);
 
