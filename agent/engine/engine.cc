@@ -414,7 +414,6 @@ void Engine::Remove(const std::shared_ptr<Entry>& e, const std::string& reason) 
   // The fds close when the last worker holding `e` lets go.
   spdlog::info("container {} removed: {}", e->info.id, reason);
   for (DecisionObserver* o : observers_) o->OnContainerRemoved(e->info, reason);
-  if (on_removed_) on_removed_(e->info.id, reason);
 }
 
 void Engine::Worker() {
@@ -654,7 +653,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
 
   const CompiledPolicy* policy = bound->policy.get();
   uint32_t needs = policy != nullptr ? policy->Needs(ev.syscall) : kNeedNothing;
-  if (decision_log_ != nullptr || decode_for_observers_) needs |= kNeedPath | kNeedSockaddr;
+  if (decision_log_ != nullptr) needs |= kNeedPath | kNeedSockaddr;
   bool read_memory = false;
   if (needs != kNeedNothing) read_memory = DecodeEvent(ev, needs, opts_.max_write_capture);
 

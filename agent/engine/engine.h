@@ -299,9 +299,6 @@ class Engine {
   void SetActionHandler(ActionHandler* handler) { handler_ = handler; }
   // Set before Start(); not owned.
   void AddObserver(DecisionObserver* o) { observers_.push_back(o); }
-  // Whether a decision log or an observer wants decoded arguments even when
-  // the policy does not need them.
-  void SetDecodeForObservers(bool on) { decode_for_observers_ = on; }
 
   std::vector<ContainerSnapshot> Containers() const;
   size_t container_count() const;
@@ -324,11 +321,6 @@ class Engine {
   // container can hold at most one worker however many threads it traps
   // from; this says when some are held anyway (health: NOT_SERVING).
   int StuckWorkers() const;
-
-  // Called after a container is removed (id, reason).
-  void OnRemoved(std::function<void(const std::string&, const std::string&)> cb) {
-    on_removed_ = std::move(cb);
-  }
 
  private:
   struct Entry;
@@ -363,9 +355,7 @@ class Engine {
   UnotifyInterface& unotify_;
   DecisionLog* decision_log_;
   ActionHandler* handler_ = nullptr;
-  std::function<void(const std::string&, const std::string&)> on_removed_;
   std::vector<DecisionObserver*> observers_;
-  bool decode_for_observers_ = false;
   // Decisions handed to handler_ and not finished; Stop waits for them.
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;

@@ -93,12 +93,14 @@ class EngineTest : public ::testing::Test {
     log_.reset();
     std::system(("rm -rf " + dir_).c_str());
   }
-  void StartEngine(ActionHandler* handler = nullptr, int64_t stuck_after_ns = 10'000'000'000) {
+  void StartEngine(ActionHandler* handler = nullptr, int64_t stuck_after_ns = 10'000'000'000,
+                   DecisionObserver* observer = nullptr) {
     EngineOptions o;
     o.workers = 4;
     o.stuck_after_ns = stuck_after_ns;
     engine_ = std::make_unique<Engine>(o, DefaultUnotify(), TestPolicy(), log_.get());
     if (handler) engine_->SetActionHandler(handler);
+    if (observer) engine_->AddObserver(observer);
     ASSERT_TRUE(engine_->Start().ok());
   }
   // A trapped getpgrp in container `id` must fail with `err`.
@@ -345,13 +347,17 @@ TEST_F(EngineTest, RemoveByIdStopsServing) {
 }
 
 TEST_F(EngineTest, ExitRemovesContainer) {
-  StartEngine();
+  struct Removals : DecisionObserver {
+    void OnDecision(const DecisionRecord&) override {}
+    void OnContainerRemoved(const ContainerInfo& info, const std::string&) override {
+      if (info.id == "gone") removed++;
+    }
+    std::atomic<int> removed{0};
+  } observer;
+  StartEngine(nullptr, 10'000'000'000, &observer);
   auto child = TrappedChild::Spawn({"mkdir"}, [] { return 0; });
   ASSERT_TRUE(child.ok()) << child.status();
-  std::atomic<int> removed{0};
-  engine_->OnRemoved([&](const std::string& id, const std::string&) {
-    if (id == "gone") removed++;
-  });
+  std::atomic<int>& removed = observer.removed;
   ASSERT_TRUE(engine_->AddContainer(Info("gone", child->pid()), child->TakeListener()).ok());
   EXPECT_EQ(engine_->container_count(), 1u);
   child->Start();
