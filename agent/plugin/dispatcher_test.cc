@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "agent/plugin/testing/fake_plugin.h"
+#include "agent/testing/wait.h"
 #include "agent/plugin/testing/test_util.h"
 #include "gtest/gtest.h"
 
@@ -37,17 +38,7 @@ using namespace std::chrono_literals;
 // event. The timer's own lateness is in PluginStats.timer_lateness_max_us.
 constexpr double kSlackMs = 500;
 
-// Polls `cond` until it holds or `within` passes (a condition, not a
-// guessed duration).
-template <typename F>
-bool WaitUntil(F cond, std::chrono::milliseconds within = std::chrono::milliseconds(10000)) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return true;
-}
+using ::seccomp_agent::testing::WaitFor;
 
 class DispatcherTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -182,7 +173,11 @@ TEST_P(DispatcherTest, SlowPluginTimesOutThenRecovers) {
   EXPECT_EQ(t.result.error_kind, ErrorKind::kTimeout);
   EXPECT_LE(t.ms(), 100 + kSlackMs) << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
   fake_.set_delay(0ms);
-  std::this_thread::sleep_for(300ms);  // the late answer arrives and is dropped
+  // The late answer is sent (and, on a stream, arrives and is dropped).
+  ASSERT_TRUE(WaitFor([&] { return fake_.answers() >= 1; }));
+  if (GetParam()) {
+    ASSERT_TRUE(WaitFor([&] { return Stats(*d).late_or_unknown_responses >= 1; }));
+  }
   t = DecideSync(*d, "fake", ev_);
   EXPECT_EQ(t.result.kind, Kind::kAction) << t.result.error;
   if (GetParam()) {
@@ -296,7 +291,7 @@ TEST_P(DispatcherTest, ServerCrashFailsPendingFastAndRecovers) {
   d->Decide("fake", ev_, [p, start](PluginResult r) {
     p->set_value(Timed{std::move(r), std::chrono::steady_clock::now() - start});
   });
-  ASSERT_TRUE(WaitUntil([&] { return fake_.requests() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return fake_.requests() == 1; }));
   fake_.Stop();  // the plugin dies with the call pending
   Timed t = p->get_future().get();
   EXPECT_EQ(t.result.kind, Kind::kError);
@@ -622,7 +617,7 @@ TEST(DispatcherShutdown, PendingCallsGetShutdown) {
     std::promise<PluginResult> p;
     const int before = f.requests();
     (*d)->Decide("a", OpenatEvent(&c, "/x"), [&p](PluginResult r) { p.set_value(std::move(r)); });
-    ASSERT_TRUE(WaitUntil([&] { return f.requests() > before; })) << "the call reached the plugin";
+    ASSERT_TRUE(WaitFor([&] { return f.requests() > before; })) << "the call reached the plugin";
     const auto start = std::chrono::steady_clock::now();
     d->reset();
     // Generous (sanitizers, a loaded machine): what it shows is that the

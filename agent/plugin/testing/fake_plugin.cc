@@ -175,6 +175,7 @@ class FakePlugin::Impl {
 
     void Write(const std::string& s) {
       std::lock_guard<std::mutex> l(mu_);
+      impl_->f_->answers_.fetch_add(1);  // also one too late for its call
       if (finished_) return;
       ++answers_queued_;
       out_.push_back(ToBuffer(s));

@@ -53,6 +53,8 @@ class FakePlugin {
   int unary_requests() const { return unary_.load(); }
   int stream_requests() const { return stream_msgs_.load(); }
   int streams() const { return streams_.load(); }
+  // Answers made (after `delay`), also those whose call was cancelled.
+  int answers() const { return answers_.load(); }
 
   class Impl;
 
@@ -60,7 +62,7 @@ class FakePlugin {
   std::unique_ptr<Impl> impl_;
   std::atomic<Mode> mode_{Mode::kAnswer};
   std::atomic<long> delay_ms_{0};
-  std::atomic<int> requests_{0}, unary_{0}, stream_msgs_{0}, streams_{0};
+  std::atomic<int> requests_{0}, unary_{0}, stream_msgs_{0}, streams_{0}, answers_{0};
   friend class Impl;
 };
 
