@@ -43,7 +43,7 @@ struct Config {
   std::string admin_socket;  // resolved path; "" = no admin API
   std::vector<uid_t> admin_uids;
 
-  std::string metrics_address;  // "" = no metrics endpoint
+  std::string metrics_address;      // "" = no metrics endpoint
   metrics::HttpServerOptions http;  // its connection cap and timeout
   metrics::DecisionMetrics::Options metrics;
 

@@ -8,7 +8,7 @@
 namespace seccomp_agent {
 
 absl::Status HookRequestHandler::Handle(const hook::HookRequest& request,
-                                      const hook::PeerCred& peer) {
+                                        const hook::PeerCred& peer) {
   if (std::find(allowed_uids_.begin(), allowed_uids_.end(), peer.uid) == allowed_uids_.end()) {
     spdlog::warn("hook message refused: peer pid {} uid {} not allowed", peer.pid, peer.uid);
     return absl::PermissionDeniedError(absl::StrCat("uid ", peer.uid, " is not allowed"));

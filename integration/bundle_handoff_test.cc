@@ -21,9 +21,7 @@ using ::testing::HasSubstr;
 
 class BundleHandoffTest : public ::testing::TestWithParam<Runtime> {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
-  }
+  void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "needs root (containers)"; }
 };
 
 TEST_P(BundleHandoffTest, RuntimeSendsStateAndListenerFd) {

@@ -55,13 +55,13 @@ rules:
     action: {return: {value: 4242}}
 )";
 
-constexpr double kRate = 1000;   // --container_rate: every container
-constexpr double kBurst = 100;   // --container_burst
+constexpr double kRate = 1000;      // --container_rate: every container
+constexpr double kBurst = 100;      // --container_burst
 constexpr double kFloodRate = 500;  // the flood's own, lower limit (annotation)
 constexpr int kFloodThreads = 4;
-constexpr int kCalls = 100;      // per quiet round
-constexpr int kGapUs = 1500;     // between quiet calls: ~600/s, under kRate
-constexpr int kPairs = 10;       // unloaded/loaded round pairs (6 without a limit)
+constexpr int kCalls = 100;   // per quiet round
+constexpr int kGapUs = 1500;  // between quiet calls: ~600/s, under kRate
+constexpr int kPairs = 10;    // unloaded/loaded round pairs (6 without a limit)
 
 // Under ASan/TSan the agent is several times slower per notification, so the
 // same flood costs it more: the latency bound is logged there, not asserted
@@ -111,10 +111,10 @@ std::string Scrape(int port) {
 }
 
 struct Rounds {
-  std::vector<int64_t> unloaded, loaded;  // every quiet call's latency, ns
+  std::vector<int64_t> unloaded, loaded;          // every quiet call's latency, ns
   std::vector<int64_t> unloaded_p99, loaded_p99;  // per round
-  double flood_calls = 0, flood_secs = 0;  // the flood during loaded rounds
-  int bad = 0;  // quiet calls not answered 4242
+  double flood_calls = 0, flood_secs = 0;         // the flood during loaded rounds
+  int bad = 0;                                    // quiet calls not answered 4242
   int64_t p99_unloaded() const { return Percentile(unloaded, 99); }
   int64_t p99_loaded() const { return Percentile(loaded, 99); }
   double flood_rate() const { return flood_secs > 0 ? flood_calls / flood_secs : 0; }
@@ -124,8 +124,8 @@ struct Rounds {
       for (int64_t x : v) s.push_back(absl::StrCat(x / 1000));
       return absl::StrCat("[", absl::StrJoin(s, " "), "]");
     };
-    return absl::StrCat("p99 unloaded ", p99_unloaded() / 1000, " us, loaded ",
-                        p99_loaded() / 1000, " us (", unloaded.size(), " calls each; p50 ",
+    return absl::StrCat("p99 unloaded ", p99_unloaded() / 1000, " us, loaded ", p99_loaded() / 1000,
+                        " us (", unloaded.size(), " calls each; p50 ",
                         Percentile(unloaded, 50) / 1000, " / ", Percentile(loaded, 50) / 1000,
                         " us); per-round p99 us unloaded ", us(unloaded_p99), " loaded ",
                         us(loaded_p99), "; flood ", static_cast<int64_t>(flood_rate()),
@@ -152,8 +152,8 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
     agent_ = *std::move(a);
     flood_id_ = NewId("flood");
     quiet_id_ = NewId("quiet");
-    flood_ = MakeContainer(flood_id_, {"/bin/fairness_probe", "flood",
-                                       std::to_string(kFloodThreads), "/tmp"},
+    flood_ = MakeContainer(flood_id_,
+                           {"/bin/fairness_probe", "flood", std::to_string(kFloodThreads), "/tmp"},
                            flood_annotations);
     quiet_ = MakeContainer(quiet_id_, {"/bin/fairness_probe", "measure", "/tmp",
                                        std::to_string(kCalls), std::to_string(kGapUs)});
@@ -173,9 +173,10 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
     ASSERT_TRUE(fs::exists(flood_tmp_ + "/count"))
         << "flood probe did not start: " << flood_run_->StderrText() << "\nagent:\n"
         << agent_->Stderr();
-    ASSERT_TRUE(agent_->WaitForLog(absl::StrCat("container ", quiet_id_, " registered"),
-                                   absl::Seconds(20)))
-        << quiet_run_->StderrText() << "\nagent:\n" << agent_->Stderr();
+    ASSERT_TRUE(
+        agent_->WaitForLog(absl::StrCat("container ", quiet_id_, " registered"), absl::Seconds(20)))
+        << quiet_run_->StderrText() << "\nagent:\n"
+        << agent_->Stderr();
   }
 
   // Runs `pairs` unloaded/loaded pairs of quiet rounds.
@@ -208,10 +209,10 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
       }
       int round = 0, calls = 0, bad = 0;
       long long p50 = 0, p90 = 0, p99 = 0, max = 0;
-      EXPECT_EQ(sscanf(line->text.c_str(),
-                       "round %d calls=%d bad=%d p50=%lld p90=%lld p99=%lld max=%lld", &round,
-                       &calls, &bad, &p50, &p90, &p99, &max),
-                7)
+      EXPECT_EQ(
+          sscanf(line->text.c_str(), "round %d calls=%d bad=%d p50=%lld p90=%lld p99=%lld max=%lld",
+                 &round, &calls, &bad, &p50, &p90, &p99, &max),
+          7)
           << line->text;
       out.bad += bad;
       (loaded ? out.loaded_p99 : out.unloaded_p99).push_back(p99);
@@ -254,8 +255,10 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
     const std::string dst = (*c)->rootfs() + "/bin/fairness_probe";
     fs::copy_file(ProbePath(), dst, fs::copy_options::overwrite_existing, ec);
     EXPECT_FALSE(ec) << ec.message();
-    fs::permissions(dst, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
-                             fs::perms::group_read | fs::perms::others_read, ec);
+    fs::permissions(dst,
+                    fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
+                        fs::perms::group_read | fs::perms::others_read,
+                    ec);
     return *std::move(c);
   }
 
@@ -270,9 +273,8 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
 
   // The measurements: printed and recorded, never asserted.
   void Report(const std::string& setting, const Rounds& r) {
-    const double ratio = r.p99_unloaded() > 0
-                             ? static_cast<double>(r.p99_loaded()) / r.p99_unloaded()
-                             : 0;
+    const double ratio =
+        r.p99_unloaded() > 0 ? static_cast<double>(r.p99_loaded()) / r.p99_unloaded() : 0;
     std::cerr << "fairness measurement: " << RuntimeName(GetParam()) << " " << setting
               << ": loaded/unloaded p99 ratio " << absl::StrFormat("%.2f", ratio) << "; "
               << r.Describe() << (kSanitized ? " (sanitizer build)" : "") << "\n";
@@ -304,11 +306,10 @@ class FairnessE2ETest : public ::testing::TestWithParam<Runtime> {
 
 TEST_P(FairnessE2ETest, RateLimitServesEveryContainerAndThrottlesOnlyTheFlood) {
   const int port = 20000 + getpid() % 20000;
-  ASSERT_NO_FATAL_FAILURE(StartAll({absl::StrCat("--container_rate=", kRate),
-                                    absl::StrCat("--container_burst=", kBurst),
-                                    "--rate_limit_action=delay",
-                                    absl::StrCat("--metrics_address=127.0.0.1:", port)},
-                                   {{"seccomp-agent.io/rate", absl::StrCat(kFloodRate)}}));
+  ASSERT_NO_FATAL_FAILURE(StartAll(
+      {absl::StrCat("--container_rate=", kRate), absl::StrCat("--container_burst=", kBurst),
+       "--rate_limit_action=delay", absl::StrCat("--metrics_address=127.0.0.1:", port)},
+      {{"seccomp-agent.io/rate", absl::StrCat(kFloodRate)}}));
   Rounds r = RunRounds(kPairs);
   ExpectEveryoneServed(r, kPairs);
   Report(absl::StrCat("--container_rate=", kRate, ", the flood's annotation ", kFloodRate, "/s"),
@@ -324,8 +325,7 @@ TEST_P(FairnessE2ETest, RateLimitServesEveryContainerAndThrottlesOnlyTheFlood) {
   uint64_t flood_bad = 0;
   FloodCalls(flood_tmp_, &flood_bad);
   EXPECT_EQ(flood_bad, 0u) << "delay mode failed a flood call";
-  EXPECT_NE(flood_run_->StdoutText().find("bad=0"), std::string::npos)
-      << flood_run_->StdoutText();
+  EXPECT_NE(flood_run_->StdoutText().find("bad=0"), std::string::npos) << flood_run_->StdoutText();
 }
 
 // The same rounds with no limit: every container is served and nothing is

@@ -211,8 +211,7 @@ TEST_P(SaRestartStormTest, EmulatedWritesAndBindsRunOnce) {
           [&](const std::vector<nlohmann::json>& ds) {
             int n = 0;
             for (const auto& d : ds) {
-              n += d.value("rule", "") == rule &&
-                   d.value("result", "").rfind("replayed", 0) == 0;
+              n += d.value("rule", "") == rule && d.value("result", "").rfind("replayed", 0) == 0;
             }
             return n >= 2;
           },
@@ -288,9 +287,9 @@ TEST_P(SaRestartStormTest, EmulatedWritesAndBindsRunOnce) {
   std::cout << "storm (" << (strict ? "WAIT_KILLABLE_RECV" : "runtime default")
             << "): signals=" << signals << " write decisions=" << writes
             << " bind decisions=" << binds << " interrupted=" << interrupted
-            << " replayed=" << replayed << " calls hit by a signal="
-            << Field(out, "writes_hit") + Field(out, "binds_hit") << " repeated records=" << repeats
-            << " bad binds=" << binds_bad << "\n";
+            << " replayed=" << replayed
+            << " calls hit by a signal=" << Field(out, "writes_hit") + Field(out, "binds_hit")
+            << " repeated records=" << repeats << " bad binds=" << binds_bad << "\n";
   EXPECT_GE(writes, n_writes);
   EXPECT_GE(binds, n_binds);
   if (strict) {
@@ -360,7 +359,8 @@ rules:
         return false;
       },
       absl::Seconds(10)))
-      << "the plugin did not decide the warm-up open; agent:\n" << agent_->Stderr();
+      << "the plugin did not decide the warm-up open; agent:\n"
+      << agent_->Stderr();
   plugin->Signal(SIGSTOP);
 
   const std::string id = UniqueContainerId("e2e-exec");
@@ -372,8 +372,8 @@ rules:
   auto run = c->Start();
   ASSERT_TRUE(run.ok()) << run.status();
   auto exec_line = (*run)->WaitForStdout("EXEC at=", absl::Seconds(30));
-  ASSERT_TRUE(exec_line.has_value()) << (*run)->StdoutText() << (*run)->StderrText()
-                                     << "\nagent:\n" << agent_->Stderr();
+  ASSERT_TRUE(exec_line.has_value()) << (*run)->StdoutText() << (*run)->StderrText() << "\nagent:\n"
+                                     << agent_->Stderr();
   auto after = (*run)->WaitForStdout("after_exec_rc=", absl::Seconds(kPluginTimeoutMs / 1000 + 10));
   ASSERT_TRUE(after.has_value()) << (*run)->StdoutText() << (*run)->StderrText();
   const absl::Duration exec_took = after->when - exec_line->when;
@@ -418,7 +418,8 @@ rules:
       id,
       [](const std::vector<nlohmann::json>& ds) {
         for (const auto& d : ds) {
-          if (d.value("rule", "") == "ask-slow" && d.value("result", "") == "task-gone") return true;
+          if (d.value("rule", "") == "ask-slow" && d.value("result", "") == "task-gone")
+            return true;
         }
         return false;
       },
@@ -471,8 +472,7 @@ TEST_F(FaultsE2ETest, AThousandThreadsTrappingAtOnceAllGetThePolicysAnswer) {
     EXPECT_LT(wall_ms, 15000) << "1000 trapped calls took too long";
     // Nothing was really made.
     for (int i = 0; i < kThreads; ++i) {
-      const std::string p =
-          i % 2 == 0 ? absl::StrCat("/fake-", i) : absl::StrCat("/forbidden/", i);
+      const std::string p = i % 2 == 0 ? absl::StrCat("/fake-", i) : absl::StrCat("/forbidden/", i);
       if (fs::exists(c->rootfs() + p)) {
         ADD_FAILURE() << p << " exists";
         break;
@@ -484,16 +484,14 @@ TEST_F(FaultsE2ETest, AThousandThreadsTrappingAtOnceAllGetThePolicysAnswer) {
       if (rule == "fake-success" || rule == "no-mkdir-in-forbidden") ++mkdirs;
     }
     EXPECT_EQ(mkdirs, static_cast<size_t>(kThreads));
-    ASSERT_TRUE(
-        agent_->WaitForLog(absl::StrCat("container ", id, " removed: "), absl::Seconds(10)))
+    ASSERT_TRUE(agent_->WaitForLog(absl::StrCat("container ", id, " removed: "), absl::Seconds(10)))
         << agent_->Stderr();
     absl::SleepFor(absl::Milliseconds(200));
     after_round.push_back(Counts(agent_->pid()));
     std::cout << "threads round " << round << ": wall " << wall_ms << " ms, slowest call "
               << Field(out, "max_ms") << " ms; agent threads " << before.threads << " -> "
-              << after_round.back().threads << " (peak " << peak_threads << "), fds "
-              << before.fds << " -> " << after_round.back().fds << " (peak " << peak_fds
-              << ")\n";
+              << after_round.back().threads << " (peak " << peak_threads << "), fds " << before.fds
+              << " -> " << after_round.back().fds << " (peak " << peak_fds << ")\n";
     RecordProperty(absl::StrCat("wall_ms_", round), std::to_string(wall_ms));
   }
   // Bounded: the engine's pool, not a thread or an fd per pending call.
@@ -569,7 +567,8 @@ rules:
     return false;
   };
   ASSERT_TRUE(wait_count(0, "plugin", 200, absl::Seconds(60)))
-      << "no load through the plugin; agent:\n" << agent_->Stderr();
+      << "no load through the plugin; agent:\n"
+      << agent_->Stderr();
 
   // kill -9 mid-load.
   const size_t at_kill = agent_->Decisions().size();
@@ -577,7 +576,8 @@ rules:
   plugin->Wait(absl::Seconds(5));
   const absl::Time killed = absl::Now();
   ASSERT_TRUE(wait_count(at_kill, "denied", 30, absl::Seconds(20)))
-      << "calls did not fail closed after the kill; agent:\n" << agent_->Stderr();
+      << "calls did not fail closed after the kill; agent:\n"
+      << agent_->Stderr();
   const absl::Duration to_deny = absl::Now() - killed;
   absl::SleepFor(absl::Seconds(1));
 
@@ -588,7 +588,8 @@ rules:
   ASSERT_NE(plugin, nullptr);
   const absl::Time restarted = absl::Now();
   ASSERT_TRUE(wait_count(at_restart, "plugin", 50, absl::Seconds(30)))
-      << "decisions did not come from the restarted plugin; agent:\n" << agent_->Stderr();
+      << "decisions did not come from the restarted plugin; agent:\n"
+      << agent_->Stderr();
   const absl::Duration to_back = absl::Now() - restarted;
 
   for (auto& c : cs) std::ofstream(c->rootfs() + "/tmp/stop") << "stop\n";
@@ -704,7 +705,8 @@ TEST_F(FaultsE2ETest, PolicyReloadedUnderLoadNeverMixesAndRefusesABrokenFile) {
           absl::Seconds(20)));
       auto ds = forbidden_decisions();
       for (size_t k = from; k < ds.size(); ++k) {
-        ASSERT_EQ(ds[k].value("rule", ""), want_rule) << "after the broken reload: " << ds[k].dump();
+        ASSERT_EQ(ds[k].value("rule", ""), want_rule)
+            << "after the broken reload: " << ds[k].dump();
       }
       continue;
     }

@@ -81,7 +81,8 @@ TEST_P(LifecycleE2ETest, KilledAgentGivesEnosysAndTheContainerRunsOn) {
   auto run = c->Start();
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_TRUE((*run)->WaitForStdout("ready", absl::Seconds(30)))
-      << (*run)->StdoutText() << (*run)->StderrText() << "\nagent:\n" << agent_->Stderr();
+      << (*run)->StdoutText() << (*run)->StderrText() << "\nagent:\n"
+      << agent_->Stderr();
   // Same pipe as "ready" (2>&1), so already read: no race with stderr.
   EXPECT_THAT((*run)->StdoutText(), HasSubstr("before_rc=1"));
   EXPECT_THAT((*run)->StdoutText(), HasSubstr("Operation not permitted"));
@@ -106,8 +107,8 @@ TEST_P(LifecycleE2ETest, KilledAgentGivesEnosysAndTheContainerRunsOn) {
 TEST_P(LifecycleE2ETest, FloodingContainerDoesNotStarveAQuietOne) {
   const std::string flood_id = NewId("flood");
   const std::string loop = "while [ ! -e /tmp/stop ]; do mkdir /forbidden/f 2>/dev/null; done";
-  auto flood = MakeContainer(
-      flood_id, absl::StrCat("(", loop, ") & (", loop, ") & (", loop, ") & ", loop, "; wait; echo flood-done"));
+  auto flood = MakeContainer(flood_id, absl::StrCat("(", loop, ") & (", loop, ") & (", loop, ") & ",
+                                                    loop, "; wait; echo flood-done"));
   ASSERT_NE(flood, nullptr);
   auto flood_run = flood->Start();
   ASSERT_TRUE(flood_run.ok()) << flood_run.status();
@@ -115,7 +116,8 @@ TEST_P(LifecycleE2ETest, FloodingContainerDoesNotStarveAQuietOne) {
   // The flood is really on before the quiet container starts.
   ASSERT_TRUE(agent_->WaitForDecisions(
       flood_id, [](const auto& ds) { return ds.size() >= 500; }, absl::Seconds(30)))
-      << "flood did not reach 500 decisions; agent:\n" << agent_->Stderr();
+      << "flood did not reach 500 decisions; agent:\n"
+      << agent_->Stderr();
   absl::SleepFor(absl::Seconds(1));
   const size_t flood_before_quiet = agent_->DecisionsFor(flood_id).size();
 

@@ -84,7 +84,8 @@ class PluginE2ETest : public ::testing::Test {
 version: 1
 default_action: {allow: {}}
 plugins:
-  - {name: audit, address: "unix://)", sock, R"(", timeout_ms: 3000, on_error: deny}
+  - {name: audit, address: "unix://)",
+                        sock, R"(", timeout_ms: 3000, on_error: deny}
 rules:
   - name: ask-audit
     match: {syscalls: [openat, open]}
@@ -104,8 +105,8 @@ rules:
     container_ = *std::move(c);
     std::error_code ec;
     fs::copy_file(Runfile("agent/testing/openat_probe_static"),
-                  container_->rootfs() + "/bin/openat_probe",
-                  fs::copy_options::overwrite_existing, ec);
+                  container_->rootfs() + "/bin/openat_probe", fs::copy_options::overwrite_existing,
+                  ec);
     EXPECT_FALSE(ec) << ec.message();
     return container_->Run(absl::Seconds(60));
   }
@@ -128,7 +129,8 @@ version: 1
 default_action: {allow: {}}
 redirect_roots: [/srv]
 plugins:
-  - {name: label, address: "unix://)", sock, R"(", timeout_ms: 2000, on_error: deny}
+  - {name: label, address: "unix://)",
+                          sock, R"(", timeout_ms: 2000, on_error: deny}
 rules:
   - name: ask-label
     match: {syscalls: [openat, open], args: {path: "/etc/app.conf"}}
@@ -170,7 +172,8 @@ TEST_F(PluginE2ETest, PythonPluginDeniesByListAndLogsTheRest) {
 version: 1
 default_action: {allow: {}}
 plugins:
-  - {name: audit, address: "unix://)", sock, R"(", timeout_ms: 3000, on_error: deny, stream: true}
+  - {name: audit, address: "unix://)",
+                          sock, R"(", timeout_ms: 3000, on_error: deny, stream: true}
 rules:
   - name: ask-audit
     match: {syscalls: [openat, open], args: {path: "/etc/**"}}
@@ -237,7 +240,9 @@ TEST_F(PluginE2ETest, MissingPluginFailsClosedWithinTimeout) {
 version: 1
 default_action: {allow: {}}
 plugins:
-  - {name: gone, address: "unix://)", dir_->path(), R"(/nobody.sock", timeout_ms: 200, on_error: deny, error_errno: EACCES}
+  - {name: gone, address: "unix://)",
+                          dir_->path(),
+                          R"(/nobody.sock", timeout_ms: 200, on_error: deny, error_errno: EACCES}
 rules:
   - name: ask-gone
     match: {syscalls: [openat, open], args: {path: "/etc/hostname"}}
@@ -251,7 +256,8 @@ rules:
       [](const std::vector<nlohmann::json>& ds) {
         for (const auto& d : ds) {
           if (d.value("rule", "") == "ask-gone" && d.value("result", "") == "EACCES") {
-            EXPECT_LT(d.value("latency_ns", int64_t{0}), int64_t{210} * 1000 * 1000 + 10 * 1000 * 1000);
+            EXPECT_LT(d.value("latency_ns", int64_t{0}),
+                      int64_t{210} * 1000 * 1000 + 10 * 1000 * 1000);
             return true;
           }
         }
@@ -305,8 +311,7 @@ class PluginMtlsE2ETest : public PluginE2ETest {
     auto p = Subprocess::Start(argv);
     ASSERT_TRUE(p.ok()) << p.status();
     plugin_ = *std::move(p);
-    ASSERT_TRUE(plugin_->WaitForStderr("serving on", absl::Seconds(15)))
-        << plugin_->StderrText();
+    ASSERT_TRUE(plugin_->WaitForStderr("serving on", absl::Seconds(15))) << plugin_->StderrText();
   }
   void StopPlugin() {
     if (plugin_ == nullptr) return;
@@ -330,11 +335,13 @@ default_action: {allow: {}}
 redirect_roots: [/srv]
 plugins:
   - name: label
-    address: ")", address_, R"("
+    address: ")",
+                        address_, R"("
     timeout_ms: 3000
     on_error: deny
     error_errno: EACCES
-)", plugin_settings, R"(
+)",
+                        plugin_settings, R"(
 rules:
   - name: ask-label
     match: {syscalls: [openat, open], args: {path: "/etc/app.conf"}}

@@ -25,7 +25,8 @@ using ::testing::Not;
 constexpr absl::Duration kLogWait = absl::Seconds(5);
 
 // Decisions for `path` (args.path) among `ds`.
-std::vector<nlohmann::json> ForPath(const std::vector<nlohmann::json>& ds, const std::string& path) {
+std::vector<nlohmann::json> ForPath(const std::vector<nlohmann::json>& ds,
+                                    const std::string& path) {
   std::vector<nlohmann::json> out;
   for (const auto& d : ds) {
     if (d.contains("args") && d["args"].is_object() && d["args"].value("path", "") == path) {
@@ -43,9 +44,7 @@ std::string Dump(const std::vector<nlohmann::json>& ds) {
 
 class PolicyE2ETest : public ::testing::TestWithParam<Runtime> {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
-  }
+  void SetUp() override { ASSERT_EQ(geteuid(), 0u) << "needs root (containers)"; }
 
   void StartAgent(const std::string& policy) {
     AgentOptions o;

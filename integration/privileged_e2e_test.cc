@@ -80,8 +80,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     id_ = UniqueContainerId(absl::StrCat("e2e-priv-", name, "-", RuntimeName(GetParam())));
     ContainerConfig cfg;
     cfg.args = {"sh", "-c", script};
-    cfg.seccomp = SeccompConfig{agent_->socket_path(), std::nullopt,
-                                {"sysinfo", "mknod", "mknodat", "mount"}};
+    cfg.seccomp = SeccompConfig{
+        agent_->socket_path(), std::nullopt, {"sysinfo", "mknod", "mknodat", "mount"}};
     cfg.user = std::make_pair(1000u, 1000u);
     cfg.no_capabilities = true;
     cfg.memory_limit = k256MiB;
@@ -90,7 +90,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     EXPECT_TRUE(c.ok()) << c.status();
     if (!c.ok()) return ProcessResult{};
     container_ = *std::move(c);
-    absl::Status s = container_->Install(Runfile("agent/testing/mount_probe_static"), "/bin/mount_probe");
+    absl::Status s =
+        container_->Install(Runfile("agent/testing/mount_probe_static"), "/bin/mount_probe");
     EXPECT_TRUE(s.ok()) << s;
     ProcessResult r = container_->Run(absl::Seconds(60));
     EXPECT_FALSE(r.exit.timed_out) << r.Describe() << "\nagent:\n" << agent_->Stderr();
@@ -182,8 +183,8 @@ TEST_P(PrivilegedE2ETest, EscapeAttemptsCreateNothingOutsideTheRoot) {
       // The final name is never followed, dangling or not.
       "ln -s /tmp/", tag, "-target /tmp/dangling; mknod /tmp/dangling c 1 3; echo dangling=$?; ",
       // Magic links are refused (ELOOP), whoever they would name.
-      "mknod /proc/self/cwd/", tag, "-pm c 1 3; echo pm=$?; ",
-      "mknod /proc/1/root/tmp/", tag, "-pr c 1 3; echo pr=$?; ",
+      "mknod /proc/self/cwd/", tag, "-pm c 1 3; echo pm=$?; ", "mknod /proc/1/root/tmp/", tag,
+      "-pr c 1 3; echo pr=$?; ",
       // A FIFO or device at the name: EEXIST, nothing opened, nothing blocks.
       "mkfifo /tmp/fifo; mknod /tmp/fifo c 1 3; echo fifo=$?; ",
       "mknod /tmp/n c 1 3; mknod /tmp/n c 1 3; echo again=$?; ",
@@ -210,9 +211,9 @@ TEST_P(PrivilegedE2ETest, EscapeAttemptsCreateNothingOutsideTheRoot) {
   for (const std::string& p :
        {"/tmp/" + tag + "-dd", "/tmp/" + tag + "-sl", "/tmp/" + tag + "-target",
         "/tmp/" + tag + "-pm", "/tmp/" + tag + "-pr", "/" + tag + "-pm",
-        absl::StrCat("/proc/", agent_->pid(), "/cwd/", tag, "-pm"), Rootfs() + "/tmp/" + tag + "-target",
-        Rootfs() + "/tmp/" + tag + "-pm", Rootfs() + "/tmp/" + tag + "-pr",
-        Rootfs() + "/etc/" + tag + "-etc"}) {
+        absl::StrCat("/proc/", agent_->pid(), "/cwd/", tag, "-pm"),
+        Rootfs() + "/tmp/" + tag + "-target", Rootfs() + "/tmp/" + tag + "-pm",
+        Rootfs() + "/tmp/" + tag + "-pr", Rootfs() + "/etc/" + tag + "-etc"}) {
     EXPECT_NE(lstat(p.c_str(), &st), 0) << p << " exists";
   }
   // The FIFO at the name is still a FIFO.
@@ -237,23 +238,26 @@ int HostMountsUnder(const std::string& dir) {
 // and shows the container's pid namespace; ext4, a bind mount and an
 // unlisted option are EPERM; nothing appears in the host's mount table.
 TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
-  ProcessResult r = Run("mount",
-                        "mount_probe proc proc /mnt || exit 3; "
-                        "echo init=$(cat /mnt/1/comm); "
-                        "echo pids=$(ls -d /mnt/[0-9]* | wc -l); "
-                        "test -e /mnt/sysrq-trigger; echo sysrq=$?; test -e /mnt/sys; echo sys=$?; "
-                        "grep ' /mnt ' /proc/self/mountinfo; "
-                        "mount_probe ext4 /dev/x /tmp; echo ext4=$?; "
-                        "mount_probe none / /tmp 4096; echo bind=$?; "
-                        "mount_probe tmpfs t /tmp 0 size=1m,uid=0; echo uid=$?; "
-                        "mount_probe proc proc /mnt 32; echo remount=$?; "
-                        "mkdir /tmp/t && mount_probe tmpfs t /tmp/t 0 size=1m,mode=700; echo tmpfs=$?; "
-                        "grep ' /tmp/t ' /proc/self/mountinfo");
+  ProcessResult r =
+      Run("mount",
+          "mount_probe proc proc /mnt || exit 3; "
+          "echo init=$(cat /mnt/1/comm); "
+          "echo pids=$(ls -d /mnt/[0-9]* | wc -l); "
+          "test -e /mnt/sysrq-trigger; echo sysrq=$?; test -e /mnt/sys; echo sys=$?; "
+          "grep ' /mnt ' /proc/self/mountinfo; "
+          "mount_probe ext4 /dev/x /tmp; echo ext4=$?; "
+          "mount_probe none / /tmp 4096; echo bind=$?; "
+          "mount_probe tmpfs t /tmp 0 size=1m,uid=0; echo uid=$?; "
+          "mount_probe proc proc /mnt 32; echo remount=$?; "
+          "mkdir /tmp/t && mount_probe tmpfs t /tmp/t 0 size=1m,mode=700; echo tmpfs=$?; "
+          "grep ' /tmp/t ' /proc/self/mountinfo");
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
   EXPECT_THAT(r.out, HasSubstr("init=sh"));
   // Only the container's processes (sh and the current child or two).
   EXPECT_THAT(r.out, testing::ContainsRegex("pids=[1-5]\n")) << r.out;
-  EXPECT_THAT(r.out, testing::ContainsRegex(" /mnt [^\n]*nosuid,nodev[^\n]* - proc proc [^\n]*subset=pid")) << r.out;
+  EXPECT_THAT(r.out,
+              testing::ContainsRegex(" /mnt [^\n]*nosuid,nodev[^\n]* - proc proc [^\n]*subset=pid"))
+      << r.out;
   // subset=pid: no /proc/sys, no /proc/sysrq-trigger (no runtime masks on
   // a fresh procfs).
   EXPECT_THAT(r.out, HasSubstr("sysrq=1"));
@@ -263,7 +267,8 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
   EXPECT_THAT(r.out, HasSubstr("uid=1"));
   EXPECT_THAT(r.out, HasSubstr("remount=1"));
   EXPECT_THAT(r.out, HasSubstr("tmpfs=0"));
-  EXPECT_THAT(r.out, testing::ContainsRegex(" /tmp/t [^\n]*nosuid,nodev[^\n]* - tmpfs tmpfs [^\n]*mode=700"))
+  EXPECT_THAT(r.out, testing::ContainsRegex(
+                         " /tmp/t [^\n]*nosuid,nodev[^\n]* - tmpfs tmpfs [^\n]*mode=700"))
       << r.out;
   // Invisible outside: the host has no mount under the container's rootfs
   // and the rootfs's /mnt is still the empty directory.

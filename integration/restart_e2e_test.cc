@@ -137,7 +137,8 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_TRUE(agents[0]->WaitForDecisions(
       id, [](const auto& ds) { return CountMkdirs(ds) >= 200; }, absl::Seconds(30)))
-      << "container not served; agent:\n" << agents[0]->Stderr() << (*run)->StderrText();
+      << "container not served; agent:\n"
+      << agents[0]->Stderr() << (*run)->StderrText();
 
   absl::Duration down_total;
   for (int r = 0; r < kRestarts; ++r) {
@@ -151,16 +152,18 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
     agents.push_back(*std::move(next));
     Agent& now = *agents.back();
     down_total += absl::Now() - killed;
-    ASSERT_TRUE(now.WaitForLog(absl::StrCat("container ", id, " restored from holder"),
-                               absl::Seconds(5)))
-        << "restart " << r << ": not restored; agent:\n" << now.Stderr();
+    ASSERT_TRUE(
+        now.WaitForLog(absl::StrCat("container ", id, " restored from holder"), absl::Seconds(5)))
+        << "restart " << r << ": not restored; agent:\n"
+        << now.Stderr();
     // Served again: the registry is whole and the loop goes on.
     ASSERT_TRUE(now.WaitForDecisions(
         id, [](const auto& ds) { return CountMkdirs(ds) >= 200; }, absl::Seconds(15)))
         << "restart " << r
         << ": container not served after restore (a notification the killed agent received "
            "but never answered leaves the task waiting forever); agent:\n"
-        << now.Stderr() << "\ncontainer stdout:\n" << (*run)->StdoutText();
+        << now.Stderr() << "\ncontainer stdout:\n"
+        << (*run)->StdoutText();
   }
 
   std::ofstream(c->rootfs() + "/tmp/stop") << "stop\n";
@@ -185,10 +188,11 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
   RecordProperty("enosys", enosys);
   RecordProperty("other", other);
   RecordProperty("logged_mkdir_decisions", std::to_string(logged));
-  printf("restart_e2e: %d restarts, agent down %lld ms in total, %d trapped mkdirs "
-         "(fake=%d denied=%d), enosys=%d other=%d, decisions logged by the agents=%zu\n",
-         kRestarts, static_cast<long long>(absl::ToInt64Milliseconds(down_total)), 2 * iterations,
-         fake, denied, enosys, other, logged);
+  printf(
+      "restart_e2e: %d restarts, agent down %lld ms in total, %d trapped mkdirs "
+      "(fake=%d denied=%d), enosys=%d other=%d, decisions logged by the agents=%zu\n",
+      kRestarts, static_cast<long long>(absl::ToInt64Milliseconds(down_total)), 2 * iterations,
+      fake, denied, enosys, other, logged);
   EXPECT_EQ(enosys, 0) << out;
   EXPECT_EQ(other, 0) << out;
   // Every trapped call got its policy answer.
@@ -199,8 +203,8 @@ TEST_F(RestartE2ETest, KilledAgentRestartsWithoutLosingTheContainer) {
   EXPECT_LE(static_cast<size_t>(2 * iterations) - std::min<size_t>(logged, 2 * iterations),
             static_cast<size_t>(kRestarts) * 8);
   // The exited container leaves the last agent's registry (and the holder).
-  EXPECT_TRUE(agents.back()->WaitForLog(absl::StrCat("container ", id, " removed: "),
-                                        absl::Seconds(5)))
+  EXPECT_TRUE(
+      agents.back()->WaitForLog(absl::StrCat("container ", id, " removed: "), absl::Seconds(5)))
       << agents.back()->Stderr();
   agents.back()->Stop();
 }
@@ -253,11 +257,12 @@ TEST_F(RestartE2ETest, FloodedAgentKilledTenTimesEveryLoopKeepsGoing) {
     ASSERT_TRUE(next.ok()) << next.status();
     agents.push_back(*std::move(next));
     Agent& now = *agents.back();
-    ASSERT_TRUE(now.WaitForLog(absl::StrCat("container ", id, " restored from holder"),
-                               absl::Seconds(5)))
+    ASSERT_TRUE(
+        now.WaitForLog(absl::StrCat("container ", id, " restored from holder"), absl::Seconds(5)))
         << now.Stderr();
     ASSERT_TRUE(now.WaitForDecisions(id, every_loop(20), absl::Seconds(10)))
-        << "restart " << r << ": a loop made no progress; agent:\n" << now.Stderr();
+        << "restart " << r << ": a loop made no progress; agent:\n"
+        << now.Stderr();
   }
   std::ofstream(c->rootfs() + "/tmp/stop") << "stop\n";
   ExitInfo e = (*run)->Wait(absl::Seconds(30));
@@ -266,7 +271,8 @@ TEST_F(RestartE2ETest, FloodedAgentKilledTenTimesEveryLoopKeepsGoing) {
   int orphans = 0;
   for (auto& a : agents) {
     for (const auto& l : absl::StrSplit(a->Stderr(), '\n')) {
-      if (absl::string_view(l).find("never answered; restarted") == absl::string_view::npos) continue;
+      if (absl::string_view(l).find("never answered; restarted") == absl::string_view::npos)
+        continue;
       orphans += 1;
     }
   }
@@ -278,9 +284,10 @@ TEST_F(RestartE2ETest, FloodedAgentKilledTenTimesEveryLoopKeepsGoing) {
   RecordProperty("flood_enosys", enosys);
   RecordProperty("flood_eperm", eperm);
   RecordProperty("flood_orphan_recoveries", orphans);
-  printf("restart_e2e flood: %d restarts, %d trapped mkdirs, eperm=%d enosys=%d, "
-         "orphan recoveries logged=%d\n",
-         kRestarts, calls, eperm, enosys, orphans);
+  printf(
+      "restart_e2e flood: %d restarts, %d trapped mkdirs, eperm=%d enosys=%d, "
+      "orphan recoveries logged=%d\n",
+      kRestarts, calls, eperm, enosys, orphans);
   EXPECT_EQ(enosys, 0) << out;
   EXPECT_EQ(eperm, calls) << out;
 }
@@ -310,15 +317,15 @@ TEST_F(RestartE2ETest, CleanStopEndsTheHolderOnlyWhenItKeepsNothing) {
   ASSERT_GT(holder, 0) << "no holder pid in " << holder_socket_ << ".log";
 
   (*a)->Stop();
-  EXPECT_THAT((*a)->Stderr(), HasSubstr(absl::StrCat("holder: keeps 1 container(s) (pid ",
-                                                     holder)));
+  EXPECT_THAT((*a)->Stderr(),
+              HasSubstr(absl::StrCat("holder: keeps 1 container(s) (pid ", holder)));
   EXPECT_THAT((*a)->Stderr(), HasSubstr(absl::StrCat("stop the holder (kill ", holder, ")")));
   EXPECT_EQ(kill(holder, 0), 0) << "the holder keeps the container";
 
   auto b = StartAgent();  // takes the container back and answers it
   ASSERT_TRUE(b.ok()) << b.status();
-  ASSERT_TRUE((*b)->WaitForLog(absl::StrCat("container ", id, " restored from holder"),
-                               absl::Seconds(10)))
+  ASSERT_TRUE(
+      (*b)->WaitForLog(absl::StrCat("container ", id, " restored from holder"), absl::Seconds(10)))
       << (*b)->Stderr();
   std::ofstream(c->rootfs() + "/tmp/go") << "go\n";
   ExitInfo e = (*run)->Wait(absl::Seconds(30));
@@ -329,9 +336,8 @@ TEST_F(RestartE2ETest, CleanStopEndsTheHolderOnlyWhenItKeepsNothing) {
   // The removal's DEL is fire and forget; the clean stop's request follows
   // it on the same connection, so the holder sees it first.
   (*b)->Stop();
-  EXPECT_THAT((*b)->Stderr(),
-              HasSubstr(absl::StrCat("holder: no containers left; the holder (pid ", holder,
-                                     ") exits")));
+  EXPECT_THAT((*b)->Stderr(), HasSubstr(absl::StrCat("holder: no containers left; the holder (pid ",
+                                                     holder, ") exits")));
   EXPECT_TRUE(WaitForExit(holder, absl::Seconds(10))) << "holder pid " << holder << " still runs";
   std::ifstream f(holder_socket_ + ".log");
   std::string log((std::istreambuf_iterator<char>(f)), {});

@@ -89,16 +89,17 @@ constexpr bool kSanitized = false;
 
 TEST(SoakTest, SustainedNotificationsKeepRssFlat) {
   ASSERT_EQ(geteuid(), 0u) << "needs root (seccomp listeners handed to the agent)";
-  ASSERT_FALSE(kSanitized) << "RSS is meaningless under sanitizers (see the comment): the "
-                              "target is tagged no_sanitizers, which scripts/sanitizers.sh leaves out";
+  ASSERT_FALSE(kSanitized)
+      << "RSS is meaningless under sanitizers (see the comment): the "
+         "target is tagged no_sanitizers, which scripts/sanitizers.sh leaves out";
   const int total_s = EnvInt("SOAK_SECONDS", 40);
   // Warm-up: a quarter of the run, at least 10 s, at most 60 s.
   const int warm_s = std::clamp(total_s / 4, 10, 60);
   constexpr int kWindowS = 5;  // baseline window after warm-up
   constexpr int kTailSamples = 3;
-  constexpr int kProcs = 3;          // workloads alive at once
+  constexpr int kProcs = 3;  // workloads alive at once
   constexpr int kThreadsPerProc = 2;
-  constexpr int kProcSeconds = 4;    // each one's life: then a new "container"
+  constexpr int kProcSeconds = 4;  // each one's life: then a new "container"
   ASSERT_GE(total_s, warm_s + kWindowS + kTailSamples + 2) << "SOAK_SECONDS too short";
 
   auto dir = TempDir::Make("sa-soak");
@@ -111,17 +112,21 @@ TEST(SoakTest, SustainedNotificationsKeepRssFlat) {
   AgentOptions o;
   o.policy_yaml = absl::StrCat(R"(version: 1
 default_action: {allow: {}}
-redirect_roots: [)", d, R"(]
+redirect_roots: [)",
+                               d, R"(]
 rules:
   - name: spoof
     match: {syscalls: [mkdir, mkdirat], args: {path: "/fake-soak-*"}}
     action: {return: {value: 0}}
   - name: deny
-    match: {syscalls: [mkdir, mkdirat], args: {path: ")", d, R"(/forbidden/**"}}
+    match: {syscalls: [mkdir, mkdirat], args: {path: ")",
+                               d, R"(/forbidden/**"}}
     action: {deny: {errno: EPERM}}
   - name: redirect
-    match: {syscalls: [openat, open], args: {path: ")", d, R"(/redirect-me"}}
-    action: {redirect_open: {exact: {")", d, "/redirect-me\": \"", d, R"(/redirect-target"}}}
+    match: {syscalls: [openat, open], args: {path: ")",
+                               d, R"(/redirect-me"}}
+    action: {redirect_open: {exact: {")",
+                               d, "/redirect-me\": \"", d, R"(/redirect-target"}}}
   - name: redact
     match: {syscalls: [write]}
     action: {replace_write: {redact_regex: "secret-[0-9]+", redaction: "[REDACTED]"}}
@@ -140,10 +145,10 @@ rules:
   long ops = 0, bad = 0, failed = 0;
   std::vector<std::unique_ptr<Subprocess>> live;
   auto launch = [&](int seconds) {
-    auto p = Subprocess::Start({launcher, "--socket=" + socket,
-                                absl::StrCat("--id=soak-", launched++),
-                                "--syscalls=mkdir,mkdirat,openat,write", "--", workload, "hammer",
-                                std::to_string(seconds), std::to_string(kThreadsPerProc), d});
+    auto p =
+        Subprocess::Start({launcher, "--socket=" + socket, absl::StrCat("--id=soak-", launched++),
+                           "--syscalls=mkdir,mkdirat,openat,write", "--", workload, "hammer",
+                           std::to_string(seconds), std::to_string(kThreadsPerProc), d});
     EXPECT_TRUE(p.ok()) << p.status();
     if (p.ok()) live.push_back(*std::move(p));
   };
@@ -214,8 +219,8 @@ rules:
   std::cout << "soak: " << total_s << " s, " << launched << " workloads, " << ops
             << " trapped calls (" << static_cast<long>(ops / secs) << "/s), bad answers " << bad
             << "\n";
-  std::cout << "soak: RSS kB first " << samples.front().rss_kb << ", baseline (max of "
-            << warm_s << ".." << warm_s + kWindowS << " s) " << base_rss << ", end (min of last "
+  std::cout << "soak: RSS kB first " << samples.front().rss_kb << ", baseline (max of " << warm_s
+            << ".." << warm_s + kWindowS << " s) " << base_rss << ", end (min of last "
             << kTailSamples << ") " << end_rss << ", max " << max_rss << ", drift " << drift
             << "%\n";
   std::cout << "soak: threads baseline " << base_threads << " idle " << idle.threads

@@ -58,7 +58,8 @@ class SubstitutionE2ETest : public ::testing::TestWithParam<Runtime> {
     auto w = RunWorkload(GetParam(), id_, agent_->socket_path(), script, syscalls);
     EXPECT_TRUE(w.ok()) << w.status();
     if (!w.ok()) return WorkloadRun{};
-    EXPECT_FALSE(w->result.exit.timed_out) << w->result.Describe() << "\nagent:\n" << agent_->Stderr();
+    EXPECT_FALSE(w->result.exit.timed_out) << w->result.Describe() << "\nagent:\n"
+                                           << agent_->Stderr();
     return *std::move(w);
   }
 
@@ -85,9 +86,9 @@ class SubstitutionE2ETest : public ::testing::TestWithParam<Runtime> {
 };
 
 TEST_P(SubstitutionE2ETest, RedirectOpenShowsTheRedirectedFile) {
-  WorkloadRun w = Run("redirect",
-                      "echo redirected-by-agent > /etc/hostname.alt && cat /etc/hostname",
-                      {"openat", "open"});
+  WorkloadRun w =
+      Run("redirect", "echo redirected-by-agent > /etc/hostname.alt && cat /etc/hostname",
+          {"openat", "open"});
   EXPECT_EQ(w.result.exit.exit_code, 0) << w.result.Describe();
   EXPECT_THAT(w.result.out, HasSubstr("redirected-by-agent"));
   EXPECT_THAT(w.result.out, Not(HasSubstr("e2e-host")));  // the real hostname file

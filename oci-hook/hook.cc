@@ -27,7 +27,8 @@ absl::StatusOr<HookRequest> StateToRequest(absl::string_view text, HookOp op) {
   } catch (const ojson::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("OCI state on stdin: invalid JSON: ", e.what()));
   }
-  if (!st.is_object()) return absl::InvalidArgumentError("OCI state on stdin: expected a JSON object");
+  if (!st.is_object())
+    return absl::InvalidArgumentError("OCI state on stdin: expected a JSON object");
   HookRequest r;
   r.op = op;
   auto id = st.find("id");
@@ -85,7 +86,8 @@ int RunHook(const std::vector<std::string>& args, HookIo& io, const HookEnv& env
     auto res = Precreate(io.in, *config, loader, probe);
     if (!res.ok()) return Fail(io, res.status().message());
     for (const std::string& n : res->notes) {
-      if (!quiet || absl::StartsWith(n, "WARNING")) absl::StrAppend(&io.err, "seccomp-agent-hook: ", n, "\n");
+      if (!quiet || absl::StartsWith(n, "WARNING"))
+        absl::StrAppend(&io.err, "seccomp-agent-hook: ", n, "\n");
     }
     io.out = std::move(res->output);
     return 0;
@@ -101,15 +103,19 @@ int RunHook(const std::vector<std::string>& args, HookIo& io, const HookEnv& env
   auto req = StateToRequest(io.in, op);
   if (!req.ok()) return Fail(io, req.status().message());
   if (!SelectPolicy(*config, req->annotations)) {
-    if (!quiet) absl::StrAppend(&io.err, "seccomp-agent-hook: ", req->id, ": no seccomp-agent policy; nothing to tell the agent\n");
+    if (!quiet)
+      absl::StrAppend(&io.err, "seccomp-agent-hook: ", req->id,
+                      ": no seccomp-agent policy; nothing to tell the agent\n");
     return 0;
   }
-  absl::Status s = SendHookRequest(config->hook_socket, *req, absl::Milliseconds(config->hook_timeout_ms));
+  absl::Status s =
+      SendHookRequest(config->hook_socket, *req, absl::Milliseconds(config->hook_timeout_ms));
   if (s.ok()) return 0;
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
     if (config->on_agent_down == OnAgentDown::kPass) {
       absl::StrAppend(&io.err, "seccomp-agent-hook: WARNING: agent unreachable (", s.message(),
-                      "); on_agent_down: pass, ", HookOpName(op), " of ", req->id, " not delivered\n");
+                      "); on_agent_down: pass, ", HookOpName(op), " of ", req->id,
+                      " not delivered\n");
       return 0;
     }
     return Fail(io, absl::StrCat("agent unreachable (", s.message(), "); on_agent_down: fail"));

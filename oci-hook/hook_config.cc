@@ -19,7 +19,8 @@ absl::Status Err(absl::string_view source, absl::string_view key, absl::string_v
   return absl::InvalidArgumentError(absl::StrCat(source, ": ", key, ": ", msg));
 }
 
-absl::StatusOr<std::string> Str(const YAML::Node& n, absl::string_view source, absl::string_view key) {
+absl::StatusOr<std::string> Str(const YAML::Node& n, absl::string_view source,
+                                absl::string_view key) {
   if (!n.IsScalar()) return Err(source, key, "expected a string");
   return n.Scalar();
 }
@@ -57,7 +58,9 @@ absl::StatusOr<HookConfig> ParseHookConfig(absl::string_view text, absl::string_
         if (key != "policy_dir" && s.size() > 107) {
           return Err(source, key, "longer than a unix socket path can be (107 bytes)");
         }
-        (key == "agent_socket" ? c.agent_socket : key == "hook_socket" ? c.hook_socket : c.policy_dir) = s;
+        (key == "agent_socket"  ? c.agent_socket
+         : key == "hook_socket" ? c.hook_socket
+                                : c.policy_dir) = s;
       } else if (key == "compile") {
         SA_ASSIGN_OR_RETURN(c.compile, Bool(v, source, key));
       } else if (key == "on_agent_down") {

@@ -44,7 +44,8 @@ absl::StatusOr<json> ParseStrict(absl::string_view text, absl::string_view what)
   };
   try {
     json j = json::parse(text.begin(), text.end(), cb);
-    if (!dup.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": duplicate key \"", dup, "\""));
+    if (!dup.empty())
+      return absl::InvalidArgumentError(absl::StrCat(what, ": duplicate key \"", dup, "\""));
     return j;
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", e.what()));
@@ -87,7 +88,8 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
     size_t nl = buf.find('\n');
     if (nl != std::string::npos) return buf.substr(0, nl);
     if (buf.size() > kMaxHookLineBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("line longer than ", kMaxHookLineBytes, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("line longer than ", kMaxHookLineBytes, " bytes"));
     }
     struct pollfd p = {fd, POLLIN, 0};
     int r = poll(&p, 1, RemainingMs(deadline));
@@ -107,11 +109,14 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
 
 }  // namespace
 
-const char* HookOpName(HookOp op) { return op == HookOp::kCreateRuntime ? "createRuntime" : "poststop"; }
+const char* HookOpName(HookOp op) {
+  return op == HookOp::kCreateRuntime ? "createRuntime" : "poststop";
+}
 
 absl::StatusOr<HookRequest> ParseHookRequest(absl::string_view line) {
   if (line.size() > kMaxHookLineBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("request longer than ", kMaxHookLineBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request longer than ", kMaxHookLineBytes, " bytes"));
   }
   if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
   if (line.find('\n') != absl::string_view::npos) {
@@ -122,7 +127,8 @@ absl::StatusOr<HookRequest> ParseHookRequest(absl::string_view line) {
   HookRequest r;
   auto op = j.find("op");
   if (op == j.end() || !op->is_string()) {
-    return absl::InvalidArgumentError("request: op: required string \"createRuntime\" or \"poststop\"");
+    return absl::InvalidArgumentError(
+        "request: op: required string \"createRuntime\" or \"poststop\"");
   }
   // "prestart": what earlier hooks sent for the same message.
   if (*op == "createRuntime" || *op == "prestart") {
@@ -134,14 +140,17 @@ absl::StatusOr<HookRequest> ParseHookRequest(absl::string_view line) {
         absl::StrCat("request: op: unknown op ", op->dump(), " (createRuntime or poststop)"));
   }
   auto id = j.find("id");
-  if (id == j.end() || !id->is_string()) return absl::InvalidArgumentError("request: id: required string");
+  if (id == j.end() || !id->is_string())
+    return absl::InvalidArgumentError("request: id: required string");
   r.id = id->get<std::string>();
   if (r.id.empty() || r.id.size() > kMaxIdBytes || HasControlChars(r.id)) {
-    return absl::InvalidArgumentError("request: id: must be 1..1024 bytes without control characters");
+    return absl::InvalidArgumentError(
+        "request: id: must be 1..1024 bytes without control characters");
   }
   auto pid = j.find("pid");
   if (pid != j.end()) {
-    if (!pid->is_number_integer()) return absl::InvalidArgumentError("request: pid: expected an integer");
+    if (!pid->is_number_integer())
+      return absl::InvalidArgumentError("request: pid: expected an integer");
     const bool neg = pid->is_number_unsigned() ? false : pid->get<int64_t>() < 0;
     const uint64_t v = neg ? 0 : pid->get<uint64_t>();
     if (neg || v > static_cast<uint64_t>(kPidMaxLimit)) {
@@ -150,16 +159,19 @@ absl::StatusOr<HookRequest> ParseHookRequest(absl::string_view line) {
     r.pid = static_cast<int64_t>(v);
   }
   if (r.op == HookOp::kCreateRuntime && r.pid <= 0) {
-    return absl::InvalidArgumentError("request: pid: createRuntime needs the container's host pid (> 0)");
+    return absl::InvalidArgumentError(
+        "request: pid: createRuntime needs the container's host pid (> 0)");
   }
   auto bundle = j.find("bundle");
   if (bundle != j.end()) {
-    if (!bundle->is_string()) return absl::InvalidArgumentError("request: bundle: expected a string");
+    if (!bundle->is_string())
+      return absl::InvalidArgumentError("request: bundle: expected a string");
     r.bundle = bundle->get<std::string>();
   }
   auto ann = j.find("annotations");
   if (ann != j.end() && !ann->is_null()) {
-    if (!ann->is_object()) return absl::InvalidArgumentError("request: annotations: expected an object");
+    if (!ann->is_object())
+      return absl::InvalidArgumentError("request: annotations: expected an object");
     for (auto it = ann->begin(); it != ann->end(); ++it) {
       if (!it.value().is_string()) {
         return absl::InvalidArgumentError(
@@ -196,13 +208,14 @@ absl::Status ParseHookReply(absl::string_view line) {
   if (!j.ok()) return j.status();
   auto ok = j->is_object() ? j->find("ok") : j->end();
   if (!j->is_object() || ok == j->end() || !ok->is_boolean()) {
-    return absl::InvalidArgumentError(absl::StrCat("agent reply: expected {\"ok\":true|false}, got ",
-                                                   std::string(line.substr(0, 200))));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "agent reply: expected {\"ok\":true|false}, got ", std::string(line.substr(0, 200))));
   }
   if (ok->get<bool>()) return absl::OkStatus();
   auto err = j->find("error");
-  return absl::FailedPreconditionError(absl::StrCat(
-      "agent refused: ", err != j->end() && err->is_string() ? err->get<std::string>() : "(no reason)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("agent refused: ",
+                   err != j->end() && err->is_string() ? err->get<std::string>() : "(no reason)"));
 }
 
 std::string ListenerMetadataFor(absl::string_view policy) {
@@ -238,8 +251,8 @@ absl::Status ServeHookConnection(int fd, HookHandler& handler, absl::Duration ti
 }
 
 absl::StatusOr<std::unique_ptr<HookServer>> HookServer::Start(const std::string& path,
-                                                                HookHandler* handler,
-                                                                absl::Duration timeout) {
+                                                              HookHandler* handler,
+                                                              absl::Duration timeout) {
   std::unique_ptr<HookServer> s(new HookServer());
   s->handler_ = handler;
   s->timeout_ = timeout;
@@ -278,7 +291,7 @@ void HookServer::Loop() {
 }
 
 absl::Status SendHookRequest(const std::string& socket_path, const HookRequest& request,
-                              absl::Duration timeout) {
+                             absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   SA_ASSIGN_OR_RETURN(sockaddr_un sa, UnixAddress(socket_path));
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -298,10 +311,12 @@ absl::Status SendHookRequest(const std::string& socket_path, const HookRequest& 
     }
   }
   absl::Status w = WriteAll(fd.get(), FormatHookRequest(request), deadline);
-  if (!w.ok()) return absl::UnavailableError(absl::StrCat("send to ", socket_path, ": ", w.message()));
+  if (!w.ok())
+    return absl::UnavailableError(absl::StrCat("send to ", socket_path, ": ", w.message()));
   auto line = ReadLine(fd.get(), deadline);
   if (!line.ok()) {
-    return absl::UnavailableError(absl::StrCat("reply from ", socket_path, ": ", line.status().message()));
+    return absl::UnavailableError(
+        absl::StrCat("reply from ", socket_path, ": ", line.status().message()));
   }
   return ParseHookReply(*line);
 }

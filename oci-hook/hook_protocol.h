@@ -1,6 +1,7 @@
 // The hook protocol between seccomp-agent-hook (createRuntime / poststop)
 // and the agent, on a unix socket separate from the runtimes' listener
-// socket (default /run/seccomp-agent/hook.sock, separate from the gRPC admin socket, AF_UNIX SOCK_STREAM).
+// socket (default /run/seccomp-agent/hook.sock, separate from the gRPC admin socket, AF_UNIX
+// SOCK_STREAM).
 //
 // One connection carries one exchange:
 //   hook  -> agent: one JSON object on one line, ending in "\n":
@@ -97,9 +98,8 @@ absl::Status ServeHookConnection(int fd, HookHandler& handler, absl::Duration ti
 // file is created mode 0600 (UnixListener).
 class HookServer {
  public:
-  static absl::StatusOr<std::unique_ptr<HookServer>> Start(const std::string& path,
-                                                            HookHandler* handler,
-                                                            absl::Duration timeout = absl::Seconds(2));
+  static absl::StatusOr<std::unique_ptr<HookServer>> Start(
+      const std::string& path, HookHandler* handler, absl::Duration timeout = absl::Seconds(2));
   ~HookServer();  // stops the thread, unlinks the socket while it is ours
   const std::string& path() const { return listener_.path(); }
 
@@ -117,7 +117,7 @@ class HookServer {
 // A connect failure or timeout is kUnavailable (the agent is down); a reply
 // {"ok":false} is kFailedPrecondition with the agent's message.
 absl::Status SendHookRequest(const std::string& socket_path, const HookRequest& request,
-                              absl::Duration timeout);
+                             absl::Duration timeout);
 
 }  // namespace seccomp_agent::hook
 

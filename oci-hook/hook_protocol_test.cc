@@ -72,7 +72,8 @@ TEST(HookProtocolTest, RefusesBadRequests) {
       {R"({"op":"createRuntime","id":"c","pid":-5})", "pid: must be 0..4194304"},
       {R"({"op":"createRuntime","id":"c","pid":4194305})", "pid: must be 0..4194304"},
       {R"({"op":"createRuntime","id":"c","pid":1.5})", "pid: expected an integer"},
-      {R"({"op":"poststop","id":"c","annotations":{"a":1}})", "annotations[\"a\"]: expected a string"},
+      {R"({"op":"poststop","id":"c","annotations":{"a":1}})",
+       "annotations[\"a\"]: expected a string"},
       {R"({"op":"poststop","id":"c","id":"d"})", "duplicate key \"id\""},
       {"{\"op\":\"poststop\",\n\"id\":\"c\"}", "one line"},
   };

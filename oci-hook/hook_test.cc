@@ -55,7 +55,7 @@ bool AgentUp(const std::string&) { return true; }
 bool AgentDown(const std::string&) { return false; }
 
 absl::StatusOr<PrecreateResult> RunPrecreate(const std::string& config_json, const HookConfig& c,
-                                    AgentProbe probe = AgentUp) {
+                                             AgentProbe probe = AgentUp) {
   return Precreate(config_json, c, FilePolicyLoader(c.policy_dir), probe);
 }
 
@@ -99,12 +99,14 @@ TEST(PrecreateTest, RuncSpecWithoutProfileGetsADefaultAllowProfile) {
                                    "\n");
   EXPECT_EQ(RulesFor(sc, "mkdirat"), R"({"names":["mkdirat"],"action":"SCMP_ACT_NOTIFY"})"
                                      "\n");
-  EXPECT_EQ(RulesFor(sc, "socket"),
-            R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
-            "\n");
-  EXPECT_EQ(RulesFor(sc, "unshare"),
-            R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
-            "\n");
+  EXPECT_EQ(
+      RulesFor(sc, "socket"),
+      R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
+      "\n");
+  EXPECT_EQ(
+      RulesFor(sc, "unshare"),
+      R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
+      "\n");
   EXPECT_EQ(sc["syscalls"].size(), 4u);
   EXPECT_THAT(r->notify_syscalls, ::testing::ElementsAre("mkdir", "mkdirat"));
   EXPECT_THAT(r->kernel_syscalls, ::testing::ElementsAre("socket", "unshare"));
@@ -128,26 +130,30 @@ TEST(PrecreateTest, PodmanProfileIsMergedWithoutDisturbingOtherRules) {
   EXPECT_EQ(allow_in["names"].size(), allow_out["names"].size() + 3);
   for (const ojson& n : allow_in["names"]) {
     const bool taken = n == "mkdir" || n == "mkdirat" || n == "unshare";
-    EXPECT_EQ(std::find(allow_out["names"].begin(), allow_out["names"].end(), n) != allow_out["names"].end(),
+    EXPECT_EQ(std::find(allow_out["names"].begin(), allow_out["names"].end(), n) !=
+                  allow_out["names"].end(),
               !taken)
         << n;
   }
   // The other base rules, including personality 4294967295 and clone's
   // MASKED_EQ, are byte-for-byte the same.
-  for (size_t i : {0u, 2u, 3u, 4u, 5u, 6u}) EXPECT_EQ(sc["syscalls"][i].dump(), base["syscalls"][i].dump()) << i;
+  for (size_t i : {0u, 2u, 3u, 4u, 5u, 6u})
+    EXPECT_EQ(sc["syscalls"][i].dump(), base["syscalls"][i].dump()) << i;
   EXPECT_THAT(sc["syscalls"][4].dump(), HasSubstr("4294967295"));
   // socket is allowed by podman only when arg0 != AF_VSOCK: that condition
   // stays and the rule becomes NOTIFY (the agent sees only what podman allows).
-  EXPECT_EQ(RulesFor(sc, "socket"),
-            R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
-            "\n");
+  EXPECT_EQ(
+      RulesFor(sc, "socket"),
+      R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
+      "\n");
   // unshare: compiled deny plus the complement allowed explicitly (the
   // profile's default is ERRNO).
-  EXPECT_EQ(RulesFor(sc, "unshare"),
-            R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
-            "\n"
-            R"({"names":["unshare"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"
-            "\n");
+  EXPECT_EQ(
+      RulesFor(sc, "unshare"),
+      R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
+      "\n"
+      R"({"names":["unshare"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"
+      "\n");
   EXPECT_EQ(RulesFor(sc, "mkdir"), R"({"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"})"
                                    "\n");
   EXPECT_THAT(r->notify_syscalls, ::testing::ElementsAre("mkdir", "mkdirat", "socket"));
@@ -171,8 +177,10 @@ TEST(PrecreateTest, CrioSampleSelectedByNamespaceSelector) {
   EXPECT_EQ(sc["listenerMetadata"], "seccomp-agent.io/policy=demo");
   EXPECT_EQ(WithoutSeccomp(r->output), WithoutSeccomp(in));
   // The ptrace rule with 18446744073709551615 came through exactly.
-  EXPECT_THAT(r->output,
-              HasSubstr(R"({"names":["ptrace"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":18446744073709551615,"valueTwo":18446744073709551615,"op":"SCMP_CMP_MASKED_EQ"}]})"));
+  EXPECT_THAT(
+      r->output,
+      HasSubstr(
+          R"({"names":["ptrace"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":18446744073709551615,"valueTwo":18446744073709551615,"op":"SCMP_CMP_MASKED_EQ"}]})"));
   EXPECT_THAT(r->output, HasSubstr(R"("hard":18446744073709551615,"soft":18446744073709551615)"));
   EXPECT_THAT(r->output, HasSubstr(R"("oomScoreAdj":-997)"));
 }
@@ -181,10 +189,11 @@ TEST(PrecreateTest, BigIntegersRoundTripExactly) {
   const std::string in = Sample("bigints.json");
   auto r = RunPrecreate(in, Config());
   ASSERT_TRUE(r.ok()) << r.status();
-  for (const char* s : {R"("uid":4294967295)", R"("gid":4294967294)", R"("additionalGids":[4294967295])",
-                        R"("hard":18446744073709551615,"soft":9223372036854775807)",
-                        R"("limit":9223372036854775807,"swap":-1,"kernel":-9223372036854775808)",
-                        R"("oomScoreAdj":-1000)", R"("x-float":0.1)"}) {
+  for (const char* s :
+       {R"("uid":4294967295)", R"("gid":4294967294)", R"("additionalGids":[4294967295])",
+        R"("hard":18446744073709551615,"soft":9223372036854775807)",
+        R"("limit":9223372036854775807,"swap":-1,"kernel":-9223372036854775808)",
+        R"("oomScoreAdj":-1000)", R"("x-float":0.1)"}) {
     EXPECT_THAT(r->output, HasSubstr(s));
   }
   ojson out = ojson::parse(r->output);
@@ -220,8 +229,9 @@ TEST(PrecreateTest, CompilationOffSendsEveryDecidedSyscallToTheAgent) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_THAT(r->notify_syscalls, ::testing::ElementsAre("mkdir", "mkdirat", "socket", "unshare"));
   EXPECT_THAT(r->kernel_syscalls, IsEmpty());
-  EXPECT_EQ(RulesFor(SeccompOf(r->output), "socket"), R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY"})"
-                                                      "\n");
+  EXPECT_EQ(RulesFor(SeccompOf(r->output), "socket"),
+            R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY"})"
+            "\n");
 }
 
 TEST(PrecreateTest, FullyCompiledPolicyStillNeedsNoListenerWhenNothingIsNotify) {
@@ -239,7 +249,8 @@ TEST(PrecreateTest, FullyCompiledPolicyStillNeedsNoListenerWhenNothingIsNotify) 
   ojson sc = SeccompOf(r->output);
   EXPECT_FALSE(sc.contains("listenerPath"));
   EXPECT_FALSE(sc.contains("listenerMetadata"));
-  EXPECT_EQ(sc["syscalls"].dump(), R"([{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}])");
+  EXPECT_EQ(sc["syscalls"].dump(),
+            R"([{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}])");
 }
 
 struct BadCase {
@@ -270,18 +281,22 @@ TEST(PrecreateTest, RefusalsSayWhy) {
       {"notify without listener", notify_no_listener.dump(), kPolicyDir,
        "SCMP_ACT_NOTIFY rules ({\"names\":[\"getpid\"]"},
       {"other policy metadata", other_meta.dump(), kPolicyDir,
-       "listenerMetadata is \"seccomp-agent.io/policy=strict\", expected \"seccomp-agent.io/policy=demo\""},
-      {"crun receiver", receiver.dump(), kPolicyDir, "run.oci.seccomp.receiver sends the seccomp listener"},
+       "listenerMetadata is \"seccomp-agent.io/policy=strict\", expected "
+       "\"seccomp-agent.io/policy=demo\""},
+      {"crun receiver", receiver.dump(), kPolicyDir,
+       "run.oci.seccomp.receiver sends the seccomp listener"},
       {"unknown policy", WithAnnotation(Sample("podman.json"), "nosuch"), kPolicyDir,
        "policy \"nosuch\": no nosuch.yaml or nosuch.json in oci-hook/testdata/policies"},
       {"traversal", WithAnnotation(Sample("podman.json"), "../policies/demo"), kPolicyDir,
        "must match [A-Za-z0-9][A-Za-z0-9_.-]*"},
       {"broken policy", WithAnnotation(Sample("podman.json"), "broken"), kPolicyDir,
-       "policy \"broken\": oci-hook/testdata/policies/broken.yaml: rules[0] \"typo\": match.syscalls[0]: "
+       "policy \"broken\": oci-hook/testdata/policies/broken.yaml: rules[0] \"typo\": "
+       "match.syscalls[0]: "
        "unknown syscall \"mkdri\""},
       {"write under runc", WithAnnotation(Sample("runc-spec.json"), "redact-stdout"), kPolicyDir,
        "needs SCMP_ACT_NOTIFY on write, which the runtime (hook runtime: any)"},
-      {"deny list", deny_list.dump(), kPolicyDir, "cannot merge policy \"demo\" for syscall socket"},
+      {"deny list", deny_list.dump(), kPolicyDir,
+       "cannot merge policy \"demo\" for syscall socket"},
   };
   for (const BadCase& b : cases) {
     HookConfig c = Config();
@@ -340,7 +355,8 @@ class TempDir {
 std::string HookJson(const std::string& extra = "") {
   char cwd[4096];
   const std::string dir = absl::StrCat(getcwd(cwd, sizeof(cwd)), "/", kPolicyDir);
-  return absl::StrCat("{\"agent_socket\": \"", kAgent, "\", \"policy_dir\": \"", dir, "\"", extra, "}");
+  return absl::StrCat("{\"agent_socket\": \"", kAgent, "\", \"policy_dir\": \"", dir, "\"", extra,
+                      "}");
 }
 
 TEST(RunHookTest, PrecreateWritesOutputOnlyOnSuccess) {
@@ -352,20 +368,26 @@ TEST(RunHookTest, PrecreateWritesOutputOnlyOnSuccess) {
   ok.in = Sample("podman.json");
   EXPECT_EQ(RunHook({"--config=" + cfg, "precreate"}, ok, env), 0) << ok.err;
   EXPECT_FALSE(ok.out.empty());
-  EXPECT_THAT(ok.err, HasSubstr("seccomp-agent-hook: policy \"demo\": notify [mkdir,mkdirat,socket], kernel [unshare]"));
+  EXPECT_THAT(
+      ok.err,
+      HasSubstr(
+          "seccomp-agent-hook: policy \"demo\": notify [mkdir,mkdirat,socket], kernel [unshare]"));
 
   // NOTIFY rules already sent to another agent.
   ojson other = ojson::parse(Sample("podman.json"));
   other["linux"]["seccomp"]["listenerPath"] = "/run/other-agent.sock";
-  other["linux"]["seccomp"]["syscalls"].push_back(ojson::parse(R"({"names":["getpid"],"action":"SCMP_ACT_NOTIFY"})"));
+  other["linux"]["seccomp"]["syscalls"].push_back(
+      ojson::parse(R"({"names":["getpid"],"action":"SCMP_ACT_NOTIFY"})"));
   struct Bad {
     std::string input;
     const char* want;
   };
-  for (const Bad& bad : {Bad{"{\"ociVersion\": \"1.0.2\", ", "config.json: invalid JSON"},
-                         Bad{other.dump(), "listenerPath is already /run/other-agent.sock"},
-                         Bad{WithAnnotation(Sample("podman.json"), "broken"), "unknown syscall \"mkdri\""},
-                         Bad{WithAnnotation(Sample("podman.json"), "nosuch"), "no nosuch.yaml or nosuch.json in "}}) {
+  for (const Bad& bad :
+       {Bad{"{\"ociVersion\": \"1.0.2\", ", "config.json: invalid JSON"},
+        Bad{other.dump(), "listenerPath is already /run/other-agent.sock"},
+        Bad{WithAnnotation(Sample("podman.json"), "broken"), "unknown syscall \"mkdri\""},
+        Bad{WithAnnotation(Sample("podman.json"), "nosuch"),
+            "no nosuch.yaml or nosuch.json in "}}) {
     HookIo io;
     io.in = bad.input;
     EXPECT_EQ(RunHook({"--config", cfg, "precreate"}, io, env), 1) << bad.want;
@@ -424,13 +446,15 @@ selectors:
   ASSERT_EQ(y->selectors.size(), 2u);
   EXPECT_EQ(SelectPolicy(*y, {{"io.kubernetes.pod.namespace", "prod-eu"}}), "strict");
   EXPECT_EQ(SelectPolicy(*y, {{"io.kubernetes.pod.namespace", "dev"}}), "everyone");
-  EXPECT_EQ(SelectPolicy(*y, {{kPolicyAnnotation, "explicit"}, {"io.kubernetes.pod.namespace", "prod-eu"}}),
+  EXPECT_EQ(SelectPolicy(
+                *y, {{kPolicyAnnotation, "explicit"}, {"io.kubernetes.pod.namespace", "prod-eu"}}),
             "explicit");
   EXPECT_EQ(SelectPolicy(HookConfig{}, {}), std::nullopt);
 
   // The keys' earlier names (before the hook socket was told apart from the
   // agent's gRPC admin socket) still load.
-  auto old = ParseHookConfig(R"({"admin_socket": "/run/h.sock", "admin_timeout_ms": 700})", "hook.json");
+  auto old =
+      ParseHookConfig(R"({"admin_socket": "/run/h.sock", "admin_timeout_ms": 700})", "hook.json");
   ASSERT_TRUE(old.ok()) << old.status();
   EXPECT_EQ(old->hook_socket, "/run/h.sock");
   EXPECT_EQ(old->hook_timeout_ms, 700);
@@ -466,12 +490,14 @@ TEST(RunHookTest, CreateRuntimeAndPoststopTellTheAgent) {
   Recorder rec;
   auto server = HookServer::Start(sock, &rec);
   ASSERT_TRUE(server.ok()) << server.status();
-  const std::string cfg = d.Write("hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", sock, "\"")));
+  const std::string cfg =
+      d.Write("hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", sock, "\"")));
   HookIo io;
   io.in = kState;
   EXPECT_EQ(RunHook({"--config=" + cfg, "createRuntime"}, io), 0) << io.err;
   io = HookIo();
-  io.in = R"({"ociVersion":"1.0.2","id":"ctr-1","status":"stopped","bundle":"/b/ctr-1","annotations":{"seccomp-agent.io/policy":"demo"}})";
+  io.in =
+      R"({"ociVersion":"1.0.2","id":"ctr-1","status":"stopped","bundle":"/b/ctr-1","annotations":{"seccomp-agent.io/policy":"demo"}})";
   EXPECT_EQ(RunHook({"--config=" + cfg, "poststop"}, io), 0) << io.err;
   // No policy for this container: nothing is sent.
   io = HookIo();
@@ -504,9 +530,10 @@ TEST(RunHookTest, AgentDownFailsOrPassesWithinTheTimeout) {
   TempDir d;
   const std::string missing = d.path() + "/nobody.sock";
   for (bool pass : {false, true}) {
-    const std::string cfg = d.Write(
-        "hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", missing, "\", \"on_agent_down\": \"",
-                                           pass ? "pass" : "fail", "\"")));
+    const std::string cfg =
+        d.Write("hook.json",
+                HookJson(absl::StrCat(", \"hook_socket\": \"", missing, "\", \"on_agent_down\": \"",
+                                      pass ? "pass" : "fail", "\"")));
     HookIo io;
     io.in = kState;
     EXPECT_EQ(RunHook({"--config=" + cfg, "createRuntime"}, io), pass ? 0 : 1);
@@ -524,7 +551,8 @@ TEST(RunHookTest, AgentDownFailsOrPassesWithinTheTimeout) {
   ASSERT_EQ(bind(l.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
   ASSERT_EQ(listen(l.get(), 4), 0);
   const std::string cfg = d.Write(
-      "hook.json", HookJson(absl::StrCat(", \"hook_socket\": \"", mute, "\", \"hook_timeout_ms\": 300")));
+      "hook.json",
+      HookJson(absl::StrCat(", \"hook_socket\": \"", mute, "\", \"hook_timeout_ms\": 300")));
   HookIo io;
   io.in = kState;
   const absl::Time t0 = absl::Now();

@@ -55,11 +55,14 @@ std::string Runfile(const std::string& rel) {
 struct CmdResult {
   int status = -1;  // exit code, or 128+signal, or -1 on timeout
   std::string out, err;
-  std::string Describe() const { return absl::StrCat("status ", status, "\nstdout: ", out, "\nstderr: ", err); }
+  std::string Describe() const {
+    return absl::StrCat("status ", status, "\nstdout: ", out, "\nstderr: ", err);
+  }
 };
 
 // Runs argv with `in` on stdin; kills the process group at `timeout`.
-CmdResult RunCmd(const std::vector<std::string>& argv, const std::string& in, absl::Duration timeout) {
+CmdResult RunCmd(const std::vector<std::string>& argv, const std::string& in,
+                 absl::Duration timeout) {
   CmdResult r;
   int pin[2], pout[2], perr[2];
   if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC)) return r;
@@ -92,7 +95,8 @@ CmdResult RunCmd(const std::vector<std::string>& argv, const std::string& in, ab
   bool open_out = true, open_err = true, timed_out = false;
   char buf[8192];
   while (open_out || open_err) {
-    struct pollfd p[2] = {{open_out ? pout[0] : -1, POLLIN, 0}, {open_err ? perr[0] : -1, POLLIN, 0}};
+    struct pollfd p[2] = {{open_out ? pout[0] : -1, POLLIN, 0},
+                          {open_err ? perr[0] : -1, POLLIN, 0}};
     const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (ms <= 0) {
       timed_out = true;
@@ -138,7 +142,8 @@ class FakeAgent {
     sockaddr_un sa = {};
     sa.sun_family = AF_UNIX;
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
-    ok_ = bind(listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 && listen(listen_.get(), 8) == 0;
+    ok_ = bind(listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 &&
+          listen(listen_.get(), 8) == 0;
     int p[2];
     ok_ = ok_ && pipe2(p, O_CLOEXEC) == 0;
     if (ok_) {
@@ -182,7 +187,8 @@ class FakeAgent {
         if (c >= 0) conns.emplace_back(c);
       }
       size_t k = 2;
-      const size_t polled_listeners = listeners.size(), polled_conns = p.size() - 2 - polled_listeners;
+      const size_t polled_listeners = listeners.size(),
+                   polled_conns = p.size() - 2 - polled_listeners;
       std::vector<UniqueFd> fresh;
       for (size_t i = 0; i < polled_conns; ++i, ++k) {
         if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -317,14 +323,16 @@ class Bundle {
         return ::testing::AssertionFailure() << "mkdir " << d;
       }
     }
-    if (RunCmd({"cp", "/usr/bin/busybox", rootfs + "/bin/busybox"}, "", absl::Seconds(10)).status != 0) {
+    if (RunCmd({"cp", "/usr/bin/busybox", rootfs + "/bin/busybox"}, "", absl::Seconds(10)).status !=
+        0) {
       return ::testing::AssertionFailure() << "copy busybox (install busybox-static)";
     }
     CmdResult list = RunCmd({"/usr/bin/busybox", "--list"}, "", absl::Seconds(10));
     std::istringstream ss(list.out);
     std::string applet;
     while (std::getline(ss, applet)) {
-      if (!applet.empty() && applet != "busybox") symlink("busybox", (rootfs + "/bin/" + applet).c_str());
+      if (!applet.empty() && applet != "busybox")
+        symlink("busybox", (rootfs + "/bin/" + applet).c_str());
     }
     std::ofstream(rootfs + "/etc/passwd") << "root:x:0:0:root:/:/bin/sh\n";
     std::ofstream(rootfs + "/etc/group") << "root:x:0:\n";
@@ -354,14 +362,15 @@ class Bundle {
     id_ = id;
     const std::string state = dir_ + "/state";
     if (rt == Runtime::kRunc) {
-      return RunCmd({"timeout", "-k", "5", "60", "runc", "--root", state, "run", "-b", dir_ + "/bundle", id}, "",
-                    absl::Seconds(75));
+      return RunCmd(
+          {"timeout", "-k", "5", "60", "runc", "--root", state, "run", "-b", dir_ + "/bundle", id},
+          "", absl::Seconds(75));
     }
     // crun refuses this host's hybrid cgroups: run it in a private mount
     // namespace without the cgroup2 mount (nothing changes on the host).
-    return RunCmd({"timeout", "-k", "5", "60", "unshare", "-m", "--propagation", "private", "sh", "-c",
-                   "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"", "crun", "--root", state,
-                   "run", "-b", dir_ + "/bundle", id},
+    return RunCmd({"timeout", "-k", "5", "60", "unshare", "-m", "--propagation", "private", "sh",
+                   "-c", "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"", "crun",
+                   "--root", state, "run", "-b", dir_ + "/bundle", id},
                   "", absl::Seconds(75));
   }
 
@@ -377,9 +386,9 @@ struct Scenario {
   const char* policy;
   bool compile;
   const char* script;
-  std::vector<const char*> want_output;       // substrings of stdout+stderr
-  std::vector<const char*> notified;          // syscalls the agent must see
-  std::vector<const char*> never_notified;    // syscalls the agent must not see
+  std::vector<const char*> want_output;     // substrings of stdout+stderr
+  std::vector<const char*> notified;        // syscalls the agent must see
+  std::vector<const char*> never_notified;  // syscalls the agent must not see
 };
 
 void PrintTo(const Scenario& s, std::ostream* os) { *os << s.name; }
@@ -390,7 +399,8 @@ class RuntimeE2eTest : public ::testing::TestWithParam<std::tuple<Runtime, Scena
   void SetUp() override {
     ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
     for (const char* tool : {"runc", "crun", "unshare", "/usr/bin/busybox"}) {
-      if (RunCmd({"sh", "-c", absl::StrCat("command -v ", tool)}, "", absl::Seconds(5)).status != 0) {
+      if (RunCmd({"sh", "-c", absl::StrCat("command -v ", tool)}, "", absl::Seconds(5)).status !=
+          0) {
         FAIL() << tool << " is not installed";
       }
     }
@@ -418,15 +428,15 @@ TEST_P(RuntimeE2eTest, HookOutputRunsAndCompiledRulesNeverNotify) {
                 {"runtime", rt == Runtime::kRunc ? "runc" : "crun"}}
                .dump();
   }
-  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"}, b.spec(),
-                          absl::Seconds(20));
+  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"},
+                          b.spec(), absl::Seconds(20));
   ASSERT_EQ(hook.status, 0) << hook.Describe();
   json out = json::parse(hook.out);
   EXPECT_EQ(out["linux"]["seccomp"]["listenerPath"], sock);
   b.WriteConfig(hook.out);
   // Idempotent on the real thing too.
-  CmdResult again = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"}, hook.out,
-                           absl::Seconds(20));
+  CmdResult again = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"},
+                           hook.out, absl::Seconds(20));
   ASSERT_EQ(again.status, 0) << again.Describe();
   EXPECT_EQ(again.out, hook.out);
 
@@ -445,7 +455,8 @@ TEST_P(RuntimeE2eTest, HookOutputRunsAndCompiledRulesNeverNotify) {
   std::vector<std::string> seen;
   for (const Notification& n : agent.notifications()) seen.push_back(n.syscall + ":" + n.path);
   const std::string seen_text = absl::StrJoin(seen, " ");
-  for (const char* s : sc.notified) EXPECT_THAT(seen_text, HasSubstr(s)) << "agent saw: " << seen_text;
+  for (const char* s : sc.notified)
+    EXPECT_THAT(seen_text, HasSubstr(s)) << "agent saw: " << seen_text;
   for (const char* s : sc.never_notified) {
     EXPECT_THAT(seen_text, Not(HasSubstr(s))) << "agent saw: " << seen_text;
   }
@@ -456,7 +467,8 @@ TEST_P(RuntimeE2eTest, HookOutputRunsAndCompiledRulesNeverNotify) {
 // CONTINUE lets the writes through; replace_write is not emulated here).
 TEST(RuntimeE2eWriteTest, WriteNotifyRefusedForRuncRunsUnderCrun) {
   ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
-  if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status != 0) {
+  if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status !=
+      0) {
     FAIL() << "runc/crun not installed";
   }
   Bundle b;
@@ -470,17 +482,18 @@ TEST(RuntimeE2eWriteTest, WriteNotifyRefusedForRuncRunsUnderCrun) {
   for (const char* rt : {"runc", "any"}) {
     std::ofstream(b.dir() + "/hook.json")
         << json{{"agent_socket", sock}, {"policy_dir", PolicyDir()}, {"runtime", rt}}.dump();
-    CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"}, b.spec(),
-                            absl::Seconds(20));
+    CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"},
+                            b.spec(), absl::Seconds(20));
     EXPECT_EQ(hook.status, 1) << hook.Describe();
     EXPECT_EQ(hook.out, "");
     EXPECT_THAT(hook.err, HasSubstr("needs SCMP_ACT_NOTIFY on write"));
   }
   // What runc says about such a profile, for the record.
   json spec = json::parse(b.spec());
-  spec["linux"]["seccomp"] = json{{"defaultAction", "SCMP_ACT_ALLOW"},
-                                  {"listenerPath", sock},
-                                  {"syscalls", json::array({json{{"names", {"write"}}, {"action", "SCMP_ACT_NOTIFY"}}})}};
+  spec["linux"]["seccomp"] =
+      json{{"defaultAction", "SCMP_ACT_ALLOW"},
+           {"listenerPath", sock},
+           {"syscalls", json::array({json{{"names", {"write"}}, {"action", "SCMP_ACT_NOTIFY"}}})}};
   b.WriteConfig(spec.dump());
   CmdResult runc = b.Run(Runtime::kRunc, absl::StrCat("sahk-w-", getpid()));
   EXPECT_NE(runc.status, 0);
@@ -488,8 +501,8 @@ TEST(RuntimeE2eWriteTest, WriteNotifyRefusedForRuncRunsUnderCrun) {
 
   std::ofstream(b.dir() + "/hook.json")
       << json{{"agent_socket", sock}, {"policy_dir", PolicyDir()}, {"runtime", "crun"}}.dump();
-  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"}, b.spec(),
-                          absl::Seconds(20));
+  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"},
+                          b.spec(), absl::Seconds(20));
   ASSERT_EQ(hook.status, 0) << hook.Describe();
   b.WriteConfig(hook.out);
   CmdResult run = b.Run(Runtime::kCrun, absl::StrCat("sahk-w2-", getpid()));
@@ -509,14 +522,17 @@ class BaseProfileE2eTest : public ::testing::TestWithParam<Runtime> {};
 
 TEST_P(BaseProfileE2eTest, MergedErrnoDefaultProfileBehaves) {
   ASSERT_EQ(geteuid(), 0u) << "needs root (containers)";
-  if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status != 0) {
+  if (RunCmd({"sh", "-c", "command -v crun && command -v runc"}, "", absl::Seconds(5)).status !=
+      0) {
     FAIL() << "runc/crun not installed";
   }
   Bundle b;
   ASSERT_TRUE(b.BuildRootfs());
-  ASSERT_TRUE(b.Spec("arping -c 1 -w 1 -I lo 127.0.0.1; unshare -U true; unshare -m true; "
-                     "rmdir /dev/shm/keep; nc -l -p 1 -s 127.0.0.1 -w 1 & sleep 0.2; kill $! 2>/dev/null; echo END",
-                     "e2e-scalars"));
+  ASSERT_TRUE(
+      b.Spec("arping -c 1 -w 1 -I lo 127.0.0.1; unshare -U true; unshare -m true; "
+             "rmdir /dev/shm/keep; nc -l -p 1 -s 127.0.0.1 -w 1 & sleep 0.2; kill $! 2>/dev/null; "
+             "echo END",
+             "e2e-scalars"));
   json names = json::array();
   for (int nr = 0; nr < 512; ++nr) {
     char* n = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
@@ -529,27 +545,41 @@ TEST_P(BaseProfileE2eTest, MergedErrnoDefaultProfileBehaves) {
       {"defaultAction", "SCMP_ACT_ERRNO"},
       {"defaultErrnoRet", 38},
       {"architectures", json::array({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"})},
-      {"syscalls", json::array({json{{"names", names}, {"action", "SCMP_ACT_ALLOW"}},
-                                json::parse(R"({"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})")})}};
+      {"syscalls",
+       json::array(
+           {json{{"names", names}, {"action", "SCMP_ACT_ALLOW"}},
+            json::parse(
+                R"({"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})")})}};
   const std::string sock = b.dir() + "/agent.sock";
   auto policy = CompiledPolicy::LoadFile(PolicyDir() + "/e2e-scalars.yaml");
   ASSERT_TRUE(policy.ok()) << policy.status();
   FakeAgent agent(sock, *policy);
   ASSERT_TRUE(agent.ok());
-  std::ofstream(b.dir() + "/hook.json") << json{{"agent_socket", sock}, {"policy_dir", PolicyDir()}}.dump();
-  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"}, spec.dump(),
-                          absl::Seconds(20));
+  std::ofstream(b.dir() + "/hook.json")
+      << json{{"agent_socket", sock}, {"policy_dir", PolicyDir()}}.dump();
+  CmdResult hook = RunCmd({HookBinary(), "--config=" + b.dir() + "/hook.json", "precreate"},
+                          spec.dump(), absl::Seconds(20));
   ASSERT_EQ(hook.status, 0) << hook.Describe();
-  EXPECT_THAT(hook.out, HasSubstr(R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"));
-  EXPECT_THAT(hook.out, HasSubstr(R"({"names":["unshare"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"));
+  EXPECT_THAT(
+      hook.out,
+      HasSubstr(
+          R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":40,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"));
+  EXPECT_THAT(
+      hook.out,
+      HasSubstr(
+          R"({"names":["unshare"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"));
   b.WriteConfig(hook.out);
-  CmdResult run = b.Run(GetParam(), absl::StrCat("sahk-b-", getpid(), "-", static_cast<int>(GetParam())));
+  CmdResult run =
+      b.Run(GetParam(), absl::StrCat("sahk-b-", getpid(), "-", static_cast<int>(GetParam())));
   ASSERT_EQ(run.status, 0) << run.Describe();
   const std::string all = run.out + run.err;
   EXPECT_THAT(all, HasSubstr("END")) << run.Describe();
-  EXPECT_THAT(all, HasSubstr("socket: Address family not supported")) << run.Describe();  // via the agent
-  EXPECT_THAT(all, HasSubstr("unshare(0x10000000): Invalid cross-device link")) << run.Describe();  // kernel
-  EXPECT_THAT(all, HasSubstr("unshare(0x20000): Operation not permitted")) << run.Describe();  // ran: no CAP_SYS_ADMIN
+  EXPECT_THAT(all, HasSubstr("socket: Address family not supported"))
+      << run.Describe();  // via the agent
+  EXPECT_THAT(all, HasSubstr("unshare(0x10000000): Invalid cross-device link"))
+      << run.Describe();  // kernel
+  EXPECT_THAT(all, HasSubstr("unshare(0x20000): Operation not permitted"))
+      << run.Describe();  // ran: no CAP_SYS_ADMIN
   EXPECT_THAT(all, Not(HasSubstr("Function not implemented"))) << run.Describe();
   EXPECT_THAT(all, HasSubstr("'/dev/shm/keep': Operation not permitted")) << run.Describe();
   std::vector<std::string> seen;
@@ -560,46 +590,63 @@ TEST_P(BaseProfileE2eTest, MergedErrnoDefaultProfileBehaves) {
   EXPECT_THAT(seen_text, Not(HasSubstr("unshare"))) << seen_text;
 }
 
-INSTANTIATE_TEST_SUITE_P(RuncAndCrun, BaseProfileE2eTest, ::testing::Values(Runtime::kRunc, Runtime::kCrun),
+INSTANTIATE_TEST_SUITE_P(RuncAndCrun, BaseProfileE2eTest,
+                         ::testing::Values(Runtime::kRunc, Runtime::kCrun),
                          [](const ::testing::TestParamInfo<Runtime>& i) {
                            return std::string(i.param == Runtime::kRunc ? "runc" : "crun");
                          });
 
 const Scenario kScenarios[] = {
-    {"DenyMkdirCompiled", "deny-mkdir", true,
+    {"DenyMkdirCompiled",
+     "deny-mkdir",
+     true,
      "mkdir /dev/shm/a; echo mkdir=$?; rmdir /dev/shm/keep; echo rmdir=$?; echo END",
-     {"mkdir=1", "can't create directory '/dev/shm/a': Permission denied", "'/dev/shm/keep': Operation not permitted"},
+     {"mkdir=1", "can't create directory '/dev/shm/a': Permission denied",
+      "'/dev/shm/keep': Operation not permitted"},
      {"rmdir:/dev/shm/keep"},
      {"mkdir"}},
-    {"DenyMkdirThroughAgent", "deny-mkdir", false,
+    {"DenyMkdirThroughAgent",
+     "deny-mkdir",
+     false,
      "mkdir /dev/shm/a; echo mkdir=$?; rmdir /dev/shm/keep; echo rmdir=$?; echo END",
-     {"mkdir=1", "can't create directory '/dev/shm/a': Permission denied", "'/dev/shm/keep': Operation not permitted"},
+     {"mkdir=1", "can't create directory '/dev/shm/a': Permission denied",
+      "'/dev/shm/keep': Operation not permitted"},
      {"mkdir", "/dev/shm/a", "rmdir:/dev/shm/keep"},
      {}},
-    {"PathRuleFirstKeepsMkdirWithAgent", "mkdir-path", true,
+    {"PathRuleFirstKeepsMkdirWithAgent",
+     "mkdir-path",
+     true,
      "mkdir /dev/shm/a; echo a=$?; mkdir /forbidden/x; echo f=$?; echo END",
      {"a=1", "can't create directory '/dev/shm/a': Permission denied",
       "can't create directory '/forbidden/x': Operation not permitted"},
      {"/dev/shm/a", "/forbidden/x"},
      {}},
-    {"ScalarsCompiled", "e2e-scalars", true,
+    {"ScalarsCompiled",
+     "e2e-scalars",
+     true,
      "arping -c 1 -w 1 -I lo 127.0.0.1; unshare -U true; echo u=$?; rmdir /dev/shm/keep; echo END",
-     {"Address family not supported", "Invalid cross-device link", "u=1", "'/dev/shm/keep': Operation not permitted"},
+     {"Address family not supported", "Invalid cross-device link", "u=1",
+      "'/dev/shm/keep': Operation not permitted"},
      {"rmdir:/dev/shm/keep"},
      {"socket", "unshare"}},
-    {"ScalarsThroughAgent", "e2e-scalars", false,
+    {"ScalarsThroughAgent",
+     "e2e-scalars",
+     false,
      "arping -c 1 -w 1 -I lo 127.0.0.1; unshare -U true; echo u=$?; rmdir /dev/shm/keep; echo END",
-     {"Address family not supported", "Invalid cross-device link", "u=1", "'/dev/shm/keep': Operation not permitted"},
+     {"Address family not supported", "Invalid cross-device link", "u=1",
+      "'/dev/shm/keep': Operation not permitted"},
      {"socket", "unshare", "rmdir:/dev/shm/keep"},
      {}},
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    RuncAndCrun, RuntimeE2eTest,
-    ::testing::Combine(::testing::Values(Runtime::kRunc, Runtime::kCrun), ::testing::ValuesIn(kScenarios)),
-    [](const ::testing::TestParamInfo<std::tuple<Runtime, Scenario>>& i) {
-      return absl::StrCat(std::get<0>(i.param) == Runtime::kRunc ? "runc_" : "crun_", std::get<1>(i.param).name);
-    });
+INSTANTIATE_TEST_SUITE_P(RuncAndCrun, RuntimeE2eTest,
+                         ::testing::Combine(::testing::Values(Runtime::kRunc, Runtime::kCrun),
+                                            ::testing::ValuesIn(kScenarios)),
+                         [](const ::testing::TestParamInfo<std::tuple<Runtime, Scenario>>& i) {
+                           return absl::StrCat(
+                               std::get<0>(i.param) == Runtime::kRunc ? "runc_" : "crun_",
+                               std::get<1>(i.param).name);
+                         });
 
 }  // namespace
 }  // namespace seccomp_agent

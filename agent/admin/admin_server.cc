@@ -184,7 +184,8 @@ class AdminServer::AdminServiceImpl final : public v1::AdminService::Service {
     }
     sub.reset();
     s_->watchers_.fetch_sub(1);
-    if (s_->stopping_.load()) result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "agent stopping");
+    if (s_->stopping_.load())
+      result = grpc::Status(grpc::StatusCode::UNAVAILABLE, "agent stopping");
     return result;
   }
 
@@ -252,7 +253,8 @@ AdminServer::AdminServer(Options options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(Options options) {
   if (!options.containers || !options.policy || !options.reload || !options.broadcaster) {
-    return absl::InvalidArgumentError("admin server: containers, policy, reload and broadcaster are required");
+    return absl::InvalidArgumentError(
+        "admin server: containers, policy, reload and broadcaster are required");
   }
   std::unique_ptr<AdminServer> s(new AdminServer(std::move(options)));
   const std::string& path = s->options_.socket_path;
@@ -322,8 +324,8 @@ void AdminServer::AcceptLoop() {
       if (std::find(options_.allowed_uids.begin(), options_.allowed_uids.end(), cred.uid) ==
           options_.allowed_uids.end()) {
         rejected_.fetch_add(1);
-        spdlog::warn("admin connection rejected: peer pid {} uid {} not in --admin_uids",
-                     cred.pid, cred.uid);
+        spdlog::warn("admin connection rejected: peer pid {} uid {} not in --admin_uids", cred.pid,
+                     cred.uid);
         continue;  // `conn` closes
       }
       accepted_.fetch_add(1);

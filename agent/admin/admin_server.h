@@ -40,9 +40,9 @@ namespace v1 = ::seccompagent::v1;
 struct PolicySummary {
   std::string source;  // file path or "built-in"
   int rules = 0;
-  std::string name;    // "default" or a --policy_dir name; "" unnamed
+  std::string name;  // "default" or a --policy_dir name; "" unnamed
   uint64_t version = 0;
-  std::string error;   // the last load's error
+  std::string error;  // the last load's error
 };
 
 class AdminServer {

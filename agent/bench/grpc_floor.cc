@@ -13,8 +13,8 @@ namespace v1 = ::seccompagent::v1;
 
 namespace {
 
-class FloorStream : public grpc::ServerBidiReactor<v1::DecideStreamRequest,
-                                                   v1::DecideStreamResponse> {
+class FloorStream
+    : public grpc::ServerBidiReactor<v1::DecideStreamRequest, v1::DecideStreamResponse> {
  public:
   explicit FloorStream(const v1::Decision* answer) : answer_(answer) { StartRead(&req_); }
   void OnReadDone(bool ok) override {
@@ -78,8 +78,7 @@ absl::StatusOr<std::unique_ptr<GrpcFloorClient>> GrpcFloorClient::Connect(
     const std::string& address, bool stream) {
   std::unique_ptr<GrpcFloorClient> c(new GrpcFloorClient());
   c->channel_ = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  if (!c->channel_->WaitForConnected(std::chrono::system_clock::now() +
-                                     std::chrono::seconds(5))) {
+  if (!c->channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
     return absl::UnavailableError(absl::StrCat("gRPC floor: cannot connect to ", address));
   }
   c->stub_ = v1::PolicyPlugin::NewStub(c->channel_);

@@ -80,8 +80,10 @@ ABSL_FLAG(int, runs, 5, "Runs per case; the median is reported.");
 ABSL_FLAG(int, iterations, 20000, "Trapped syscalls per run (getppid; openat uses half).");
 ABSL_FLAG(std::string, out_dir, "out/bench", "Where the table (bench.md), data and plot go.");
 ABSL_FLAG(bool, plot, true, "Render PNG plots with gnuplot.");
-ABSL_FLAG(std::string, scale, "1,10,100,1000", "Listener counts for the scaling run (empty: skip).");
-ABSL_FLAG(int, scale_calls, 100000, "Scaling run: calls per point, split over the listeners (>= 50 each).");
+ABSL_FLAG(std::string, scale, "1,10,100,1000",
+          "Listener counts for the scaling run (empty: skip).");
+ABSL_FLAG(int, scale_calls, 100000,
+          "Scaling run: calls per point, split over the listeners (>= 50 each).");
 ABSL_FLAG(bool, sync_wakeup, true, "Engine: request SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP.");
 ABSL_FLAG(std::string, only, "",
           "Run only the cases whose name contains this (and their floors), e.g. for perf; "
@@ -363,9 +365,11 @@ std::string AgentPolicyText() {
   for (const char* cache : {"hit", "miss"}) {
     for (const char* mode : {"unary", "stream"}) {
       std::string name = absl::StrCat(cache, "-", mode);
-      const std::string& sock = std::string(cache) == "hit" ? g_plugin_sock_cache : g_plugin_sock_nocache;
-      absl::StrAppend(&rules, "  - name: bench-plugin-", name, "\n    match: {syscalls: [getppid], containers: {id: \"plugin-",
-                      name, "\"}}\n    action: {plugin: {name: ", name, "}}\n");
+      const std::string& sock =
+          std::string(cache) == "hit" ? g_plugin_sock_cache : g_plugin_sock_nocache;
+      absl::StrAppend(&rules, "  - name: bench-plugin-", name,
+                      "\n    match: {syscalls: [getppid], containers: {id: \"plugin-", name,
+                      "\"}}\n    action: {plugin: {name: ", name, "}}\n");
       absl::StrAppend(&plugins, "  - {name: ", name, ", address: \"unix://", sock,
                       "\", timeout_ms: 2000, max_in_flight: 1024, stream: ",
                       std::string(mode) == "stream" ? "true" : "false", "}\n");
@@ -407,7 +411,8 @@ RunFn Floor(FloorKind kind) {
     int l = c.listener.get();
     absl::StatusOr<double> r;
     {
-      SupervisorThread sup([l, kind](std::atomic<bool>& stop) { MinimalSupervisor(l, kind, stop); });
+      SupervisorThread sup(
+          [l, kind](std::atomic<bool>& stop) { MinimalSupervisor(l, kind, stop); });
       StartChild(c);
       r = FinishChild(c);
     }
@@ -471,8 +476,7 @@ RunFn Agent(const std::string& container_id) {
     std::shared_ptr<const CompiledPolicy> policy = AgentPolicy();
     // Substitutions as in agent/main.cc: the injector behind an
     // ActionRouter (both outlive the engine).
-    injector::Injector inj(InjectorOptionsFromProto(policy->proto().injection()),
-                           DefaultUnotify());
+    injector::Injector inj(InjectorOptionsFromProto(policy->proto().injection()), DefaultUnotify());
     // The plugin dispatcher as agent/main.cc builds it from the policy.
     std::unique_ptr<plugin::PluginDispatcher> plugins;
     std::string plugin_name;
@@ -481,9 +485,10 @@ RunFn Agent(const std::string& container_id) {
       plugin::DispatcherOptions popts;
       popts.redirect_roots.assign(policy->proto().redirect_roots().begin(),
                                   policy->proto().redirect_roots().end());
-      SA_ASSIGN_OR_RETURN(plugins, plugin::PluginDispatcher::Create(
-                                       {policy->proto().plugins().begin(), policy->proto().plugins().end()},
-                                       popts));
+      SA_ASSIGN_OR_RETURN(
+          plugins,
+          plugin::PluginDispatcher::Create(
+              {policy->proto().plugins().begin(), policy->proto().plugins().end()}, popts));
       // Warm up: connect (and open the stream) before measuring, with
       // another container so that the cache stays cold for the workload.
       ContainerInfo warm;
@@ -496,12 +501,14 @@ RunFn Agent(const std::string& container_id) {
       ev.syscall = "getppid";
       for (int i = 0; i < 3; ++i) {
         std::promise<plugin::PluginResult> pr;
-        plugins->Decide(plugin_name, ev, [&pr](plugin::PluginResult r) { pr.set_value(std::move(r)); });
+        plugins->Decide(plugin_name, ev,
+                        [&pr](plugin::PluginResult r) { pr.set_value(std::move(r)); });
         plugin::PluginResult r = pr.get_future().get();
         if (r.kind != plugin::PluginResult::Kind::kAction) {
           kill(c.pid, SIGKILL);
           waitpid(c.pid, nullptr, 0);
-          return absl::UnavailableError(absl::StrCat("plugin ", plugin_name, " warm-up: ", r.error.ToString()));
+          return absl::UnavailableError(
+              absl::StrCat("plugin ", plugin_name, " warm-up: ", r.error.ToString()));
         }
       }
     }
@@ -528,9 +535,9 @@ RunFn Agent(const std::string& container_id) {
       const bool hit = plugin_name.rfind("hit", 0) == 0;
       if (errors != 0 || st.calls != calls || st.decisions != calls ||
           (hit ? st.cache_hits + 3 < calls - 1 : st.cache_hits != 0)) {
-        return absl::InternalError(absl::StrCat("plugin ", plugin_name, ": calls ", st.calls, " decisions ",
-                                                st.decisions, " errors ", errors, " cache hits ",
-                                                st.cache_hits, " (expected ", calls, " calls)"));
+        return absl::InternalError(absl::StrCat(
+            "plugin ", plugin_name, ": calls ", st.calls, " decisions ", st.decisions, " errors ",
+            errors, " cache hits ", st.cache_hits, " (expected ", calls, " calls)"));
       }
     }
     return ns;
@@ -636,7 +643,8 @@ absl::StatusOr<ScalePoint> RunScale(int n, int calls_each, bool floor) {
     for (auto& c : children) listeners.push_back(std::move(c.listener));
     double secs;
     {
-      SupervisorThread sup([&listeners](std::atomic<bool>& stop) { MultiListenerFloor(listeners, stop); });
+      SupervisorThread sup(
+          [&listeners](std::atomic<bool>& stop) { MultiListenerFloor(listeners, stop); });
       auto t0 = std::chrono::steady_clock::now();
       for (auto& c : children) StartChild(c);
       for (auto& c : children) {
@@ -733,8 +741,10 @@ absl::StatusOr<std::vector<std::string>> TailLines(int runs, int iters) {
   const std::pair<const char*, TailStats> modes[] = {
       {"pinned", r.pinned}, {"unpinned", r.unpinned}, {"no seccomp, unpinned", r.no_seccomp}};
   for (const auto& [name, st] : modes) {
-    fprintf(stderr, "  mkdir on tmpfs, path rule -> CONTINUE, %-20s p50 %7.0f p99 %8.0f "
-            "mean %7.0f ns\n", name, st.p50, st.p99, st.mean);
+    fprintf(stderr,
+            "  mkdir on tmpfs, path rule -> CONTINUE, %-20s p50 %7.0f p99 %8.0f "
+            "mean %7.0f ns\n",
+            name, st.p50, st.p99, st.mean);
   }
   if (r.pinned.p50 <= 0 || r.unpinned.p50 <= 0) {
     return absl::InternalError("mkdir tail: no samples");
@@ -753,12 +763,15 @@ std::vector<std::string> EmulationLines(std::map<std::string, Result>& results) 
   if (results.count(emu) == 0 || results.count(floor) == 0 || results[floor].pinned <= 0) return {};
   const Result& e = results[emu];
   const Result& f = results[floor];
-  fprintf(stderr, "  redirect_open emulation: %.0f ns CPU per call, open + ADDFD floor: %.0f ns "
-          "(pinned medians, this process's CPU time)\n", e.cpu_pinned, f.cpu_pinned);
+  fprintf(stderr,
+          "  redirect_open emulation: %.0f ns CPU per call, open + ADDFD floor: %.0f ns "
+          "(pinned medians, this process's CPU time)\n",
+          e.cpu_pinned, f.cpu_pinned);
   std::vector<std::string> lines = {
       absl::StrFormat("emulation/floor ratio: %.2f", e.pinned / f.pinned)};
   if (f.cpu_pinned > 0) {
-    lines.push_back(absl::StrFormat("emulation/floor CPU ratio: %.2f", e.cpu_pinned / f.cpu_pinned));
+    lines.push_back(
+        absl::StrFormat("emulation/floor CPU ratio: %.2f", e.cpu_pinned / f.cpu_pinned));
   }
   return lines;
 }
@@ -773,9 +786,11 @@ absl::StatusOr<std::vector<std::string>> ScaleLines(const std::vector<ScalePoint
   }
   if (!p.ok()) p = MedianScalePoint(1000, 30);
   if (!p.ok()) return p.status();
-  fprintf(stderr, "  scale 1000: agent %.0f calls/s, floor %.0f calls/s, rss/container %.2f KiB, "
-          "heap/container %.2f KiB\n", p->calls_per_sec, p->floor_calls_per_sec,
-          p->rss_kb_per_container, p->heap_kb_per_container);
+  fprintf(stderr,
+          "  scale 1000: agent %.0f calls/s, floor %.0f calls/s, rss/container %.2f KiB, "
+          "heap/container %.2f KiB\n",
+          p->calls_per_sec, p->floor_calls_per_sec, p->rss_kb_per_container,
+          p->heap_kb_per_container);
   return std::vector<std::string>{
       absl::StrFormat("scale-1000/floor ratio: %.2f", p->calls_per_sec / p->floor_calls_per_sec),
       absl::StrFormat("scale-1000 RSS per container: %.2f KiB", p->rss_kb_per_container)};
@@ -789,8 +804,7 @@ absl::StatusOr<std::vector<std::string>> ScaleLines(const std::vector<ScalePoint
 std::vector<std::string> PluginLines(std::map<std::string, Result>& results) {
   auto worse = [&](double Result::*m, const char* a1, const char* a2, const char* b1,
                    const char* b2) {
-    if (results[a1].*m <= 0 || results[a2].*m <= 0 || results[b1].*m <= 0 ||
-        results[b2].*m <= 0) {
+    if (results[a1].*m <= 0 || results[a2].*m <= 0 || results[b1].*m <= 0 || results[b2].*m <= 0) {
       return 0.0;
     }
     return std::max(results[a1].*m / results[b1].*m, results[a2].*m / results[b2].*m);
@@ -858,15 +872,15 @@ int Main() {
       {"compiled rule (deny in the filter)", Workload::kGetppid, Plain(Filter::kDeny),
        "ALLOW filter"},
       {"floor: minimal supervisor, CONTINUE", Workload::kGetppid, Floor(FloorKind::kContinue), ""},
-      {"floor: minimal supervisor, spoofed return", Workload::kGetppid, Floor(FloorKind::kSpoof), ""},
+      {"floor: minimal supervisor, spoofed return", Workload::kGetppid, Floor(FloorKind::kSpoof),
+       ""},
       {"floor: epoll + minimal supervisor, spoofed return", Workload::kGetppid,
        Floor(FloorKind::kEpollSpoof), "floor: minimal supervisor, spoofed return"},
       {"agent: in-process rule, deny", Workload::kGetppid, Agent("deny"),
        "floor: minimal supervisor, spoofed return"},
       {"agent: in-process rule, spoof", Workload::kGetppid, Agent("spoof"),
        "floor: minimal supervisor, spoofed return"},
-      {kInProcessAllow, Workload::kGetppid, Agent("allow"),
-       "floor: minimal supervisor, CONTINUE"},
+      {kInProcessAllow, Workload::kGetppid, Agent("allow"), "floor: minimal supervisor, CONTINUE"},
       {"floor: open + ADDFD(SEND) (openat)", Workload::kOpenat, Floor(FloorKind::kAddfd), ""},
       {"agent: redirect_open (emulation) (openat)", Workload::kOpenat, Agent("redirect"),
        "floor: open + ADDFD(SEND) (openat)"},
@@ -890,13 +904,16 @@ int Main() {
   }
   if (!quick) {
     cases.push_back({"ptrace PTRACE_SYSCALL pass-through", Workload::kGetppid,
-                     [](const ChildOptions& o) { return RunPtrace(o); }, "floor: minimal supervisor, CONTINUE"});
+                     [](const ChildOptions& o) { return RunPtrace(o); },
+                     "floor: minimal supervisor, CONTINUE"});
     cases.push_back({"no seccomp (openat)", Workload::kOpenat, Plain(Filter::kNone), ""});
-    cases.push_back({"floor: CONTINUE (openat)", Workload::kOpenat, Floor(FloorKind::kContinue), ""});
+    cases.push_back(
+        {"floor: CONTINUE (openat)", Workload::kOpenat, Floor(FloorKind::kContinue), ""});
     cases.push_back({"agent: path rule, allow (openat)", Workload::kOpenat, Agent("allow-path"),
                      "floor: CONTINUE (openat)"});
     cases.push_back({"ptrace pass-through (openat)", Workload::kOpenat,
-                     [](const ChildOptions& o) { return RunPtrace(o); }, "floor: CONTINUE (openat)"});
+                     [](const ChildOptions& o) { return RunPtrace(o); },
+                     "floor: CONTINUE (openat)"});
   }
 
   if (const std::string only = absl::GetFlag(FLAGS_only); !only.empty()) {
@@ -968,7 +985,9 @@ int Main() {
       double m = Median(samples[c.name]);
       (pinned ? results[c.name].pinned : results[c.name].unpinned) = m;
       if (pinned) results[c.name].cpu_pinned = Median(cpu[c.name]);
-      if (pinned) results[c.name].pinned_min = *std::min_element(samples[c.name].begin(), samples[c.name].end());
+      if (pinned)
+        results[c.name].pinned_min =
+            *std::min_element(samples[c.name].begin(), samples[c.name].end());
       fprintf(stderr, "  %-52s %s %9.0f ns\n", c.name.c_str(), pinned ? "pinned  " : "unpinned", m);
     }
   }
@@ -985,10 +1004,11 @@ int Main() {
       return 1;
     }
     fprintf(stderr,
-            "  scale %4d listeners: %8.0f calls/s (floor %8.0f) p50 %6.0f ns p99 %8.0f ns rss/container %.1f KiB "
+            "  scale %4d listeners: %8.0f calls/s (floor %8.0f) p50 %6.0f ns p99 %8.0f ns "
+            "rss/container %.1f KiB "
             "heap/container %.1f KiB\n",
-            n, p->calls_per_sec, p->floor_calls_per_sec, p->p50_ns, p->p99_ns, p->rss_kb_per_container,
-            p->heap_kb_per_container);
+            n, p->calls_per_sec, p->floor_calls_per_sec, p->p50_ns, p->p99_ns,
+            p->rss_kb_per_container, p->heap_kb_per_container);
     scale.push_back(*p);
   }
 
@@ -1011,7 +1031,8 @@ int Main() {
   md << ". Median of " << runs << " runs, " << iters << " calls per run (openat: " << iters / 2
      << "; gRPC cache miss: " << iters / 10 << "). Pinned: the bench, its workload, the engine's "
      << "threads and the plugin process all on CPU 0; unpinned: no affinity.\n\n";
-  md << "| case | workload | pinned ns/call | ratio | unpinned ns/call | ratio | pinned, best run | ratio | ratio to |\n";
+  md << "| case | workload | pinned ns/call | ratio | unpinned ns/call | ratio | pinned, best run "
+        "| ratio | ratio to |\n";
   md << "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n";
   for (const Case& c : cases) {
     const Result& r = results[c.name];
@@ -1022,18 +1043,25 @@ int Main() {
       rb = absl::StrFormat("%.2fx", r.pinned_min / results[c.floor].pinned_min);
     }
     md << absl::StrFormat("| %s | %s | %.0f | %s | %.0f | %s | %.0f | %s | %s |\n", c.name,
-                          WorkloadName(c.workload), r.pinned, rp, r.unpinned, ru, r.pinned_min, rb, c.floor);
+                          WorkloadName(c.workload), r.pinned, rp, r.unpinned, ru, r.pinned_min, rb,
+                          c.floor);
   }
   if (!scale.empty()) {
     md << "\nScaling: N workload processes, each with its own filter and listener fd, all trapping "
-          "getppid at once into one engine (default options); calls/s is all calls over the wall time "
-          "from the first start to the last exit; latencies are per call, measured in the workloads; "
-          "RSS per container = (agent VmRSS with N registered listeners - VmRSS of the started engine "
-          "with none, after malloc_trim) / N, the larger of before and after the calls (page-granular: "
+          "getppid at once into one engine (default options); calls/s is all calls over the wall "
+          "time "
+          "from the first start to the last exit; latencies are per call, measured in the "
+          "workloads; "
+          "RSS per container = (agent VmRSS with N registered listeners - VmRSS of the started "
+          "engine "
+          "with none, after malloc_trim) / N, the larger of before and after the calls "
+          "(page-granular: "
           "small N can show 0); heap per container = the same for malloc'd bytes (mallinfo2).\n";
-    md << "Each point: median of 3 agent runs alternating with 3 runs of the floor (one thread, epoll over "
+    md << "Each point: median of 3 agent runs alternating with 3 runs of the floor (one thread, "
+          "epoll over "
           "the same N listeners, RECV -> SEND CONTINUE, same SYNC_WAKE_UP setting).\n";
-    md << "\n| listeners | agent calls/s | vs 10 | floor calls/s | floor vs 10 | agent/floor | p50 ns | p99 ns | "
+    md << "\n| listeners | agent calls/s | vs 10 | floor calls/s | floor vs 10 | agent/floor | p50 "
+          "ns | p99 ns | "
           "agent RSS per container | agent heap per container |\n";
     md << "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     double base10 = 0, fbase10 = 0;
@@ -1044,14 +1072,14 @@ int Main() {
       }
     }
     for (auto& p : scale) {
-      md << absl::StrFormat("| %d | %.0f | %s | %.0f | %s | %.2fx | %.0f | %.0f | %.1f KiB | %.1f KiB |\n",
-                            p.listeners,
-                            p.calls_per_sec,
-                            base10 > 0 ? absl::StrFormat("%.0f%%", 100 * p.calls_per_sec / base10) : "",
-                            p.floor_calls_per_sec,
-                            fbase10 > 0 ? absl::StrFormat("%.0f%%", 100 * p.floor_calls_per_sec / fbase10) : "",
-                            p.floor_calls_per_sec > 0 ? p.floor_calls_per_sec / p.calls_per_sec : 0.0,
-                            p.p50_ns, p.p99_ns, p.rss_kb_per_container, p.heap_kb_per_container);
+      md << absl::StrFormat(
+          "| %d | %.0f | %s | %.0f | %s | %.2fx | %.0f | %.0f | %.1f KiB | %.1f KiB |\n",
+          p.listeners, p.calls_per_sec,
+          base10 > 0 ? absl::StrFormat("%.0f%%", 100 * p.calls_per_sec / base10) : "",
+          p.floor_calls_per_sec,
+          fbase10 > 0 ? absl::StrFormat("%.0f%%", 100 * p.floor_calls_per_sec / fbase10) : "",
+          p.floor_calls_per_sec > 0 ? p.floor_calls_per_sec / p.calls_per_sec : 0.0, p.p50_ns,
+          p.p99_ns, p.rss_kb_per_container, p.heap_kb_per_container);
     }
   }
   // Targets (issue 6), from this run's pinned medians.
@@ -1065,8 +1093,8 @@ int Main() {
       return results[a].pinned_min / results[b].pinned_min;
     };
     // One row: case `a` over case `b`, pinned median and best run.
-    auto line = [&](const std::string& what, const std::string& a, const std::string& b, double target,
-                    const std::string& extra) {
+    auto line = [&](const std::string& what, const std::string& a, const std::string& b,
+                    double target, const std::string& extra) {
       const double v = ratio(a, b);
       if (v <= 0) return;
       md << absl::StrFormat("| %s | %.2fx | %.2fx | <= %.2fx | %s |\n", what, v, best(a, b), target,
@@ -1077,29 +1105,34 @@ int Main() {
     line("in-process deny / minimal supervisor (spoofed return)", "agent: in-process rule, deny",
          "floor: minimal supervisor, spoofed return", 1.10,
          absl::StrFormat(" (%.2fx the epoll floor)",
-                         ratio("agent: in-process rule, deny", "floor: epoll + minimal supervisor, spoofed return")));
-    line("in-process allow / minimal supervisor (CONTINUE)", "agent: in-process rule, allow (CONTINUE)",
-         "floor: minimal supervisor, CONTINUE", 1.10, "");
+                         ratio("agent: in-process rule, deny",
+                               "floor: epoll + minimal supervisor, spoofed return")));
+    line("in-process allow / minimal supervisor (CONTINUE)",
+         "agent: in-process rule, allow (CONTINUE)", "floor: minimal supervisor, CONTINUE", 1.10,
+         "");
     line("redirect_open emulation / open + ADDFD", "agent: redirect_open (emulation) (openat)",
          "floor: open + ADDFD(SEND) (openat)", 1.15, "");
     line("gRPC cache hit (unary) / in-process allow", kHitUnary, kInProcessAllow, 1.10, "");
     line("gRPC cache hit (stream) / in-process allow", kHitStream, kInProcessAllow, 1.10, "");
     line("gRPC cache miss (unary) / minimal gRPC client + server", kMissUnary, kGrpcFloorUnary,
          1.30, "");
-    line("gRPC cache miss (stream) / minimal gRPC client + server", kMissStream,
-         kGrpcFloorStream, 1.30, "");
+    line("gRPC cache miss (stream) / minimal gRPC client + server", kMissStream, kGrpcFloorStream,
+         1.30, "");
     double t10 = 0, t1000 = 0, f10 = 0, f1000 = 0, rss1000 = -1;
     for (auto& p : scale) {
       if (p.listeners == 10) t10 = p.calls_per_sec, f10 = p.floor_calls_per_sec;
-      if (p.listeners == 1000) t1000 = p.calls_per_sec, f1000 = p.floor_calls_per_sec, rss1000 = p.rss_kb_per_container;
+      if (p.listeners == 1000)
+        t1000 = p.calls_per_sec, f1000 = p.floor_calls_per_sec, rss1000 = p.rss_kb_per_container;
     }
     if (t10 > 0 && t1000 > 0) {
-      md << absl::StrFormat("| 1000 listeners keep >= 80%% of 10-listener throughput | %.0f%% | | >= 80%% | %s |\n",
-                            100 * t1000 / t10,
-                            t1000 >= 0.8 * t10 ? "met"
-                                               : absl::StrFormat("missed (the floor keeps %.0f%%)", 100 * f1000 / f10));
-      md << absl::StrFormat("| agent RSS per container at 1000 | %.1f KiB | | <= 32 KiB | %s |\n", rss1000,
-                            rss1000 <= 32 ? "met" : "missed");
+      md << absl::StrFormat(
+          "| 1000 listeners keep >= 80%% of 10-listener throughput | %.0f%% | | >= 80%% | %s |\n",
+          100 * t1000 / t10,
+          t1000 >= 0.8 * t10
+              ? "met"
+              : absl::StrFormat("missed (the floor keeps %.0f%%)", 100 * f1000 / f10));
+      md << absl::StrFormat("| agent RSS per container at 1000 | %.1f KiB | | <= 32 KiB | %s |\n",
+                            rss1000, rss1000 <= 32 ? "met" : "missed");
     }
   }
   std::string table = md.str();
@@ -1110,13 +1143,14 @@ int Main() {
     std::ofstream dat(out_dir + "/cases.dat");
     int i = 0;
     for (const Case& c : cases) {
-      dat << i++ << " \"" << c.name << "\" " << results[c.name].pinned << " " << results[c.name].unpinned << "\n";
+      dat << i++ << " \"" << c.name << "\" " << results[c.name].pinned << " "
+          << results[c.name].unpinned << "\n";
     }
     dat.close();
     std::ofstream sdat(out_dir + "/scale.dat");
     for (auto& p : scale) {
-      sdat << p.listeners << " " << p.calls_per_sec << " " << p.p99_ns << " " << p.floor_calls_per_sec << " "
-           << p.p50_ns << "\n";
+      sdat << p.listeners << " " << p.calls_per_sec << " " << p.p99_ns << " "
+           << p.floor_calls_per_sec << " " << p.p50_ns << "\n";
     }
     sdat.close();
     std::ofstream gp(out_dir + "/plot.gp");
@@ -1126,7 +1160,8 @@ int Main() {
        << "set style data histograms\nset style histogram cluster gap 1\nset style fill solid 0.8\n"
        << "set xtics rotate by -35\nset ylabel 'ns per call (log scale)'\nset logscale y\n"
        << "set key top left\nset bmargin 17\nset rmargin 12\n"
-       << "plot '" << out_dir << "/cases.dat' using 3:xtic(2) title 'pinned', '' using 4 title 'unpinned'\n";
+       << "plot '" << out_dir
+       << "/cases.dat' using 3:xtic(2) title 'pinned', '' using 4 title 'unpinned'\n";
     if (!scale.empty()) {
       gp << "set output '" << out_dir << "/scale.png'\n"
          << "set title 'agent throughput vs listeners (each its own process)'\n"
@@ -1134,7 +1169,8 @@ int Main() {
          << "set ylabel 'trapped calls per second'\n"
          << "set style data linespoints\nunset xtics\nset xtics\nset bmargin 4\n"
          << "set yrange [0:*]\n"
-         << "plot '" << out_dir << "/scale.dat' using 1:2 title 'agent calls/s' lw 2, '' using 1:4 title "
+         << "plot '" << out_dir
+         << "/scale.dat' using 1:2 title 'agent calls/s' lw 2, '' using 1:4 title "
          << "'floor (minimal epoll supervisor) calls/s' lw 2 dt 2\n";
     }
     gp.close();
@@ -1154,8 +1190,9 @@ int Main() {
   if (results.count("agent: in-process rule, deny") == 0) return 0;  // --only
   double ratio = results["agent: in-process rule, deny"].pinned /
                  results["floor: minimal supervisor, spoofed return"].pinned;
-  printf("agent/epoll-floor ratio: %.2f\n", results["agent: in-process rule, deny"].pinned /
-                                                results["floor: epoll + minimal supervisor, spoofed return"].pinned);
+  printf("agent/epoll-floor ratio: %.2f\n",
+         results["agent: in-process rule, deny"].pinned /
+             results["floor: epoll + minimal supervisor, spoofed return"].pinned);
   printf("agent/floor ratio: %.2f\n", ratio);
   return 0;
 }

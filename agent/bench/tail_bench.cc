@@ -29,7 +29,8 @@ version: 1
 default_action: {deny: {errno: EPERM}}
 rules:
   - name: tail-mkdir-tmpfs
-    match: {syscalls: [mkdir], args: {path: ")", dir, R"(/**"}}
+    match: {syscalls: [mkdir], args: {path: ")",
+                      dir, R"(/**"}}
     action: {allow: {}}
 )");
 }
@@ -51,8 +52,8 @@ void PinThread(int cpu) {
 class LatencyBuffer {
  public:
   explicit LatencyBuffer(size_t n) : n_(n) {
-    void* p = mmap(nullptr, n * sizeof(int64_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(nullptr, n * sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
     data_ = p == MAP_FAILED ? nullptr : static_cast<int64_t*>(p);
   }
   ~LatencyBuffer() {

@@ -110,7 +110,8 @@ absl::StatusOr<Child> SpawnWorkload(const ChildOptions& o) {
   std::string path = o.workload == Workload::kOpenat ? "/etc/hostname"
                                                      : absl::StrCat(o.scratch_dir, "/bench-mkdir");
   int sv[2], res[2], go[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoStatus(errno, "socketpair");
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return ErrnoStatus(errno, "socketpair");
   UniqueFd ps(sv[0]), cs(sv[1]);
   if (pipe2(res, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   UniqueFd res_r(res[0]), res_w(res[1]);

@@ -33,8 +33,9 @@ TEST(ProcText, ForEachStopsWhenAsked) {
 
 TEST(ProcText, StatFieldsSkipACommWithBlanksAndParens) {
   // The comm is the task's to choose: ") T 1 2" must not be read as fields.
-  const std::string stat = "77 (a) T 1 2 (x) S 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 "
-                           "123456 0 0\n";
+  const std::string stat =
+      "77 (a) T 1 2 (x) S 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 "
+      "123456 0 0\n";
   std::vector<absl::string_view> f = StatFieldsAfterComm(stat);
   ASSERT_GE(f.size(), 20u);
   EXPECT_EQ(f[0], "S");

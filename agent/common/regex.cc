@@ -10,8 +10,8 @@ absl::StatusOr<std::unique_ptr<const re2::RE2>> CompileRegex(absl::string_view p
   opts.set_encoding(re2::RE2::Options::EncodingLatin1);
   opts.set_max_mem(kRegexMaxMem);
   opts.set_log_errors(false);
-  auto re = std::make_unique<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()),
-                                             opts);
+  auto re =
+      std::make_unique<const re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), opts);
   if (!re->ok()) {
     return absl::InvalidArgumentError(absl::StrCat("RE2 cannot compile it: ", re->error()));
   }

@@ -18,22 +18,23 @@ struct ErrnoEntry {
   const char* name;
 };
 
-#define E(x) {x, #x}
+#define E(x) \
+  { x, #x }
 constexpr ErrnoEntry kErrnos[] = {
-    E(EPERM),     E(ENOENT),     E(ESRCH),       E(EINTR),       E(EIO),
-    E(ENXIO),     E(E2BIG),      E(ENOEXEC),     E(EBADF),       E(ECHILD),
-    E(EAGAIN),    E(ENOMEM),     E(EACCES),      E(EFAULT),      E(EBUSY),
-    E(EEXIST),    E(EXDEV),      E(ENODEV),      E(ENOTDIR),     E(EISDIR),
-    E(EINVAL),    E(ENFILE),     E(EMFILE),      E(ENOTTY),      E(ETXTBSY),
-    E(EFBIG),     E(ENOSPC),     E(ESPIPE),      E(EROFS),       E(EMLINK),
-    E(EPIPE),     E(EDOM),       E(ERANGE),      E(EDEADLK),     E(ENAMETOOLONG),
-    E(ENOLCK),    E(ENOSYS),     E(ENOTEMPTY),   E(ELOOP),       E(ENOMSG),
-    E(ENODATA),   E(ETIME),      E(EOVERFLOW),   E(EILSEQ),      E(ENOTSOCK),
-    E(EDESTADDRREQ), E(EMSGSIZE), E(EPROTOTYPE), E(ENOPROTOOPT), E(EPROTONOSUPPORT),
-    E(EOPNOTSUPP), E(EAFNOSUPPORT), E(EADDRINUSE), E(EADDRNOTAVAIL), E(ENETDOWN),
-    E(ENETUNREACH), E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS), E(EISCONN),
-    E(ENOTCONN),  E(ETIMEDOUT),    E(ECONNREFUSED), E(EHOSTUNREACH), E(EALREADY),
-    E(EINPROGRESS), E(ESTALE),     E(EDQUOT),      E(ECANCELED),   E(EOWNERDEAD),
+    E(EPERM),        E(ENOENT),       E(ESRCH),        E(EINTR),         E(EIO),
+    E(ENXIO),        E(E2BIG),        E(ENOEXEC),      E(EBADF),         E(ECHILD),
+    E(EAGAIN),       E(ENOMEM),       E(EACCES),       E(EFAULT),        E(EBUSY),
+    E(EEXIST),       E(EXDEV),        E(ENODEV),       E(ENOTDIR),       E(EISDIR),
+    E(EINVAL),       E(ENFILE),       E(EMFILE),       E(ENOTTY),        E(ETXTBSY),
+    E(EFBIG),        E(ENOSPC),       E(ESPIPE),       E(EROFS),         E(EMLINK),
+    E(EPIPE),        E(EDOM),         E(ERANGE),       E(EDEADLK),       E(ENAMETOOLONG),
+    E(ENOLCK),       E(ENOSYS),       E(ENOTEMPTY),    E(ELOOP),         E(ENOMSG),
+    E(ENODATA),      E(ETIME),        E(EOVERFLOW),    E(EILSEQ),        E(ENOTSOCK),
+    E(EDESTADDRREQ), E(EMSGSIZE),     E(EPROTOTYPE),   E(ENOPROTOOPT),   E(EPROTONOSUPPORT),
+    E(EOPNOTSUPP),   E(EAFNOSUPPORT), E(EADDRINUSE),   E(EADDRNOTAVAIL), E(ENETDOWN),
+    E(ENETUNREACH),  E(ECONNABORTED), E(ECONNRESET),   E(ENOBUFS),       E(EISCONN),
+    E(ENOTCONN),     E(ETIMEDOUT),    E(ECONNREFUSED), E(EHOSTUNREACH),  E(EALREADY),
+    E(EINPROGRESS),  E(ESTALE),       E(EDQUOT),       E(ECANCELED),     E(EOWNERDEAD),
 };
 #undef E
 

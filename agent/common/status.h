@@ -26,18 +26,17 @@ int ErrnoFromString(absl::string_view s);
 
 }  // namespace seccomp_agent
 
-#define SA_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::absl::Status _sa_status = (expr);          \
-    if (!_sa_status.ok()) return _sa_status;     \
+#define SA_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status _sa_status = (expr);      \
+    if (!_sa_status.ok()) return _sa_status; \
   } while (0)
 
 #define SA_CONCAT_INNER(a, b) a##b
 #define SA_CONCAT(a, b) SA_CONCAT_INNER(a, b)
-#define SA_ASSIGN_OR_RETURN(lhs, expr)                        \
-  auto SA_CONCAT(_sa_or_, __LINE__) = (expr);                 \
-  if (!SA_CONCAT(_sa_or_, __LINE__).ok())                     \
-    return SA_CONCAT(_sa_or_, __LINE__).status();             \
+#define SA_ASSIGN_OR_RETURN(lhs, expr)                                                  \
+  auto SA_CONCAT(_sa_or_, __LINE__) = (expr);                                           \
+  if (!SA_CONCAT(_sa_or_, __LINE__).ok()) return SA_CONCAT(_sa_or_, __LINE__).status(); \
   lhs = std::move(*SA_CONCAT(_sa_or_, __LINE__))
 
 #endif  // SECCOMP_AGENT_COMMON_STATUS_H_

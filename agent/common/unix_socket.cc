@@ -99,8 +99,8 @@ absl::StatusOr<UnixListener> UnixListener::Listen(const std::string& path,
   if (fchmod(l.fd_.get(), options.mode) != 0) return ErrnoStatus(errno, "fchmod socket");
   if (bind(l.fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     if (errno == EADDRINUSE) {
-      return absl::AlreadyExistsError(absl::StrCat("something is listening on ", path,
-                                                   " (bind: address in use)"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("something is listening on ", path, " (bind: address in use)"));
     }
     return ErrnoStatus(errno, "bind " + path);
   }
@@ -148,8 +148,7 @@ void UnixListener::Close() {
   fd_.reset();
 }
 
-ssize_t SendmsgFds(int sock, const void* data, size_t len, const int* fds, size_t nfds,
-                   int flags) {
+ssize_t SendmsgFds(int sock, const void* data, size_t len, const int* fds, size_t nfds, int flags) {
   if (nfds > kMaxFdsPerMessage) {
     errno = EINVAL;
     return -1;
@@ -205,8 +204,7 @@ ssize_t RecvmsgFds(int sock, void* buf, size_t len, int* fds, size_t max_fds, si
   return n;
 }
 
-absl::Status SendWithFds(int sock, absl::string_view data, absl::Span<const int> fds,
-                         int flags) {
+absl::Status SendWithFds(int sock, absl::string_view data, absl::Span<const int> fds, int flags) {
   if (fds.size() > kMaxFdsPerMessage) {
     return absl::InvalidArgumentError(
         absl::StrCat(fds.size(), " fds in one message; at most ", kMaxFdsPerMessage));

@@ -44,8 +44,8 @@ absl::Status MakeParentDirs(const std::string& path);
 absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path, int type = SOCK_STREAM);
 
 struct UnixListenOptions {
-  int type = SOCK_STREAM;    // or SOCK_SEQPACKET; SOCK_NONBLOCK may be or-ed in
-  mode_t mode = 0600;        // permission bits of the socket file
+  int type = SOCK_STREAM;  // or SOCK_SEQPACKET; SOCK_NONBLOCK may be or-ed in
+  mode_t mode = 0600;      // permission bits of the socket file
   int backlog = SOMAXCONN;
   bool make_parent_dirs = true;  // mkdir -p the parent (0755)
 };
@@ -84,8 +84,7 @@ class UnixListener {
 // Low level, raw syscalls only and no allocation: safe in a child after
 // fork. One sendmsg of `len` bytes with `nfds` (<= kMaxFdsPerMessage) fds
 // in one SCM_RIGHTS message, MSG_NOSIGNAL added. Returns what sendmsg does.
-ssize_t SendmsgFds(int sock, const void* data, size_t len, const int* fds, size_t nfds,
-                   int flags);
+ssize_t SendmsgFds(int sock, const void* data, size_t len, const int* fds, size_t nfds, int flags);
 // One recvmsg, MSG_CMSG_CLOEXEC added, room for `max_fds` (<=
 // kMaxFdsPerMessage) fds. Every fd received goes into fds[0..*nfds) (the
 // caller owns them); one past `max_fds` is closed and reported as
@@ -99,10 +98,10 @@ absl::Status SendWithFds(int sock, absl::string_view data, absl::Span<const int>
                          int flags = 0);
 
 struct ReceivedMessage {
-  size_t bytes = 0;                 // 0 on a stream: EOF
-  std::vector<UniqueFd> fds;        // every fd that came, owned
-  bool truncated = false;           // MSG_TRUNC: the datagram was longer than the buffer
-  bool control_truncated = false;   // MSG_CTRUNC: more fds than max_fds, or other cmsgs
+  size_t bytes = 0;                // 0 on a stream: EOF
+  std::vector<UniqueFd> fds;       // every fd that came, owned
+  bool truncated = false;          // MSG_TRUNC: the datagram was longer than the buffer
+  bool control_truncated = false;  // MSG_CTRUNC: more fds than max_fds, or other cmsgs
 };
 // RecvmsgFds into `buf`, EINTR retried. Errors keep their errno (ErrnoOf),
 // so a non-blocking caller can tell EAGAIN.

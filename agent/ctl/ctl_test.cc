@@ -87,15 +87,14 @@ TEST_F(CtlTest, ListTable) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << r.out;
-  EXPECT_EQ(lines[0].rfind("CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA", 0),
+  EXPECT_EQ(lines[0].rfind("CONTAINER     PID   RUNTIME  NAMESPACE  POD    NAME   METADATA", 0), 0u)
+      << r.out;
+  EXPECT_EQ(lines[1].rfind(
+                "0123456789ab  4242  runc     prod       web-0  nginx  profile=web  -       3m", 0),
             0u)
       << r.out;
-  EXPECT_EQ(lines[1].rfind("0123456789ab  4242  runc     prod       web-0  nginx  profile=web  -       3m",
-                           0),
-            0u)
-      << r.out;
-  EXPECT_EQ(lines[2].rfind("plain         77    crun     -          -      -      -            -       5s",
-                           0),
+  EXPECT_EQ(lines[2].rfind(
+                "plain         77    crun     -          -      -      -            -       5s", 0),
             0u)
       << r.out;
 }
@@ -198,8 +197,9 @@ TEST_F(CtlTest, WatchTable) {
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u) << r.out;
   EXPECT_EQ(lines[0].rfind("TIME             CONTAINER     POD", 0), 0u) << r.out;
-  EXPECT_NE(lines[1].find("watched       -                               99       mkdir         deny"),
-            std::string::npos)
+  EXPECT_NE(
+      lines[1].find("watched       -                               99       mkdir         deny"),
+      std::string::npos)
       << r.out;
 }
 

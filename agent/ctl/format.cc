@@ -26,9 +26,9 @@ std::string FormatLatency(int64_t ns) {
 }  // namespace
 
 std::string FormatPolicy(const v1::PolicyInfo& p) {
-  std::string s = p.version() == 0 ? std::string("not loaded")
-                                 : absl::StrCat("v", p.version(), " ", p.source(), " (",
-                                                p.rules(), " rules)");
+  std::string s = p.version() == 0
+                      ? std::string("not loaded")
+                      : absl::StrCat("v", p.version(), " ", p.source(), " (", p.rules(), " rules)");
   if (!p.error().empty()) absl::StrAppend(&s, "; last load failed: ", p.error());
   return s;
 }
@@ -61,21 +61,19 @@ std::string FormatAge(int64_t nanos) {
 }
 
 std::string FormatContainers(const v1::ListContainersResponse& r, bool wide) {
-  std::vector<std::vector<std::string>> rows = {{"CONTAINER", "PID", "RUNTIME", "NAMESPACE", "POD",
-                                                 "NAME", "METADATA", "POLICY", "AGE", "NOTIFS", "ALLOW",
-                                                 "DENY", "RETURN", "SUBST", "GONE", "ERR", "LIMITED"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"CONTAINER", "PID", "RUNTIME", "NAMESPACE", "POD", "NAME", "METADATA", "POLICY", "AGE",
+       "NOTIFS", "ALLOW", "DENY", "RETURN", "SUBST", "GONE", "ERR", "LIMITED"}};
   for (const v1::ContainerEntry& c : r.containers()) {
     const v1::ContainerCounters& n = c.counters();
-    rows.push_back({ShortId(c.id(), wide), absl::StrCat(c.init_pid()), Or(c.runtime()),
-                    Or(c.pod_namespace()), Or(c.pod_name()), Or(c.container_name()),
-                    Or(c.listener_metadata()), Or(c.policy()),
-                    FormatAge(r.now_unix_nanos() - c.registered_unix_nanos()),
-                    absl::StrCat(n.notifications()), absl::StrCat(n.allowed()),
-                    absl::StrCat(n.denied()), absl::StrCat(n.returned()),
-                    absl::StrCat(n.substituted()), absl::StrCat(n.task_gone()),
-                    absl::StrCat(n.errors()),
-                    n.rate_limit() > 0 ? absl::StrCat(n.rate_limited(), " (", n.rate_limit(), "/s)")
-                                       : std::string("-")});
+    rows.push_back(
+        {ShortId(c.id(), wide), absl::StrCat(c.init_pid()), Or(c.runtime()), Or(c.pod_namespace()),
+         Or(c.pod_name()), Or(c.container_name()), Or(c.listener_metadata()), Or(c.policy()),
+         FormatAge(r.now_unix_nanos() - c.registered_unix_nanos()), absl::StrCat(n.notifications()),
+         absl::StrCat(n.allowed()), absl::StrCat(n.denied()), absl::StrCat(n.returned()),
+         absl::StrCat(n.substituted()), absl::StrCat(n.task_gone()), absl::StrCat(n.errors()),
+         n.rate_limit() > 0 ? absl::StrCat(n.rate_limited(), " (", n.rate_limit(), "/s)")
+                            : std::string("-")});
   }
   return RenderTable(rows);
 }

@@ -105,7 +105,8 @@ int Run(const std::string& cmd) {
     grpc::health::v1::HealthCheckResponse resp;
     grpc::Status s = health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp);
     if (!s.ok()) return Fail(s, "health");
-    const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+    const std::string name =
+        grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
     std::cout << (json ? ToJson(resp) : name) << "\n";
     return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
   }

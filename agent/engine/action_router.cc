@@ -19,7 +19,8 @@ ActionHandler::Outcome Substituted(const injector::Outcome& out, const std::stri
                                    const std::string& action_name) {
   ActionHandler::Outcome o;
   o.result = out.result;
-  o.backend = via.empty() ? std::string(out.backend) : absl::StrCat(via, " ", std::string(out.backend));
+  o.backend =
+      via.empty() ? std::string(out.backend) : absl::StrCat(via, " ", std::string(out.backend));
   o.action = action_name;
   o.task_gone = out.task_gone;
   return o;
@@ -103,50 +104,54 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     case v1::Action::kPlugin:
       break;
     default:
-      return done(absl::InvalidArgumentError(absl::StrCat("action ", name, " cannot be carried out")));
+      return done(
+          absl::InvalidArgumentError(absl::StrCat("action ", name, " cannot be carried out")));
   }
 
   // A plugin decides, asynchronously. `ev`, `notif`'s listener and `policy`
   // stay alive until `done` runs (the engine's pending decision owns them).
   const std::string plugin_name = action.plugin().name();
   if (plugins_ == nullptr) {
-    return done(absl::UnavailableError(absl::StrCat("plugin \"", plugin_name, "\" is not configured")));
+    return done(
+        absl::UnavailableError(absl::StrCat("plugin \"", plugin_name, "\" is not configured")));
   }
   const SyscallEvent* evp = &ev;
   const CompiledPolicy* pol = &policy;
   seccomp_notif n = notif;
-  plugins_->Decide(plugin_name, ev, [this, listener, n, evp, pol, rule_index, depth, plugin_name,
-                                     done](plugin::PluginResult r) {
-    std::string who = absl::StrCat("plugin:", plugin_name, r.from_cache ? " (cached)" : "");
-    switch (r.kind) {
-      case plugin::PluginResult::Kind::kAction:
-        return Execute(listener, n, *evp, r.action, rule_index, *pol, who, depth + 1, done);
-      case plugin::PluginResult::Kind::kInject: {
-        injector::Substitute sub;
-        sub.nr = static_cast<int64_t>(r.inject.nr());
-        for (int i = 0; i < 6 && i < r.inject.args_size(); ++i) sub.args[i] = r.inject.args(i);
-        sub.args_in_buf_mask = r.inject.args_in_buf_mask();
-        sub.buf = r.inject.buf();
-        absl::StatusOr<injector::Outcome> out = injector_->Inject(listener, n, sub);
-        if (!out.ok()) return done(out.status());
-        return done(Substituted(*out, who, "inject"));
-      }
-      case plugin::PluginResult::Kind::kNoOpinion:
-        return ContinueLocal(listener, n, *evp, rule_index, *pol, who + " no-opinion", depth, done);
-      case plugin::PluginResult::Kind::kError:
-        break;
-    }
-    // on_error; the error is in the decision log's backend field.
-    std::string why = absl::StrCat(who, " error ", plugin::ErrorKindName(r.error_kind));
-    switch (r.on_error) {
-      case v1::PluginConfig::ALLOW:
-        return Reply(listener, n.id, LocalReply::Allow(), why, "allow", done);
-      case v1::PluginConfig::LOCAL:
-        return ContinueLocal(listener, n, *evp, rule_index, *pol, why, depth, done);
-      default:
-        return Reply(listener, n.id, LocalReply::Deny(r.error_errno), why, "deny", done);
-    }
-  });
+  plugins_->Decide(
+      plugin_name, ev,
+      [this, listener, n, evp, pol, rule_index, depth, plugin_name, done](plugin::PluginResult r) {
+        std::string who = absl::StrCat("plugin:", plugin_name, r.from_cache ? " (cached)" : "");
+        switch (r.kind) {
+          case plugin::PluginResult::Kind::kAction:
+            return Execute(listener, n, *evp, r.action, rule_index, *pol, who, depth + 1, done);
+          case plugin::PluginResult::Kind::kInject: {
+            injector::Substitute sub;
+            sub.nr = static_cast<int64_t>(r.inject.nr());
+            for (int i = 0; i < 6 && i < r.inject.args_size(); ++i) sub.args[i] = r.inject.args(i);
+            sub.args_in_buf_mask = r.inject.args_in_buf_mask();
+            sub.buf = r.inject.buf();
+            absl::StatusOr<injector::Outcome> out = injector_->Inject(listener, n, sub);
+            if (!out.ok()) return done(out.status());
+            return done(Substituted(*out, who, "inject"));
+          }
+          case plugin::PluginResult::Kind::kNoOpinion:
+            return ContinueLocal(listener, n, *evp, rule_index, *pol, who + " no-opinion", depth,
+                                 done);
+          case plugin::PluginResult::Kind::kError:
+            break;
+        }
+        // on_error; the error is in the decision log's backend field.
+        std::string why = absl::StrCat(who, " error ", plugin::ErrorKindName(r.error_kind));
+        switch (r.on_error) {
+          case v1::PluginConfig::ALLOW:
+            return Reply(listener, n.id, LocalReply::Allow(), why, "allow", done);
+          case v1::PluginConfig::LOCAL:
+            return ContinueLocal(listener, n, *evp, rule_index, *pol, why, depth, done);
+          default:
+            return Reply(listener, n.id, LocalReply::Deny(r.error_errno), why, "deny", done);
+        }
+      });
 }
 
 }  // namespace seccomp_agent

@@ -70,7 +70,8 @@ absl::StatusOr<Outcome> ApplyMknod(UnotifyInterface& u, int listener, const secc
   if (dev.type == 0) {
     // A file, FIFO or socket needs no privilege: the kernel runs the call
     // with the task's own checks (mode and dev are registers, not memory).
-    return injector::ReplyPrivileged(u, listener, notif.id, true, 0, "continue (not a device node)");
+    return injector::ReplyPrivileged(u, listener, notif.id, true, 0,
+                                     "continue (not a device node)");
   }
   if (FindAllowedDevice(rule, dev) == nullptr) {
     return injector::ReplyPrivileged(
@@ -121,8 +122,10 @@ absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const secc
   req.options = std::move(v.plan->options);
   req.attrs = v.plan->attrs;
   std::vector<std::string> words = {call.fstype};
-  for (const auto& [bit, name] : {std::pair{MOUNT_ATTR_RDONLY, "ro"}, {MOUNT_ATTR_NOSUID, "nosuid"},
-                                  {MOUNT_ATTR_NODEV, "nodev"}, {MOUNT_ATTR_NOEXEC, "noexec"}}) {
+  for (const auto& [bit, name] : {std::pair{MOUNT_ATTR_RDONLY, "ro"},
+                                  {MOUNT_ATTR_NOSUID, "nosuid"},
+                                  {MOUNT_ATTR_NODEV, "nodev"},
+                                  {MOUNT_ATTR_NOEXEC, "noexec"}}) {
     if (req.attrs & bit) words.push_back(name);
   }
   for (const auto& [k, val] : req.options) words.push_back(val.empty() ? k : k + "=" + val);

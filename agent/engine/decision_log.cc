@@ -33,8 +33,7 @@ std::string NowText() {
 }
 
 absl::StatusOr<UniqueFd> OpenForAppend(const std::string& path, int extra_flags) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | extra_flags,
-                     0640));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | extra_flags, 0640));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open decision log ", path));
   return fd;
 }
@@ -107,9 +106,7 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
   j["syscall"] = ev.syscall;
   nlohmann::json args = nlohmann::json::object();
   // nlohmann rejects invalid UTF-8 on dump; paths and bytes are task data.
-  auto text = [](const std::string& s) {
-    return nlohmann::json(s);
-  };
+  auto text = [](const std::string& s) { return nlohmann::json(s); };
   if (ev.path) args["path"] = text(*ev.path);
   if (ev.path2) args["path2"] = text(*ev.path2);
   if (ev.abs_path) args["resolved_path"] = text(*ev.abs_path);

@@ -35,12 +35,12 @@ namespace seccomp_agent {
 
 struct DecisionRecord {
   const SyscallEvent* event = nullptr;
-  std::string policy;        // "NAME@VERSION" of the policy that decided; "" unnamed
-  std::string rule;          // rule name, "default" or "runtime-init"
-  std::string action;        // "allow", "deny", "return", "log", ...
-  std::string result;        // "continue", "EPERM", "0", "task-gone", ...
-  std::string backend;       // injector backend for substitutions, else ""
-  int64_t latency_ns = 0;    // from NOTIF_RECV to the reply
+  std::string policy;      // "NAME@VERSION" of the policy that decided; "" unnamed
+  std::string rule;        // rule name, "default" or "runtime-init"
+  std::string action;      // "allow", "deny", "return", "log", ...
+  std::string result;      // "continue", "EPERM", "0", "task-gone", ...
+  std::string backend;     // injector backend for substitutions, else ""
+  int64_t latency_ns = 0;  // from NOTIF_RECV to the reply
 };
 
 struct DecisionLogOptions {
@@ -80,7 +80,7 @@ class DecisionLog {
   struct Budget {
     TokenBucket bucket;
     int64_t last_ns = 0;
-    uint64_t dropped = 0;        // lines not yet reported
+    uint64_t dropped = 0;  // lines not yet reported
     uint64_t dropped_bytes = 0;
   };
 
@@ -91,15 +91,15 @@ class DecisionLog {
   void Append(const std::string& line);                                    // mu_ held
   void Rotate();                                                           // mu_ held
   absl::Status ShiftRotated() const;
-  void ReportDropped(int64_t now_ns);                                      // mu_ held
+  void ReportDropped(int64_t now_ns);  // mu_ held
   void ReportLoop();
 
   const std::string path_;
   const bool to_stdout_;
   const DecisionLogOptions opts_;
   mutable std::mutex mu_;
-  UniqueFd file_;             // invalid for stdout, and after a failed rotation
-  uint64_t size_ = 0;         // bytes in the live file
+  UniqueFd file_;      // invalid for stdout, and after a failed rotation
+  uint64_t size_ = 0;  // bytes in the live file
   int64_t reopen_after_ns_ = 0;
   uint64_t dropped_total_ = 0;
   uint64_t rotations_ = 0;

@@ -159,10 +159,10 @@ struct Engine::Entry {
   // The substitution lane: at most one worker runs this container's
   // handler calls at a time; the others' are queued for it.
   std::mutex lane_mu;
-  bool lane_busy = false;                      // guarded by lane_mu
+  bool lane_busy = false;  // guarded by lane_mu
   // A list, not a deque: an empty std::deque already holds ~600 bytes (its
   // map and first block), more than the rest of an idle container.
-  std::list<std::shared_ptr<Pending>> lane;    // guarded by lane_mu
+  std::list<std::shared_ptr<Pending>> lane;  // guarded by lane_mu
   ContainerStats stats;
   int64_t registered_unix_ns = 0;
 
@@ -179,7 +179,7 @@ struct Engine::Entry {
 // A decision handed to the ActionHandler: owns what the reply and the log
 // need until the handler is done.
 struct Engine::Pending {
-  std::shared_ptr<Entry> entry;  // keeps the listener open
+  std::shared_ptr<Entry> entry;              // keeps the listener open
   std::shared_ptr<const BoundPolicy> bound;  // keeps `action` and the handler alive
   SyscallEvent ev;
   DecisionRecord rec;
@@ -188,8 +188,8 @@ struct Engine::Pending {
   seccomp_notif notif{};
   const v1::Action* action = nullptr;  // in *bound->policy
   int rule_index = -1;
-  ActionHandler* handler = nullptr;    // bound->handler, else the engine's
-  CallRoot root;  // the task root this call's paths were resolved in
+  ActionHandler* handler = nullptr;  // bound->handler, else the engine's
+  CallRoot root;                     // the task root this call's paths were resolved in
 };
 
 Engine::Engine(EngineOptions opts, UnotifyInterface& unotify,
@@ -226,14 +226,13 @@ absl::Status Engine::Start() {
     return ErrnoStatus(errno, "epoll_ctl add timerfd");
   }
   if (opts_.container_rate > 0) {
-    spdlog::info("rate limit per container: {} notifications/s, burst {}, at the limit: {}{}",
-                 opts_.container_rate,
-                 opts_.container_burst > 0 ? opts_.container_burst
-                                           : std::max(opts_.container_rate, 1.0),
-                 RateLimitActionName(opts_.rate_limit_action),
-                 opts_.rate_limit_action == RateLimitAction::kDeny
-                     ? " " + ErrnoName(opts_.rate_limit_errno)
-                     : std::string());
+    spdlog::info(
+        "rate limit per container: {} notifications/s, burst {}, at the limit: {}{}",
+        opts_.container_rate,
+        opts_.container_burst > 0 ? opts_.container_burst : std::max(opts_.container_rate, 1.0),
+        RateLimitActionName(opts_.rate_limit_action),
+        opts_.rate_limit_action == RateLimitAction::kDeny ? " " + ErrnoName(opts_.rate_limit_errno)
+                                                          : std::string());
   }
   (void)SyscallName(AUDIT_ARCH_X86_64, 0);  // builds the name table off the hot path
   int n = opts_.workers > 0 ? opts_.workers : 4;
@@ -301,12 +300,11 @@ absl::Status Engine::AddContainer(ContainerInfo info, UniqueFd listener,
     double burst = opts_.container_burst > 0 ? opts_.container_burst : rate;
     burst = Stricter(burst, AnnotationNumber(e->info, kBurstAnnotation));
     e->limiter.Configure(rate, std::max(burst, 1.0), NowNs());
-    const double default_burst = opts_.container_burst > 0
-                                     ? opts_.container_burst
-                                     : std::max(opts_.container_rate, 1.0);
+    const double default_burst =
+        opts_.container_burst > 0 ? opts_.container_burst : std::max(opts_.container_rate, 1.0);
     if (rate != opts_.container_rate || e->limiter.burst() != default_burst) {  // annotations
-      spdlog::info("container {}: rate limit {} notifications/s, burst {} ({})", e->info.id,
-                   rate, e->limiter.burst(), RateLimitActionName(opts_.rate_limit_action));
+      spdlog::info("container {}: rate limit {} notifications/s, burst {} ({})", e->info.id, rate,
+                   e->limiter.burst(), RateLimitActionName(opts_.rate_limit_action));
     }
   }
   // SYNC_WAKE_UP (6.6+) wakes the supervisor on the task's CPU and back:
@@ -732,8 +730,8 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
     RunInLane(std::move(p));
     return;
   } else {
-    spdlog::warn("container {}: action {} is not available in this build; answering {}",
-                 e->info.id, rec.action, ErrnoName(opts_.fallback_errno));
+    spdlog::warn("container {}: action {} is not available in this build; answering {}", e->info.id,
+                 rec.action, ErrnoName(opts_.fallback_errno));
     resp.error = -opts_.fallback_errno;
     rec.result = ErrnoName(opts_.fallback_errno);
     e->stats.denied++;
@@ -770,10 +768,9 @@ void Engine::RunInLane(std::shared_ptr<Pending> p) {
 void Engine::CallHandler(const std::shared_ptr<Pending>& p) {
   if (tls_busy != nullptr) tls_busy->store(NowNs(), std::memory_order_relaxed);
   CallRootScope root_scope(&p->root);
-  p->handler->Handle(p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index,
-                     *p->bound->policy, [this, p](absl::StatusOr<ActionHandler::Outcome> out) {
-                       Finish(p, std::move(out));
-                     });
+  p->handler->Handle(
+      p->entry->listener.get(), p->notif, p->ev, *p->action, p->rule_index, *p->bound->policy,
+      [this, p](absl::StatusOr<ActionHandler::Outcome> out) { Finish(p, std::move(out)); });
   if (tls_busy != nullptr) tls_busy->store(0, std::memory_order_relaxed);
 }
 
@@ -803,8 +800,7 @@ void Engine::DenyWith(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t
   Record(*e, rec);
 }
 
-void Engine::Finish(const std::shared_ptr<Pending>& p,
-                    absl::StatusOr<ActionHandler::Outcome> out) {
+void Engine::Finish(const std::shared_ptr<Pending>& p, absl::StatusOr<ActionHandler::Outcome> out) {
   Entry& e = *p->entry;
   DecisionRecord& rec = p->rec;
   if (out.ok()) {
@@ -819,7 +815,8 @@ void Engine::Finish(const std::shared_ptr<Pending>& p,
     }
   } else {
     spdlog::warn("container {}: {} for {} failed, answering {}: {}", e.info.id, rec.action,
-                 p->ev.syscall, ErrnoName(opts_.fallback_errno), std::string(out.status().message()));
+                 p->ev.syscall, ErrnoName(opts_.fallback_errno),
+                 std::string(out.status().message()));
     seccomp_notif_resp resp{};
     resp.id = p->id;
     resp.error = -opts_.fallback_errno;
@@ -847,17 +844,16 @@ std::vector<ContainerSnapshot> Engine::Containers() const {
     out.push_back(ContainerSnapshot{e->info, s.notifications.load(), s.allowed.load(),
                                     s.denied.load(), s.returned.load(), s.substituted.load(),
                                     s.task_gone.load(), s.errors.load(), e->registered_unix_ns,
-                                    s.rate_limited.load(), s.throttled_ns.load(),
-                                    e->limiter.rate(), e->limiter.burst(),
-                                    e->slot->Get()->Label()});
+                                    s.rate_limited.load(), s.throttled_ns.load(), e->limiter.rate(),
+                                    e->limiter.burst(), e->slot->Get()->Label()});
   }
   return out;
 }
 
 EngineTotals Engine::Totals() const {
   const auto& t = totals_;
-  return EngineTotals{t.notifications.load(), t.allowed.load(),   t.denied.load(),
-                      t.returned.load(),      t.substituted.load(), t.task_gone.load(),
+  return EngineTotals{t.notifications.load(), t.allowed.load(),      t.denied.load(),
+                      t.returned.load(),      t.substituted.load(),  t.task_gone.load(),
                       t.errors.load(),        t.rate_limited.load(), t.throttled_ns.load()};
 }
 

@@ -111,7 +111,7 @@ class DecisionObserver {
 // with until it is done. Subclasses own what `handler` uses.
 struct BoundPolicy {
   virtual ~BoundPolicy() = default;
-  std::string name;     // "" when the engine serves one unnamed policy
+  std::string name;  // "" when the engine serves one unnamed policy
   uint64_t version = 0;
   // Null: the policy is unknown or failed to load (`error` says why); the
   // container's notifications are answered with
@@ -253,8 +253,8 @@ struct ContainerStats : Counts<Counter> {
 
 // Engine-wide totals since start, over every container ever served.
 struct EngineTotals {
-  uint64_t notifications = 0, allowed = 0, denied = 0, returned = 0, substituted = 0,
-           task_gone = 0, errors = 0, rate_limited = 0, throttled_ns = 0;
+  uint64_t notifications = 0, allowed = 0, denied = 0, returned = 0, substituted = 0, task_gone = 0,
+           errors = 0, rate_limited = 0, throttled_ns = 0;
 };
 
 struct ContainerSnapshot {
@@ -270,8 +270,8 @@ struct ContainerSnapshot {
 
 class Engine {
  public:
-  Engine(EngineOptions opts, UnotifyInterface& unotify, std::shared_ptr<const CompiledPolicy> policy,
-         DecisionLog* decision_log);
+  Engine(EngineOptions opts, UnotifyInterface& unotify,
+         std::shared_ptr<const CompiledPolicy> policy, DecisionLog* decision_log);
   ~Engine();
 
   absl::Status Start();
@@ -347,9 +347,9 @@ class Engine {
   // Answers `err` at once, logged under `rule` (no policy evaluation).
   void DenyWith(const std::shared_ptr<Entry>& e, SyscallEvent& ev, int64_t t0, const char* rule,
                 int err);
-  void OnTimer();                                           // caller leads
-  void ArmTimerLocked();                                    // throttle_mu_ held
-  void NoteRateLimited(Entry& e, int64_t now);              // caller leads
+  void OnTimer();                               // caller leads
+  void ArmTimerLocked();                        // throttle_mu_ held
+  void NoteRateLimited(Entry& e, int64_t now);  // caller leads
 
   EngineOptions opts_;
   UnotifyInterface& unotify_;
@@ -386,7 +386,7 @@ class Engine {
   RateLimiter::Settings limit_settings_;  // every container's, from opts_
   std::mutex throttle_mu_;
   std::set<std::pair<int64_t, std::shared_ptr<Entry>>> parked_;  // guarded by throttle_mu_
-  int64_t timer_armed_ns_ = 0;                                    // guarded by throttle_mu_
+  int64_t timer_armed_ns_ = 0;                                   // guarded by throttle_mu_
   std::atomic<uint64_t> rate_limited_total_{0};
   Counts<std::atomic<uint64_t>> totals_{};
 

@@ -105,9 +105,8 @@ class EngineTest : public ::testing::Test {
   }
   // A trapped getpgrp in container `id` must fail with `err`.
   void ExpectGetpgrpFails(const std::string& id, int err) {
-    auto child = TrappedChild::Spawn({"getpgrp"}, [err] {
-      return (syscall(SYS_getpgrp) == -1 && errno == err) ? 0 : 1;
-    });
+    auto child = TrappedChild::Spawn(
+        {"getpgrp"}, [err] { return (syscall(SYS_getpgrp) == -1 && errno == err) ? 0 : 1; });
     ASSERT_TRUE(child.ok());
     ASSERT_TRUE(engine_->AddContainer(Info(id, child->pid()), child->TakeListener()).ok());
     child->Start();
@@ -183,9 +182,8 @@ TEST_F(EngineTest, BoundSlotDecidesAndAnEmptySlotFailsClosed) {
     if (syscall(SYS_getppid) != 7) return 2;  // version 2
     return 0;
   });
-  auto closed = TrappedChild::Spawn({"getppid"}, [] {
-    return syscall(SYS_getppid) == -1 && errno == EPERM ? 0 : 1;
-  });
+  auto closed = TrappedChild::Spawn(
+      {"getppid"}, [] { return syscall(SYS_getppid) == -1 && errno == EPERM ? 0 : 1; });
   ASSERT_TRUE(child.ok() && closed.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("bound", child->pid()), child->TakeListener(), slot).ok());
   ASSERT_TRUE(
@@ -200,7 +198,8 @@ TEST_F(EngineTest, BoundSlotDecidesAndAnEmptySlotFailsClosed) {
   auto p2 = CompiledPolicy::LoadString(R"(version: 1
 default_action: {allow: {}}
 rules: [{name: seven, match: {syscalls: [getppid]}, action: {return: {value: 7}}}]
-)", "v2.yaml");
+)",
+                                       "v2.yaml");
   ASSERT_TRUE(p2.ok());
   v2->policy = *p2;
   slot->Set(v2);
@@ -319,7 +318,8 @@ TEST_F(EngineTest, RelativePathCannotDodgeAPathRule) {
     if (chdir("/tmp/engine-rel-test") != 0) return 10;
     if (mkdir("sub", 0755) != -1 || errno != EROFS) return 1;
     int dfd = open("/tmp", O_RDONLY | O_DIRECTORY);
-    if (mkdirat(dfd, "engine-rel-test/../engine-rel-test/x", 0755) != -1 || errno != EROFS) return 2;
+    if (mkdirat(dfd, "engine-rel-test/../engine-rel-test/x", 0755) != -1 || errno != EROFS)
+      return 2;
     return 0;
   });
   ASSERT_TRUE(child.ok()) << child.status();
@@ -409,9 +409,9 @@ TEST_F(EngineTest, SlowDecisionDoesNotStallAnotherContainer) {
   auto t0 = std::chrono::steady_clock::now();
   b->Start();
   EXPECT_EQ(b->Wait(), 0);
-  auto fast_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - t0)
-                     .count();
+  auto fast_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   // 100 decisions of B complete while A's decision is still held (1.5 s).
   EXPECT_LT(fast_ms, 1000) << "container B waited behind container A's slow decision";
   EXPECT_EQ(a->Wait(), 0);
@@ -461,7 +461,9 @@ constexpr int kThreads = 8;
   std::vector<std::thread> ts;
   std::atomic<int> bad{0};
   for (int i = 0; i < kThreads; ++i) {
-    ts.emplace_back([&bad] { if (syscall(SYS_getpgrp) != 7) bad++; });
+    ts.emplace_back([&bad] {
+      if (syscall(SYS_getpgrp) != 7) bad++;
+    });
   }
   for (auto& t : ts) t.join();
   _exit(bad.load() == 0 ? 0 : 1);
@@ -693,13 +695,12 @@ TEST_F(EngineTest, TaskKilledMidDecisionIsNormal) {
 
 TEST_F(EngineTest, PolicySwapTakesEffect) {
   StartEngine();
-  auto p2 = CompiledPolicy::LoadString(
-      "version: 1\ndefault_action: {deny: {errno: ENOSYS}}\n", "second.yaml");
+  auto p2 = CompiledPolicy::LoadString("version: 1\ndefault_action: {deny: {errno: ENOSYS}}\n",
+                                       "second.yaml");
   ASSERT_TRUE(p2.ok()) << p2.status();
   engine_->SetPolicy(*p2);
-  auto child = TrappedChild::Spawn({"getppid"}, [] {
-    return (syscall(SYS_getppid) == -1 && errno == ENOSYS) ? 0 : 1;
-  });
+  auto child = TrappedChild::Spawn(
+      {"getppid"}, [] { return (syscall(SYS_getppid) == -1 && errno == ENOSYS) ? 0 : 1; });
   ASSERT_TRUE(child.ok());
   ASSERT_TRUE(engine_->AddContainer(Info("c", child->pid()), child->TakeListener()).ok());
   child->Start();

@@ -27,8 +27,7 @@ int64_t RateLimiter::Unpark(int64_t now_ns) {
   return now_ns - parked_since_ns_;
 }
 
-void RateLimiter::LogHit(const std::string& id, uint64_t hits, int64_t now_ns,
-                         const Settings& s) {
+void RateLimiter::LogHit(const std::string& id, uint64_t hits, int64_t now_ns, const Settings& s) {
   const int64_t due = log_due_ns_.load(std::memory_order_relaxed);
   if (now_ns < due) return;
   if (due == 0) {
@@ -36,10 +35,10 @@ void RateLimiter::LogHit(const std::string& id, uint64_t hits, int64_t now_ns,
                  burst_,
                  s.deny ? "answering " + s.deny_errno : std::string("delaying its notifications"));
   } else {
-    spdlog::warn("container {} throttled: {} notifications {} in the last {} s", id,
-                 hits - logged_.load(std::memory_order_relaxed), s.deny ? "denied" : "delayed",
-                 (now_ns - logged_at_ns_.load(std::memory_order_relaxed) + 500'000'000) /
-                     1'000'000'000);
+    spdlog::warn(
+        "container {} throttled: {} notifications {} in the last {} s", id,
+        hits - logged_.load(std::memory_order_relaxed), s.deny ? "denied" : "delayed",
+        (now_ns - logged_at_ns_.load(std::memory_order_relaxed) + 500'000'000) / 1'000'000'000);
   }
   logged_.store(hits, std::memory_order_relaxed);
   logged_at_ns_.store(now_ns, std::memory_order_relaxed);

@@ -21,8 +21,8 @@ class RateLimiter {
  public:
   // What every container's limiter does at the limit.
   struct Settings {
-    bool deny = false;              // answer an errno (else park the listener)
-    std::string deny_errno;         // its name, for the log ("EAGAIN")
+    bool deny = false;       // answer an errno (else park the listener)
+    std::string deny_errno;  // its name, for the log ("EAGAIN")
     int64_t min_park_ns = 10'000'000;
     int64_t log_interval_ns = 10'000'000'000;
   };

@@ -206,8 +206,8 @@ absl::StatusOr<Plan> PlanRedirectOpen(const SyscallEvent& ev, const v1::Redirect
     plan.sub = Substitute::Openat(dirfd, target, static_cast<int>(ev.args[2]),
                                   static_cast<mode_t>(ev.args[3]));
   } else {
-    plan.sub = Substitute::Open(target, static_cast<int>(ev.args[1]),
-                                static_cast<mode_t>(ev.args[2]));
+    plan.sub =
+        Substitute::Open(target, static_cast<int>(ev.args[1]), static_cast<mode_t>(ev.args[2]));
   }
   return plan;
 }
@@ -237,9 +237,8 @@ absl::StatusOr<Plan> PlanRewriteBind(const SyscallEvent& ev, const v1::RewriteBi
     }
   } else if ((sa.family == AF_INET || sa.family == AF_INET6) && sa.port.has_value() &&
              sa.raw.size() >= (sa.family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6))) {
-    const uint8_t* addr = sa.family == AF_INET
-                              ? sa.raw.data() + offsetof(sockaddr_in, sin_addr)
-                              : sa.raw.data() + offsetof(sockaddr_in6, sin6_addr);
+    const uint8_t* addr = sa.family == AF_INET ? sa.raw.data() + offsetof(sockaddr_in, sin_addr)
+                                               : sa.raw.data() + offsetof(sockaddr_in6, sin6_addr);
     const size_t alen = sa.family == AF_INET ? 4 : 16;
     for (const auto& [from, to] : action.map()) {
       auto k = ParseInet(from);
@@ -285,9 +284,9 @@ absl::StatusOr<Plan> PlanReplaceWrite(const SyscallEvent& ev, const v1::ReplaceW
             absl::StrCat("replace_write: bytes not decoded: ", ev.decode_error));
       }
       if (ev.write_bytes->size() < count) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "replace_write: redaction needs all ", count, " bytes, only ",
-            ev.write_bytes->size(), " were captured (raise max_write_capture)"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("replace_write: redaction needs all ", count, " bytes, only ",
+                         ev.write_bytes->size(), " were captured (raise max_write_capture)"));
       }
       const absl::string_view in = absl::string_view(*ev.write_bytes).substr(0, count);
       auto re = CachedRegex(action.redact_regex());
@@ -295,8 +294,8 @@ absl::StatusOr<Plan> PlanReplaceWrite(const SyscallEvent& ev, const v1::ReplaceW
         return absl::InvalidArgumentError(absl::StrCat(
             "replace_write: bad regex \"", action.redact_regex(), "\": ", re.status().message()));
       }
-      out = ReplaceAllLiteral(
-          in, **re, action.redaction().empty() ? "[REDACTED]" : action.redaction());
+      out = ReplaceAllLiteral(in, **re,
+                              action.redaction().empty() ? "[REDACTED]" : action.redaction());
       plan.rewritten = out != in;
       plan.note = plan.rewritten ? absl::StrCat("redacted ", count, " -> ", out.size(), " bytes")
                                  : "no match";

@@ -53,8 +53,8 @@ v1::RedirectOpen Redirect() {
 }
 
 TEST(RedirectOpen, ExactMapKeepsFlagsAndMode) {
-  auto p = PlanRedirectOpen(Openat("/etc/passwd", 5, O_WRONLY | O_CREAT | O_CLOEXEC, 0600),
-                            Redirect());
+  auto p =
+      PlanRedirectOpen(Openat("/etc/passwd", 5, O_WRONLY | O_CREAT | O_CLOEXEC, 0600), Redirect());
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->rewritten);
   EXPECT_EQ(PathOf(p->sub), "/srv/fake-passwd");

@@ -64,7 +64,8 @@ bool ParseU64(absl::string_view s, uint64_t* out) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t nl = input.find('\n');
-  absl::string_view header = nl == absl::string_view::npos ? absl::string_view() : input.substr(0, nl);
+  absl::string_view header =
+      nl == absl::string_view::npos ? absl::string_view() : input.substr(0, nl);
   absl::string_view body = nl == absl::string_view::npos ? input : input.substr(nl + 1);
 
   std::string syscall = "openat";

@@ -124,9 +124,9 @@ std::vector<SyscallEvent> FixedEvents(const seccomp_agent::ContainerInfo* c) {
 }
 
 std::string PickSyscall(FuzzedDataProvider& fdp, const CompiledPolicy& p) {
-  static const char* const kNames[] = {"openat", "open", "mkdir", "mkdirat", "bind", "connect",
-                                       "write", "renameat2", "symlink", "getpid", "socket",
-                                       "unlinkat", "linkat", ""};
+  static const char* const kNames[] = {"openat",  "open",     "mkdir",     "mkdirat", "bind",
+                                       "connect", "write",    "renameat2", "symlink", "getpid",
+                                       "socket",  "unlinkat", "linkat",    ""};
   std::vector<std::string> names(std::begin(kNames), std::end(kNames));
   for (const auto& r : p.proto().rules()) {
     for (const auto& s : r.match().syscalls()) names.push_back(s);

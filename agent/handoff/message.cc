@@ -103,9 +103,8 @@ std::optional<Failure> CheckFdNames(const json& j, size_t fds_received) {
     if (name.get<std::string>() == "seccompFd") ++seccomp_names;
   }
   if (it->size() != fds_received) {
-    return Failure{RejectReason::kFdNames,
-                   absl::StrCat("fds names ", it->size(), " fd(s) but ", fds_received,
-                                " fd(s) were received")};
+    return Failure{RejectReason::kFdNames, absl::StrCat("fds names ", it->size(), " fd(s) but ",
+                                                        fds_received, " fd(s) were received")};
   }
   if (seccomp_names != 1) {
     return Failure{RejectReason::kFdNames,

@@ -128,8 +128,14 @@ TEST(ParseRuntimeMessageTest, RuntimeHeuristicNeedsBothSignals) {
 
 TEST(ParseRuntimeMessageTest, MissingRequiredFieldsAreRefused) {
   const std::vector<std::vector<std::string>> paths = {
-      {"ociVersion"}, {"fds"},           {"pid"},          {"state"},
-      {"state", "id"}, {"state", "pid"}, {"state", "bundle"}, {"state", "status"},
+      {"ociVersion"},
+      {"fds"},
+      {"pid"},
+      {"state"},
+      {"state", "id"},
+      {"state", "pid"},
+      {"state", "bundle"},
+      {"state", "status"},
   };
   for (const auto& path : paths) {
     json j = json::parse(kRuncSample);

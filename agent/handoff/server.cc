@@ -89,7 +89,8 @@ absl::StatusOr<std::unique_ptr<HandoffServer>> HandoffServer::Start(
   if (options.max_message_bytes == 0) return absl::InvalidArgumentError("max_message_bytes is 0");
   if (options.max_pending == 0) return absl::InvalidArgumentError("max_pending is 0");
 
-  std::unique_ptr<HandoffServer> server(new HandoffServer(std::move(options), std::move(on_handoff)));
+  std::unique_ptr<HandoffServer> server(
+      new HandoffServer(std::move(options), std::move(on_handoff)));
   server->listen_fd_ = std::move(adopted);
   SA_RETURN_IF_ERROR(server->Init());
   server->thread_ = std::thread([s = server.get()] { s->Run(); });
@@ -121,7 +122,8 @@ absl::Status HandoffServer::Init() {
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
       return ErrnoStatus(errno, "adopted fd: set O_NONBLOCK");
     }
-    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return ErrnoStatus(errno, "adopted fd: set FD_CLOEXEC");
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+      return ErrnoStatus(errno, "adopted fd: set FD_CLOEXEC");
     sockaddr_un addr{};
     socklen_t alen = sizeof(addr);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 &&
@@ -252,7 +254,8 @@ void HandoffServer::AcceptAll() {
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.u64 = token;
     if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, conn.get(), &ev) != 0) {
-      spdlog::warn("handoff rejected: peer pid {}: epoll_ctl failed: {}", cred.pid, strerror(errno));
+      spdlog::warn("handoff rejected: peer pid {}: epoll_ctl failed: {}", cred.pid,
+                   strerror(errno));
       counters_.rejected[static_cast<int>(RejectReason::kConnectionError)]++;
       continue;
     }
@@ -263,7 +266,8 @@ void HandoffServer::AcceptAll() {
     while (connections_.size() > options_.max_pending) {
       auto oldest = connections_.begin();
       const Connection& o = *oldest->second;
-      const auto age = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - o.accepted_at);
+      const auto age =
+          std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - o.accepted_at);
       spdlog::warn(
           "handoff rejected: peer pid {}: more than {} pending connections, closing the oldest "
           "(connected {}s ago, {} bytes received)",
@@ -293,9 +297,10 @@ void HandoffServer::ReadConnection(uint64_t token) {
     // Own every received fd before looking at anything else.
     for (UniqueFd& fd : m->fds) c.fds.push_back(std::move(fd));
     if (m->control_truncated) {
-      Reject(token, RejectReason::kControlTruncated,
-             absl::StrCat("ancillary data truncated (more than ", kMaxFdsPerRecv,
-                          " fds or unexpected control messages); ", c.fds.size(), " fd(s) received"));
+      Reject(
+          token, RejectReason::kControlTruncated,
+          absl::StrCat("ancillary data truncated (more than ", kMaxFdsPerRecv,
+                       " fds or unexpected control messages); ", c.fds.size(), " fd(s) received"));
       return;
     }
     const size_t n = m->bytes;

@@ -54,11 +54,11 @@ struct HandoffCounters {
   HandoffCounters() {
     for (auto& r : rejected) r.store(0);
   }
-  std::atomic<uint64_t> connections{0};      // accepted connections
-  std::atomic<uint64_t> handoffs{0};         // delivered to on_handoff
+  std::atomic<uint64_t> connections{0};                // accepted connections
+  std::atomic<uint64_t> handoffs{0};                   // delivered to on_handoff
   std::atomic<uint64_t> rejected[kRejectReasonCount];  // index: RejectReason
-  std::atomic<uint64_t> evicted_pending{0};  // closed because max_pending was exceeded
-  std::atomic<uint64_t> dropped_idle{0};     // closed after idle_limit without a message
+  std::atomic<uint64_t> evicted_pending{0};            // closed because max_pending was exceeded
+  std::atomic<uint64_t> dropped_idle{0};               // closed after idle_limit without a message
 
   uint64_t Rejected(RejectReason r) const { return rejected[static_cast<int>(r)].load(); }
   uint64_t RejectedTotal() const {

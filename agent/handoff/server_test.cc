@@ -159,13 +159,17 @@ std::string CrunMessage(const std::string& id, int pid = 4321) {
     "fds": [
         "seccompFd"
     ],
-    "pid": )", pid, R"(,
+    "pid": )",
+                      pid, R"(,
     "state": {
         "ociVersion": "0.2.0",
-        "id": ")", id, R"(",
+        "id": ")",
+                      id, R"(",
         "status": "creating",
-        "pid": )", pid, R"(,
-        "bundle": "/bundles/)", id, R"("
+        "pid": )",
+                      pid, R"(,
+        "bundle": "/bundles/)",
+                      id, R"("
     }
 }
 )");
@@ -266,7 +270,8 @@ class HandoffServerTest : public ::testing::Test {
     EXPECT_EQ(server_->counters().RejectedTotal(), 1u);
     auto lines = RejectionLines();
     ASSERT_EQ(lines.size(), 1u);
-    EXPECT_TRUE(absl::StartsWith(lines[0], absl::StrCat("handoff rejected: peer pid ", getpid(), ": ")))
+    EXPECT_TRUE(
+        absl::StartsWith(lines[0], absl::StrCat("handoff rejected: peer pid ", getpid(), ": ")))
         << lines[0];
     EXPECT_TRUE(absl::StrContains(lines[0], why)) << lines[0] << " lacks " << why;
     if (client >= 0) {
@@ -310,7 +315,8 @@ class HandoffServerTest : public ::testing::Test {
 TEST_F(HandoffServerTest, RuncHandoffDeliversAWorkingListener) {
   StartServer();
   // The child's getppid() traps; it exits 0 only if our reply (4242) arrives.
-  auto child = TrappedChild::Spawn({"getppid"}, [] { return syscall(SYS_getppid) == 4242 ? 0 : 1; });
+  auto child =
+      TrappedChild::Spawn({"getppid"}, [] { return syscall(SYS_getppid) == 4242 ? 0 : 1; });
   ASSERT_TRUE(child.ok()) << child.status();
   UniqueFd listener = child->TakeListener();
   UniqueFd c = Connect(path_);
@@ -572,7 +578,7 @@ TEST_F(HandoffServerTest, PeerUidNotInAllowedListIsRejected) {
 
 TEST_F(HandoffServerTest, UnprivilegedPeerRejectedThenRootSucceeds) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to setuid(65534)";
-  StartServer();  // allowed_uids = {0}
+  StartServer();                            // allowed_uids = {0}
   ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);  // only the socket's own mode stands in the way
   Pipe p = MakePipe();
   const std::string msg = RuncMessage("nobody");
@@ -685,8 +691,8 @@ TEST_F(HandoffServerTest, ConnectionClosedMidMessageDoesNotDisturbAnother) {
   ASSERT_TRUE(Send(b.get(), good.substr(0, 30), {listener.get()}));
   listener.reset();
   a.reset();  // A dies mid-message
-  ASSERT_TRUE(WaitFor(
-      [&] { return server_->counters().Rejected(RejectReason::kClosedEarly) == 1; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return server_->counters().Rejected(RejectReason::kClosedEarly) == 1; }));
   EXPECT_TRUE(SeesEof(p.read.get()));
   ASSERT_TRUE(Send(b.get(), good.substr(30)));
   Handoff h = WaitHandoff("b-side");

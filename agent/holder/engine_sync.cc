@@ -156,9 +156,10 @@ bool EngineSync::WaitQuiet(const Engine& engine, const std::string& id) {
     if (!quiet.ok()) return false;  // removed meanwhile
     if (*quiet) return true;
     if (absl::Now() > give_up) {
-      spdlog::warn("container {}: never quiet for {}; tasks waiting on a notification the "
-                   "previous agent received are not looked for",
-                   id, absl::FormatDuration(kQuietGiveUp));
+      spdlog::warn(
+          "container {}: never quiet for {}; tasks waiting on a notification the "
+          "previous agent received are not looked for",
+          id, absl::FormatDuration(kQuietGiveUp));
       return false;
     }
     if (!Pause(kQuietPoll)) return false;

@@ -71,8 +71,7 @@ class EngineSync : public DecisionObserver {
   void OnContainerRemoved(const ContainerInfo& info, const std::string&) override;
 
  private:
-  void RecoverOrphans(const Engine& engine,
-                      const std::vector<std::pair<std::string, pid_t>>& pids);
+  void RecoverOrphans(const Engine& engine, const std::vector<std::pair<std::string, pid_t>>& pids);
   // Until container `id` is quiet (true), or it is gone, or StopRecovery
   // ran, or it never was for kQuietGiveUp (false).
   bool WaitQuiet(const Engine& engine, const std::string& id);

@@ -91,7 +91,7 @@ class SystemdFdStore : public ListenerStore {
   // sd_pid_notify_with_fds(0, 0, state, fds, n); the first failure marks the
   // store gone: "systemd fd store unavailable: restarts will lose containers".
   absl::Status Notify(const std::string& state, const int* fds, unsigned n);  // mu_ held
-  void Remove(const std::string& fdname);                                      // mu_ held
+  void Remove(const std::string& fdname);                                     // mu_ held
 
   std::mutex mu_;
   std::vector<NamedFd> passed_;

@@ -87,9 +87,7 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-bool SameFile(int a, int b) {
-  return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
-}
+bool SameFile(int a, int b) { return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0; }
 
 // ------------------------------------------------ stand-in for systemd's side
 
@@ -150,7 +148,8 @@ class FakeServiceManager {
   std::vector<NamedFd> DupStore() {
     std::lock_guard<std::mutex> l(mu_);
     std::vector<NamedFd> out;
-    for (const auto& e : store_) out.push_back({e.name, UniqueFd(fcntl(e.fd.get(), F_DUPFD_CLOEXEC, 3))});
+    for (const auto& e : store_)
+      out.push_back({e.name, UniqueFd(fcntl(e.fd.get(), F_DUPFD_CLOEXEC, 3))});
     return out;
   }
   // Puts an fd in the store directly (state left by an earlier agent).
@@ -225,7 +224,9 @@ class FakeServiceManager {
     }
     messages_.push_back({pid, text, static_cast<int>(fds.size())});
     std::vector<std::string> tags = absl::StrSplit(text, '\n', absl::SkipEmpty());
-    auto has = [&](const std::string& t) { return std::find(tags.begin(), tags.end(), t) != tags.end(); };
+    auto has = [&](const std::string& t) {
+      return std::find(tags.begin(), tags.end(), t) != tags.end();
+    };
     std::string name;
     for (const auto& t : tags) {
       if (absl::StartsWith(t, "FDNAME=")) name = t.substr(7);
@@ -347,7 +348,8 @@ class Workload {
       return nullptr;
     }
     auto w = std::unique_ptr<Workload>(new Workload());
-    void* mem = mmap(nullptr, sizeof(Counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void* mem =
+        mmap(nullptr, sizeof(Counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     w->c_ = new (mem) Counters();
     int sv[2], pp[2], go[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || pipe2(pp, O_CLOEXEC) != 0 ||
@@ -365,7 +367,8 @@ class Workload {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         sock_fprog fprog{static_cast<unsigned short>(prog->size()), prog->data()};
-        int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
+        int l = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                        &fprog);
         if (l < 0 || !SendOneFd(sv[1], l)) _exit(120);
         close(l);  // else a dead agent would leave the task hanging, not ENOSYS
         char ch;
@@ -565,10 +568,12 @@ TEST(FdStoreMemfdTest, SealedRoundTripAndUnsealedRefused) {
 // SIGKILLed three times and exec'd again with the store in LISTEN_FDS.
 TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
   pid_t agent = Start(0);
-  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
   ASSERT_TRUE(WaitForLog(0, "holder: systemd fd store via NOTIFY_SOCKET")) << ReadFile(Log(0));
-  ASSERT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)")) << ReadFile(Log(0));
+  ASSERT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)"))
+      << ReadFile(Log(0));
 
   std::string why;
   auto w = Workload::Spawn(&why);
@@ -608,10 +613,13 @@ TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
     EXPECT_EQ(w->counters().enosys, 0u) << "restart " << r;
     agent = Start(r);
     ASSERT_TRUE(WaitForLog(r, absl::StrCat("container ", id, " restored from systemd fd store")))
-        << "restart " << r << ":\n" << ReadFile(Log(r));
+        << "restart " << r << ":\n"
+        << ReadFile(Log(r));
     const uint64_t eperm = w->counters().eperm;
-    ASSERT_TRUE(testing::WaitFor([&] { return w->counters().eperm >= eperm + 200; }, absl::Seconds(15)))
-        << "restart " << r << ": not served after restore:\n" << ReadFile(Log(r));
+    ASSERT_TRUE(
+        testing::WaitFor([&] { return w->counters().eperm >= eperm + 200; }, absl::Seconds(15)))
+        << "restart " << r << ": not served after restore:\n"
+        << ReadFile(Log(r));
     // Not stored again: the store still holds exactly the pair, sent once.
     EXPECT_EQ(OurNames().size(), 2u);
     EXPECT_EQ(sm_->Count({"FDSTORE=1"}, agent), 0) << "restart " << r;
@@ -628,19 +636,23 @@ TEST_F(FdStoreE2ETest, KilledAgentIsRestoredFromTheFdStoreWithoutEnosys) {
       orphans += absl::StrContains(l, "never answered; restarted");
     }
   }
-  printf("fdstore_e2e: 3 restarts, %llu trapped mkdirs, eperm=%llu enosys=%llu other=%llu, "
-         "orphaned notifications recovered=%d\n",
-         static_cast<unsigned long long>(c.iterations.load()),
-         static_cast<unsigned long long>(c.eperm.load()),
-         static_cast<unsigned long long>(c.enosys.load()),
-         static_cast<unsigned long long>(c.other.load()), orphans);
+  printf(
+      "fdstore_e2e: 3 restarts, %llu trapped mkdirs, eperm=%llu enosys=%llu other=%llu, "
+      "orphaned notifications recovered=%d\n",
+      static_cast<unsigned long long>(c.iterations.load()),
+      static_cast<unsigned long long>(c.eperm.load()),
+      static_cast<unsigned long long>(c.enosys.load()),
+      static_cast<unsigned long long>(c.other.load()), orphans);
   EXPECT_EQ(c.enosys, 0u);
   EXPECT_EQ(c.other, 0u) << "last errno " << c.last_other_errno;
   EXPECT_EQ(c.eperm, c.iterations);
   // The exited container leaves the registry and, by the agent's
   // FDSTOREREMOVE, the store (the memfd never hangs up by itself).
-  EXPECT_TRUE(testing::WaitFor([&] { return sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent) == 1; },
-                        absl::Seconds(10)))
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent) == 1;
+      },
+      absl::Seconds(10)))
       << ReadFile(Log(3));
   EXPECT_TRUE(testing::WaitFor([&] { return OurNames().empty(); }, absl::Seconds(5)));
   EXPECT_EQ(sm_->refused(), 0);
@@ -659,9 +671,9 @@ TEST_F(FdStoreE2ETest, HalfEntriesAreRemovedForeignFdsIgnored) {
   ContainerInfo gone;
   gone.id = "gone";
   gone.init_pid = 999999;
-  auto memfd = SealedMemfd(
-      nlohmann::json{{"v", 1}, {"key", "gone/999999"}, {"info", nlohmann::json::parse(InfoToJson(gone))}}
-          .dump());
+  auto memfd = SealedMemfd(nlohmann::json{
+      {"v", 1}, {"key", "gone/999999"}, {"info", nlohmann::json::parse(InfoToJson(gone))}}
+                               .dump());
   ASSERT_TRUE(memfd.ok());
   const std::string gone_name = FdStoreName(gone);
   sm_->Inject(gone_name, *std::move(memfd));
@@ -671,9 +683,11 @@ TEST_F(FdStoreE2ETest, HalfEntriesAreRemovedForeignFdsIgnored) {
   sm_->Inject("something-else", UniqueFd(p[0]));
 
   pid_t agent = Start(0);
-  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
-  EXPECT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)")) << ReadFile(Log(0));
+  EXPECT_TRUE(WaitForLog(0, "serving the socket-activated handoff socket (fd 3)"))
+      << ReadFile(Log(0));
   EXPECT_TRUE(WaitForLog(0, "systemd fd store: 0 containers restored")) << ReadFile(Log(0));
   EXPECT_EQ(sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + gone_name}, agent), 1) << ReadFile(Log(0));
   EXPECT_EQ(sm_->StoredNames(), std::vector<std::string>{"something-else"});
@@ -685,24 +699,27 @@ TEST_F(FdStoreE2ETest, NonSystemdModeRemovesStoredEntries) {
   ContainerInfo old;
   old.id = "old";
   old.init_pid = 999998;
-  auto memfd = SealedMemfd(nlohmann::json{{"v", 1}, {"info", nlohmann::json::parse(InfoToJson(old))}}.dump());
+  auto memfd = SealedMemfd(
+      nlohmann::json{{"v", 1}, {"info", nlohmann::json::parse(InfoToJson(old))}}.dump());
   ASSERT_TRUE(memfd.ok());
   const std::string name = FdStoreName(old);
   sm_->Inject(name, *std::move(memfd));
   pid_t agent = Start(0, {"--holder_mode=none"});
-  ASSERT_TRUE(testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return sm_->Count({"READY=1"}, agent) == 1; }, absl::Seconds(15)))
       << ReadFile(Log(0));
   EXPECT_EQ(sm_->Count({"FDSTOREREMOVE=1", "FDNAME=" + name}, agent), 1) << ReadFile(Log(0));
-  EXPECT_TRUE(absl::StrContains(ReadFile(Log(0)), "but --holder_mode is not systemd")) << ReadFile(Log(0));
+  EXPECT_TRUE(absl::StrContains(ReadFile(Log(0)), "but --holder_mode is not systemd"))
+      << ReadFile(Log(0));
   EXPECT_TRUE(OurNames().empty());
 }
 
 // --holder_mode=systemd without NOTIFY_SOCKET: one clear line, and the
 // agent serves as without a holder.
 TEST_F(FdStoreE2ETest, SystemdModeWithoutNotifySocketWarns) {
-  pid_t agent = LaunchAgent(
-      {"--socket=" + dir_ + "/run/agent.sock", "--policy=" + dir_ + "/policy.yaml", "--holder_mode=systemd"},
-      Log(0), "", {});
+  pid_t agent = LaunchAgent({"--socket=" + dir_ + "/run/agent.sock",
+                             "--policy=" + dir_ + "/policy.yaml", "--holder_mode=systemd"},
+                            Log(0), "", {});
   agents_.push_back(agent);
   ASSERT_TRUE(WaitForLog(0, "listening on")) << ReadFile(Log(0));
   EXPECT_TRUE(absl::StrContains(

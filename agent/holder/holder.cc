@@ -70,7 +70,8 @@ std::string InfoToJson(const ContainerInfo& info) {
 
 absl::StatusOr<ContainerInfo> InfoFromJson(const std::string& text) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("info: not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return absl::InvalidArgumentError("info: not a JSON object");
   ContainerInfo info;
   try {
     info.id = j.at("id").get<std::string>();
@@ -87,12 +88,14 @@ absl::StatusOr<ContainerInfo> InfoFromJson(const std::string& text) {
   } catch (const json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("info: ", e.what()));
   }
-  if (info.id.empty() || info.init_pid <= 0) return absl::InvalidArgumentError("info: no id or pid");
+  if (info.id.empty() || info.init_pid <= 0)
+    return absl::InvalidArgumentError("info: no id or pid");
   return info;
 }
 
 absl::Status SendMessage(int sock, const std::string& text, int fd, int flags) {
-  absl::Status s = fd >= 0 ? SendWithFds(sock, text, {fd}, flags) : SendWithFds(sock, text, {}, flags);
+  absl::Status s =
+      fd >= 0 ? SendWithFds(sock, text, {fd}, flags) : SendWithFds(sock, text, {}, flags);
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("holder: ", s.message()));
   return absl::OkStatus();
 }
@@ -101,7 +104,8 @@ absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock) {
   std::string buf(kMaxMessageBytes, '\0');
   // Room for more than one fd: extra ones are closed (one fd per message).
   auto m = RecvWithFds(sock, absl::MakeSpan(buf), 4);
-  if (!m.ok()) return absl::Status(m.status().code(), absl::StrCat("holder: ", m.status().message()));
+  if (!m.ok())
+    return absl::Status(m.status().code(), absl::StrCat("holder: ", m.status().message()));
   if (m->truncated || m->control_truncated) return absl::DataLossError("holder: message truncated");
   buf.resize(m->bytes);
   UniqueFd fd = m->fds.empty() ? UniqueFd() : std::move(m->fds[0]);
@@ -329,7 +333,8 @@ void HolderServer::HandleClient(int fd, bool* close_it) {
     (void)SendMessage(fd, json{{"ok", true}}.dump());
   } else if (op == "DEL") {
     std::string key = req.value("key", "");
-    if (entries_.erase(key) > 0) spdlog::info("holder: {} deleted ({} entries)", key, entries_.size());
+    if (entries_.erase(key) > 0)
+      spdlog::info("holder: {} deleted ({} entries)", key, entries_.size());
   } else if (op == "LIST") {
     int count = 0;
     for (const auto& [key, e] : entries_) {

@@ -48,7 +48,8 @@ bool WaitReadable(int fd, int ms) {
 
 absl::StatusOr<seccomp_notif> Recv(int listener) {
   seccomp_notif n{};
-  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0) return absl::InternalError(strerror(errno));
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &n) != 0)
+    return absl::InternalError(strerror(errno));
   return n;
 }
 

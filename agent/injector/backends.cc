@@ -222,8 +222,8 @@ class EmulationBackend : public Backend {
     }
     auto file = std::make_shared<UniqueFd>(std::move(opened.fd));
     const bool side_effect = (flags & (O_CREAT | O_TRUNC)) != 0;
-    return Install(listener, notif.id, std::move(file),
-                   static_cast<uint32_t>(flags & O_CLOEXEC), std::move(key), side_effect, "");
+    return Install(listener, notif.id, std::move(file), static_cast<uint32_t>(flags & O_CLOEXEC),
+                   std::move(key), side_effect, "");
   }
 
   absl::StatusOr<Outcome> Bind(int listener, const seccomp_notif& notif, const Substitute& sub,
@@ -262,8 +262,7 @@ class EmulationBackend : public Backend {
     sock->reset();
     if (gone) return TaskGone(name());
     // A failed bind changed nothing: no need to remember it.
-    return Reply(listener, notif.id, 0, err, err ? "" : std::move(key),
-                 err ? ErrnoName(err) : "0");
+    return Reply(listener, notif.id, 0, err, err ? "" : std::move(key), err ? ErrnoName(err) : "0");
   }
 
   absl::StatusOr<Outcome> Write(int listener, const seccomp_notif& notif, const Substitute& sub,

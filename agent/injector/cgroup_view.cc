@@ -93,8 +93,8 @@ std::optional<uint64_t> MinLimitUpTo(const std::string& base, std::string rel,
 }
 
 struct ProcCgroup {
-  std::string unified;                  // the "0::" line's path
-  std::string memory, pids;             // v1 controllers' paths
+  std::string unified;       // the "0::" line's path
+  std::string memory, pids;  // v1 controllers' paths
 };
 
 absl::StatusOr<ProcCgroup> ParseProcCgroup(absl::string_view text) {

@@ -32,7 +32,7 @@ struct CgroupMemory {
   std::optional<uint64_t> swap_limit;  // swap alone (v1: memsw minus mem); none: no limit
   std::optional<uint64_t> swap_usage;  // none: swap not accounted
   uint64_t shmem = 0;
-  std::optional<uint64_t> tasks;       // pids.current; none: no pids controller
+  std::optional<uint64_t> tasks;  // pids.current; none: no pids controller
 };
 
 // `proc_cgroup` is the text of /proc/TID/cgroup; `fs_root` the cgroup file

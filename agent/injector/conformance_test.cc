@@ -77,7 +77,8 @@ struct SharedDeleter {
 using SharedPtr = std::unique_ptr<Shared, SharedDeleter>;
 
 SharedPtr MakeShared() {
-  void* p = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   memset(p, 0, sizeof(Shared));
   return SharedPtr(static_cast<Shared*>(p));
@@ -330,10 +331,10 @@ TEST_P(InjectConformance, OpenatRelativeToTheTasksDirfd) {
   Shared* sh = shared_.get();
   std::string dir = dir_;
   auto child = Start({"openat"}, [sh, dir] {
-    int dfd = static_cast<int>(Sys(SYS_open, reinterpret_cast<uint64_t>(dir.c_str()),
-                                   O_RDONLY | O_DIRECTORY));
-    int fd = static_cast<int>(
-        Sys(SYS_openat, dfd, reinterpret_cast<uint64_t>("requested"), O_RDONLY));
+    int dfd = static_cast<int>(
+        Sys(SYS_open, reinterpret_cast<uint64_t>(dir.c_str()), O_RDONLY | O_DIRECTORY));
+    int fd =
+        static_cast<int>(Sys(SYS_openat, dfd, reinterpret_cast<uint64_t>("requested"), O_RDONLY));
     sh->v[0] = dfd;
     sh->ret[0] = fd;
     sh->err[0] = fd < 0 ? errno : 0;
@@ -448,8 +449,8 @@ TEST_P(InjectConformance, OpenatResolvesInTheTasksRootAndCwd) {
     if (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0) return 10;
     if (Sys(SYS_chdir, reinterpret_cast<uint64_t>("/sub")) != 0) return 11;
     for (int i = 0; i < 3; i++) {
-      int fd = static_cast<int>(
-          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("req"), O_RDONLY));
+      int fd =
+          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("req"), O_RDONLY));
       sh->ret[i] = fd;
       sh->err[i] = fd < 0 ? errno : 0;
       char b[8] = {};
@@ -489,8 +490,8 @@ TEST_P(InjectConformance, AbsoluteOpenatNeverLeavesTheTasksRoot) {
     if (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0) return 10;
     if (Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) != 0) return 11;
     for (int i = 0; i < 4; i++) {
-      int fd = static_cast<int>(
-          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+      int fd =
+          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
       sh->ret[i] = fd;
       sh->err[i] = fd < 0 ? errno : 0;
       char b[8] = {};
@@ -528,8 +529,8 @@ TEST_P(InjectConformance, ACredentialChangeBetweenCallsTakesEffect) {
   auto child = Start({"openat"}, [sh] {
     for (int i = 0; i < 2; i++) {
       if (i == 1 && !DropToNobody()) return 10;
-      int fd = static_cast<int>(
-          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+      int fd =
+          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
       sh->ret[i] = fd;
       sh->err[i] = fd < 0 ? errno : 0;
     }
@@ -560,8 +561,8 @@ TEST_P(InjectConformance, AUserNamespaceChangeBetweenCallsTakesEffect) {
   auto child = Start({"openat"}, [sh] {
     for (int i = 0; i < 2; i++) {
       if (i == 1 && Sys(SYS_unshare, CLONE_NEWUSER) != 0) return 10;
-      int fd = static_cast<int>(
-          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+      int fd =
+          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
       sh->ret[i] = fd;
       sh->err[i] = fd < 0 ? errno : 0;
     }
@@ -592,8 +593,8 @@ TEST_P(InjectConformance, ARootChangeBetweenCallsTakesEffect) {
                      Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) != 0)) {
         return 10;
       }
-      int fd = static_cast<int>(
-          Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+      int fd =
+          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
       sh->ret[i] = fd;
       sh->err[i] = fd < 0 ? errno : 0;
       char b[8] = {};
@@ -625,8 +626,8 @@ TEST_P(InjectConformance, WriteReturnsTheCountAndAdvancesThePosition) {
   Shared* sh = shared_.get();
   const std::string file = dir_ + "/out";
   auto child = Start({"write"}, [sh, file] {
-    int fd = static_cast<int>(Sys(SYS_open, reinterpret_cast<uint64_t>(file.c_str()),
-                                  O_RDWR | O_CREAT | O_TRUNC, 0644));
+    int fd = static_cast<int>(
+        Sys(SYS_open, reinterpret_cast<uint64_t>(file.c_str()), O_RDWR | O_CREAT | O_TRUNC, 0644));
     for (int i = 0; i < 2; i++) {
       sh->ret[i] = Sys(SYS_write, fd, reinterpret_cast<uint64_t>("abcd"), 4);
       sh->err[i] = sh->ret[i] < 0 ? errno : 0;
@@ -795,8 +796,8 @@ TEST_P(InjectConformance, BindUnixPathCreatesTheSocketAsTheTask) {
 
 TEST_P(InjectConformance, ValidationFailsBeforeAnyIoctl) {
   auto child = Start({"openat"}, [] {
-    int fd = static_cast<int>(
-        Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/x"), O_RDONLY));
+    int fd =
+        static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/x"), O_RDONLY));
     return (fd == -1 && errno == EPERM) ? 0 : 1;
   });
   ASSERT_NE(child, nullptr);
@@ -958,8 +959,8 @@ RaceCounts RunRace(const std::string& allowed, int trials,
                    const std::function<absl::Status(int listener, const seccomp_notif&)>& answer,
                    std::string* error) {
   RaceCounts counts;
-  void* mem = mmap(nullptr, sizeof(RaceCounts), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* mem =
+      mmap(nullptr, sizeof(RaceCounts), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     *error = "mmap";
     return counts;
@@ -1015,8 +1016,8 @@ RaceCounts RunRace(const std::string& allowed, int trials,
       break;
     }
     absl::StatusOr<std::string> p = ReadTaskString(n->pid, n->data.args[1], 4096);
-    absl::Status s = (p.ok() && *p == allowed) ? answer(c->listener(), *n)
-                                               : Deny(c->listener(), n->id, EPERM);
+    absl::Status s =
+        (p.ok() && *p == allowed) ? answer(c->listener(), *n) : Deny(c->listener(), n->id, EPERM);
     if (!s.ok()) {
       *error = absl::StrCat("trial ", i, ": ", s.ToString());
       break;
@@ -1035,20 +1036,24 @@ TEST_P(InjectConformance, ToctouRaceNeverOpensTheForbiddenFile) {
   std::string error;
   const std::string allowed = allowed_;
   auto start = std::chrono::steady_clock::now();
-  RaceCounts r = RunRace(allowed, trials, [&](int l, const seccomp_notif& n) -> absl::Status {
-    // The decision: inject the ALLOWED path from the supervisor's own copy.
-    auto out = inj.Inject(l, n, Substitute::Openat(AT_FDCWD, allowed, O_RDONLY | O_CLOEXEC, 0));
-    if (!out.ok()) return out.status();
-    if (out->backend != Backend()) return absl::InternalError("wrong backend");
-    return absl::OkStatus();
-  }, &error);
+  RaceCounts r = RunRace(
+      allowed, trials,
+      [&](int l, const seccomp_notif& n) -> absl::Status {
+        // The decision: inject the ALLOWED path from the supervisor's own copy.
+        auto out = inj.Inject(l, n, Substitute::Openat(AT_FDCWD, allowed, O_RDONLY | O_CLOEXEC, 0));
+        if (!out.ok()) return out.status();
+        if (out->backend != Backend()) return absl::InternalError("wrong backend");
+        return absl::OkStatus();
+      },
+      &error);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(error, "");
-  printf("TOCTOU %s trials=%ld escapes=%ld opened_allowed=%ld denied=%ld other=%ld "
-         "(%.1f us/trial)\n",
-         std::string(Backend()).c_str(), static_cast<long>(r.trials), static_cast<long>(r.escapes),
-         static_cast<long>(r.opened_allowed), static_cast<long>(r.denied),
-         static_cast<long>(r.other), secs * 1e6 / trials);
+  printf(
+      "TOCTOU %s trials=%ld escapes=%ld opened_allowed=%ld denied=%ld other=%ld "
+      "(%.1f us/trial)\n",
+      std::string(Backend()).c_str(), static_cast<long>(r.trials), static_cast<long>(r.escapes),
+      static_cast<long>(r.opened_allowed), static_cast<long>(r.denied), static_cast<long>(r.other),
+      secs * 1e6 / trials);
   EXPECT_EQ(r.trials, trials);
   EXPECT_EQ(r.escapes, 0);
   EXPECT_EQ(r.other, 0);
@@ -1076,8 +1081,8 @@ CostResult RunCost(const std::string& path, const std::string& out_file, int ops
                    const std::function<absl::Status(int, const seccomp_notif&)>& answer,
                    std::string* error) {
   CostResult res;
-  void* mem = mmap(nullptr, sizeof(CostResult), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* mem =
+      mmap(nullptr, sizeof(CostResult), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   auto* sh = new (mem) CostResult();
   auto c = TrappedChild::Spawn({"openat", "write"}, [sh, path, out_file, ops] {
     char buf[64];
@@ -1124,15 +1129,17 @@ TEST_P(InjectConformance, PerOperationCost) {
   Injector inj(Options(), DefaultUnotify());
   const std::string allowed = allowed_;
   std::string error;
-  CostResult r = RunCost(allowed_, dir_ + "/cost.out", ops,
-                         [&](int l, const seccomp_notif& n) -> absl::Status {
-    Substitute sub = n.data.nr == SYS_openat
-                         ? Substitute::Openat(AT_FDCWD, allowed, O_RDONLY, 0)
-                         : Substitute::Write(static_cast<int>(n.data.args[0]),
-                                             std::string(64, 'y'), 64);
-    auto out = inj.Inject(l, n, sub);
-    return out.ok() ? absl::OkStatus() : out.status();
-  }, &error);
+  CostResult r = RunCost(
+      allowed_, dir_ + "/cost.out", ops,
+      [&](int l, const seccomp_notif& n) -> absl::Status {
+        Substitute sub =
+            n.data.nr == SYS_openat
+                ? Substitute::Openat(AT_FDCWD, allowed, O_RDONLY, 0)
+                : Substitute::Write(static_cast<int>(n.data.args[0]), std::string(64, 'y'), 64);
+        auto out = inj.Inject(l, n, sub);
+        return out.ok() ? absl::OkStatus() : out.status();
+      },
+      &error);
   ASSERT_EQ(error, "");
   printf("COST %s ops=%d openat+close=%.1f us write64=%.1f us\n", std::string(Backend()).c_str(),
          ops, r.open_us, r.write_us);
@@ -1261,11 +1268,12 @@ TEST_F(EmulationSafety, ProcSelfAndMagicLinksAreNeverTheAgents) {
   // agent in the agent's thread. None of these may give the task an fd.
   WriteFile(dir_ + "/file", "F", 0644);
   std::vector<std::string> targets = {
-      "/proc/self/status", "/proc/thread-self/status",
+      "/proc/self/status",
+      "/proc/thread-self/status",
       absl::StrCat("/proc/", getpid(), "/status"),
       "/proc/self/root" + dir_ + "/file",  // magic link
-      "/proc/self/cwd",                     // magic link
-      "/proc/self/fd/0",                    // magic link
+      "/proc/self/cwd",                    // magic link
+      "/proc/self/fd/0",                   // magic link
   };
   std::vector<std::string> r = OpenAsNobody(targets, O_RDONLY);
   ASSERT_EQ(r.size(), targets.size());
@@ -1320,20 +1328,24 @@ TEST(InjectConformanceControl, ToctouRaceEscapesUnderContinue) {
   for (int batch = 0; batch < kBatches && total.escapes == 0; batch++) {
     std::string error;
     auto start = std::chrono::steady_clock::now();
-    RaceCounts r = RunRace(dir + "/fileA", trials, [](int l, const seccomp_notif& n) {
-      seccomp_notif_resp resp{};
-      resp.id = n.id;
-      resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      absl::Status s = DefaultUnotify().Send(l, resp);
-      return ErrnoOf(s) == ENOENT ? absl::OkStatus() : s;
-    }, &error);
+    RaceCounts r = RunRace(
+        dir + "/fileA", trials,
+        [](int l, const seccomp_notif& n) {
+          seccomp_notif_resp resp{};
+          resp.id = n.id;
+          resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+          absl::Status s = DefaultUnotify().Send(l, resp);
+          return ErrnoOf(s) == ENOENT ? absl::OkStatus() : s;
+        },
+        &error);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_EQ(error, "");
-    printf("TOCTOU continue batch=%d trials=%ld escapes=%ld opened_allowed=%ld denied=%ld "
-           "other=%ld (%.1f us/trial)\n",
-           batch, static_cast<long>(r.trials), static_cast<long>(r.escapes),
-           static_cast<long>(r.opened_allowed), static_cast<long>(r.denied),
-           static_cast<long>(r.other), secs * 1e6 / trials);
+    printf(
+        "TOCTOU continue batch=%d trials=%ld escapes=%ld opened_allowed=%ld denied=%ld "
+        "other=%ld (%.1f us/trial)\n",
+        batch, static_cast<long>(r.trials), static_cast<long>(r.escapes),
+        static_cast<long>(r.opened_allowed), static_cast<long>(r.denied),
+        static_cast<long>(r.other), secs * 1e6 / trials);
     EXPECT_EQ(r.trials, trials);
     total.escapes += r.escapes;
   }
@@ -1351,17 +1363,18 @@ TEST(InjectConformanceControl, PerOperationCostContinue) {
   WriteFile(dir + "/fileA", "ALLOWED", 0644);
   const int ops = CostOps();
   std::string error;
-  CostResult r = RunCost(dir + "/fileA", dir + "/cost.out", ops,
-                         [](int l, const seccomp_notif& n) {
-    seccomp_notif_resp resp{};
-    resp.id = n.id;
-    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-    return DefaultUnotify().Send(l, resp);
-  }, &error);
+  CostResult r = RunCost(
+      dir + "/fileA", dir + "/cost.out", ops,
+      [](int l, const seccomp_notif& n) {
+        seccomp_notif_resp resp{};
+        resp.id = n.id;
+        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        return DefaultUnotify().Send(l, resp);
+      },
+      &error);
   std::string written = ReadFile(dir + "/cost.out");
   ASSERT_EQ(error, "");
-  printf("COST continue ops=%d openat+close=%.1f us write64=%.1f us\n", ops, r.open_us,
-         r.write_us);
+  printf("COST continue ops=%d openat+close=%.1f us write64=%.1f us\n", ops, r.open_us, r.write_us);
   EXPECT_EQ(r.open_ok, ops);
   EXPECT_EQ(r.write_ok, ops);
   EXPECT_EQ(written, std::string(64 * ops, 'x'));

@@ -64,11 +64,11 @@ void Injector::EnsureProbed(int listener) {
   const char* mode = opts_.mode == Mode::kAuto     ? "auto"
                      : opts_.mode == Mode::kKernel ? "kernel"
                                                    : "emulate";
-  spdlog::info("injector: SECCOMP_IOCTL_NOTIF_INJECT {} ({}); mode {}{}, backend {}",
-               kernel_supported_ ? "supported" : "not supported",
-               p.ok() ? (*p ? "probe: ENOENT" : "probe: ENOTTY/EINVAL")
-                      : std::string(p.status().message()),
-               mode, opts_.strict ? " strict" : "", std::string(default_backend_locked()));
+  spdlog::info(
+      "injector: SECCOMP_IOCTL_NOTIF_INJECT {} ({}); mode {}{}, backend {}",
+      kernel_supported_ ? "supported" : "not supported",
+      p.ok() ? (*p ? "probe: ENOENT" : "probe: ENOTTY/EINVAL") : std::string(p.status().message()),
+      mode, opts_.strict ? " strict" : "", std::string(default_backend_locked()));
 }
 
 bool Injector::kernel_supported() const {

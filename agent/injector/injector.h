@@ -92,8 +92,8 @@ enum class Mode { kAuto, kKernel, kEmulate };
 
 struct InjectorOptions {
   Mode mode = Mode::kAuto;
-  bool strict = false;     // never emulate
-  int strict_errno = 1;    // EPERM: the answer when no backend may run
+  bool strict = false;   // never emulate
+  int strict_errno = 1;  // EPERM: the answer when no backend may run
   // How long an emulated side effect whose reply was lost is remembered.
   // Zero disables the guard (for the control test only).
   absl::Duration replay_window = absl::Seconds(5);

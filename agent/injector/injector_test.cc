@@ -108,12 +108,12 @@ TEST(Injector, ProbesOnceOnTheFirstListenerThenInjectsAndSendsInjected) {
     ExpectProbe(u, ENOENT);
     for (uint64_t id : {7u, 8u}) {
       EXPECT_CALL(u, Inject(kListener, InjectId(id))).WillOnce(Return(absl::OkStatus()));
-      EXPECT_CALL(u, Send(kListener,
-                          AllOf(Field(&seccomp_notif_resp::id, id),
-                                Field(&seccomp_notif_resp::flags,
-                                      static_cast<uint32_t>(SECCOMP_USER_NOTIF_FLAG_INJECTED)),
-                                Field(&seccomp_notif_resp::val, 0),
-                                Field(&seccomp_notif_resp::error, 0))))
+      EXPECT_CALL(
+          u, Send(kListener,
+                  AllOf(Field(&seccomp_notif_resp::id, id),
+                        Field(&seccomp_notif_resp::flags,
+                              static_cast<uint32_t>(SECCOMP_USER_NOTIF_FLAG_INJECTED)),
+                        Field(&seccomp_notif_resp::val, 0), Field(&seccomp_notif_resp::error, 0))))
           .WillOnce(Return(absl::OkStatus()));
     }
   }
@@ -364,8 +364,8 @@ TEST(Emulation, RedactedWriteReportsTheTasksCountOnce) {
   ASSERT_TRUE(n.ok()) << n.status();
   // What the router plans for a redaction of "token=[a-z0-9]+": a shorter
   // substitute, the task's own count.
-  Substitute sub = Substitute::Write(static_cast<int>(n->data.args[0]), "[REDACTED] done\n",
-                                     n->data.args[2]);
+  Substitute sub =
+      Substitute::Write(static_cast<int>(n->data.args[0]), "[REDACTED] done\n", n->data.args[2]);
   InjectorOptions o;  // auto: no kernel support on the host, or a length change
   Injector inj(o, DefaultUnotify());
   auto out = inj.Inject(child->listener(), *n, sub);
@@ -384,9 +384,7 @@ TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
   char dir[] = "/tmp/injector-test-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string target = std::string(dir) + "/target";
-  {
-    std::ofstream(target) << "TARGET";
-  }
+  { std::ofstream(target) << "TARGET"; }
   Shared* sh = MapShared();
   ASSERT_NE(sh, MAP_FAILED);
   auto child = testing::TrappedChild::Spawn({"open"}, [sh] {
@@ -417,7 +415,6 @@ TEST(Emulation, OpenSyscallRedirectIsEmulatedInAutoMode) {
   (void)system((std::string("rm -rf ") + dir).c_str());
 }
 
-
 // ------------------------------------------------------------ RunAsTask
 
 // What RunAsTask must leave exactly as it found it in the calling thread.
@@ -431,8 +428,8 @@ struct ThreadState {
   uint64_t cap_eff = 0;
   bool operator==(const ThreadState& o) const {
     return root == o.root && cwd == o.cwd && root_ino == o.root_ino && cwd_ino == o.cwd_ino &&
-           umask == o.umask && fsuid == o.fsuid &&
-           fsgid == o.fsgid && groups == o.groups && cap_eff == o.cap_eff;
+           umask == o.umask && fsuid == o.fsuid && fsgid == o.fsgid && groups == o.groups &&
+           cap_eff == o.cap_eff;
   }
 };
 

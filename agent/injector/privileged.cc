@@ -71,7 +71,9 @@ std::string Compat(const Values& v, const struct sysinfo& host, int64_t uptime_s
   uint64_t unit = 1;
   auto fits = [&](uint64_t x) { return x / unit <= UINT32_MAX; };
   while (unit < 4096 && !(fits(v.total) && fits(v.swap_total))) unit <<= 1;
-  auto scaled = [&](uint64_t x) { return static_cast<uint32_t>(std::min<uint64_t>(x / unit, UINT32_MAX)); };
+  auto scaled = [&](uint64_t x) {
+    return static_cast<uint32_t>(std::min<uint64_t>(x / unit, UINT32_MAX));
+  };
   CompatSysinfo c;
   memset(&c, 0, sizeof(c));
   c.uptime = static_cast<int32_t>(std::min<int64_t>(uptime_s, INT32_MAX));
@@ -97,8 +99,7 @@ absl::StatusOr<uint64_t> StartTicks(pid_t pid) {
   std::string text(buf, static_cast<size_t>(n));
   const size_t close = text.rfind(')');  // comm may hold spaces and ')'
   if (close == std::string::npos) return ErrnoStatus(EINVAL, absl::StrCat(path, ": no comm"));
-  std::vector<absl::string_view> f =
-      absl::StrSplit(absl::string_view(text).substr(close + 2), ' ');
+  std::vector<absl::string_view> f = absl::StrSplit(absl::string_view(text).substr(close + 2), ' ');
   uint64_t start = 0;  // f[0] is field 3 (state): field 22 is f[19]
   if (f.size() < 20 || !absl::SimpleAtoi(f[19], &start)) {
     return ErrnoStatus(EINVAL, absl::StrCat(path, ": no start time"));
@@ -176,18 +177,19 @@ absl::StatusOr<int64_t> ContainerUptime(pid_t tid, pid_t init_pid) {
   const long hz = sysconf(_SC_CLK_TCK);
   struct timespec now;
   if (clock_gettime(CLOCK_BOOTTIME, &now) != 0) return ErrnoStatus(errno, "clock_gettime");
-  const int64_t up = static_cast<int64_t>(now.tv_sec) - static_cast<int64_t>(ticks / (hz > 0 ? hz : 100));
+  const int64_t up =
+      static_cast<int64_t>(now.tv_sec) - static_cast<int64_t>(ticks / (hz > 0 ? hz : 100));
   return std::max<int64_t>(up, 0);
 }
 
-absl::StatusOr<Outcome> ReplyPrivileged(UnotifyInterface& u, int listener, uint64_t id,
-                                        bool allow, int error, std::string result) {
+absl::StatusOr<Outcome> ReplyPrivileged(UnotifyInterface& u, int listener, uint64_t id, bool allow,
+                                        int error, std::string result) {
   return Reply(u, listener, id, allow ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0, allow ? 0 : error,
                std::move(result));
 }
 
-absl::StatusOr<Outcome> AnswerSysinfo(UnotifyInterface& u, int listener,
-                                      const seccomp_notif& notif, pid_t init_pid) {
+absl::StatusOr<Outcome> AnswerSysinfo(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                      pid_t init_pid) {
   const pid_t tid = static_cast<pid_t>(notif.pid);
   SA_ASSIGN_OR_RETURN(CgroupMemory cg, ReadTaskCgroupMemory(tid));
   struct sysinfo host;
@@ -215,10 +217,10 @@ absl::StatusOr<Outcome> AnswerSysinfo(UnotifyInterface& u, int listener,
                               n < 0 ? ErrnoName(errno) : "short", ")"));
   }
   const Values v = ValuesOf(cg, host);
-  return Reply(u, listener, notif.id, 0, 0,
-               absl::StrCat("0 (cgroup v", cg.version, " ", cg.path, ": totalram ", v.total,
-                            " freeram ", v.free, " totalswap ", v.swap_total, " procs ", v.procs,
-                            " uptime ", up, "s)"));
+  return Reply(
+      u, listener, notif.id, 0, 0,
+      absl::StrCat("0 (cgroup v", cg.version, " ", cg.path, ": totalram ", v.total, " freeram ",
+                   v.free, " totalswap ", v.swap_total, " procs ", v.procs, " uptime ", up, "s)"));
 }
 
 namespace {
@@ -226,7 +228,7 @@ namespace {
 struct PathSplit {
   std::string parent;  // "." for a bare name
   std::string name;
-  int error = 0;       // set when the path itself decides (ENOENT, EEXIST)
+  int error = 0;  // set when the path itself decides (ENOENT, EEXIST)
 };
 
 PathSplit SplitPath(const std::string& path) {
@@ -300,7 +302,6 @@ absl::StatusOr<Outcome> CreateNode(UnotifyInterface& u, int listener, const secc
   }
   return Reply(u, listener, notif.id, 0, 0, absl::StrCat("0 (created ", req.what, " ", note, ")"));
 }
-
 
 namespace {
 
@@ -407,7 +408,8 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
     UniqueFd fd;
   };
   std::vector<NsFd> nss;
-  if (NsInode(ns + "user") != NsInode("/proc/self/ns/user")) nss.push_back({"user", CLONE_NEWUSER, {}});
+  if (NsInode(ns + "user") != NsInode("/proc/self/ns/user"))
+    nss.push_back({"user", CLONE_NEWUSER, {}});
   nss.push_back({"mnt", CLONE_NEWNS, {}});
   nss.push_back({"net", CLONE_NEWNET, {}});
   nss.push_back({"ipc", CLONE_NEWIPC, {}});
@@ -423,7 +425,8 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
     if (!u.IdValid(listener, notif.id).ok()) return Gone();
     return ErrnoStatus(errno, absl::StrCat("open ", ns, "pid"));
   }
-  SA_ASSIGN_OR_RETURN(std::string mountinfo, ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
+  SA_ASSIGN_OR_RETURN(std::string mountinfo,
+                      ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
 
   // The target, looked up as the task.
   int lookup_err = 0;

@@ -15,8 +15,8 @@
 //   process. Then the call returns 0 (EFAULT when the write fails).
 // mknod, mknodat: the caller (agent/engine/apply_action: the policy's
 //   allow list, agent/policy/privileged_rules.h) decided that the device
-//   may be made; the injector knows nothing of policies. The node is created in the calling thread standing in the task's
-//   root, cwd, umask, fsuid/fsgid and groups (task_context.h) with one
+//   may be made; the injector knows nothing of policies. The node is created in the calling thread
+//   standing in the task's root, cwd, umask, fsuid/fsgid and groups (task_context.h) with one
 //   capability added, CAP_MKNOD: the parent directory is looked up with
 //   openat2(O_PATH|O_DIRECTORY, RESOLVE_NO_MAGICLINKS) from the task's root
 //   or cwd/dirfd, then mknodat(parent, name): the directory's permission

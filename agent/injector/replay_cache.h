@@ -24,10 +24,10 @@
 namespace seccomp_agent::injector {
 
 struct ReplayResult {
-  int64_t value = 0;                 // success value (write count, bind 0)
-  int error = 0;                     // errno, when the side effect failed
-  std::shared_ptr<UniqueFd> file;    // an open whose fd was never installed
-  uint32_t newfd_flags = 0;          // O_CLOEXEC for `file`
+  int64_t value = 0;               // success value (write count, bind 0)
+  int error = 0;                   // errno, when the side effect failed
+  std::shared_ptr<UniqueFd> file;  // an open whose fd was never installed
+  uint32_t newfd_flags = 0;        // O_CLOEXEC for `file`
 };
 
 class ReplayCache {
@@ -75,7 +75,7 @@ class ReplayCache {
   const absl::Duration window_;
   const Clock now_;
   std::mutex mu_;
-  std::list<Entry> entries_;  // oldest first; only lost replies land here
+  std::list<Entry> entries_;       // oldest first; only lost replies land here
   std::set<std::string> claimed_;  // keys of calls being emulated now
   size_t waiting_ = 0;             // Claims blocked on claimed_
   std::condition_variable released_;

@@ -119,8 +119,8 @@ SafeOpenResult SafeOpen(const SafeOpenRequest& req) {
   if (!req.beneath.empty()) {
     const std::string& b = req.beneath;
     const std::string p = path;
-    if (p.compare(0, b.size(), b) != 0 || (p.size() > b.size() && p[b.size()] != '/' &&
-                                           b.back() != '/')) {
+    if (p.compare(0, b.size(), b) != 0 ||
+        (p.size() > b.size() && p[b.size()] != '/' && b.back() != '/')) {
       return Error(EACCES, "outside redirect root");
     }
     // From the thread's root, or IN_ROOT from the task's root.

@@ -49,7 +49,7 @@ struct SafeOpenRequest {
   // gives. Nothing is created through it either (O_CREAT, O_TMPFILE need the
   // task's umask, which only the task's fs context gives): EINVAL.
   int root_fd = -1;
-  int flags = 0;               // the task's open flags
+  int flags = 0;  // the task's open flags
   mode_t mode = 0;
   // Non-empty: an absolute directory (in the thread's root) the file must
   // resolve beneath (RESOLVE_BENEATH from it: no "..", no absolute symlink
@@ -58,9 +58,9 @@ struct SafeOpenRequest {
 };
 
 struct SafeOpenResult {
-  UniqueFd fd;        // valid on success (O_CLOEXEC in the agent)
-  int error = 0;      // the errno the task sees otherwise
-  std::string why;    // set when the agent refused (error EACCES): "char device", ...
+  UniqueFd fd;      // valid on success (O_CLOEXEC in the agent)
+  int error = 0;    // the errno the task sees otherwise
+  std::string why;  // set when the agent refused (error EACCES): "char device", ...
 };
 
 // Opens /proc/self/fd of the agent once, before any thread stands in a

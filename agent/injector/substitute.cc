@@ -125,11 +125,11 @@ absl::Status Validate(const Substitute& s, int64_t trapped_nr, uint32_t trapped_
   bool listed = s.nr == __NR_openat || s.nr == __NR_bind || s.nr == __NR_write ||
                 (rules == Ruleset::kEmulation && s.nr == __NR_open);
   if (!listed) {
-    return RuleError(EOPNOTSUPP, "whitelist",
-                     absl::StrCat("syscall ", s.nr, " cannot be injected (",
-                                  rules == Ruleset::kKernel ? "openat, bind, write"
-                                                            : "openat, open, bind, write",
-                                  ")"));
+    return RuleError(
+        EOPNOTSUPP, "whitelist",
+        absl::StrCat(
+            "syscall ", s.nr, " cannot be injected (",
+            rules == Ruleset::kKernel ? "openat, bind, write" : "openat, open, bind, write", ")"));
   }
   if (trapped_arch != AUDIT_ARCH_X86_64) {
     return RuleError(EOPNOTSUPP, "native-abi",
@@ -137,22 +137,22 @@ absl::Status Validate(const Substitute& s, int64_t trapped_nr, uint32_t trapped_
   }
   // 2. Mask bits name args[0..5] only.
   if (s.args_in_buf_mask & ~0x3fu) {
-    return RuleError(EINVAL, "mask-range",
-                     absl::StrFormat("args_in_buf_mask %#x has bits beyond args[0..5]",
-                                     s.args_in_buf_mask));
+    return RuleError(
+        EINVAL, "mask-range",
+        absl::StrFormat("args_in_buf_mask %#x has bits beyond args[0..5]", s.args_in_buf_mask));
   }
   // 3. Size cap.
   if (s.buf.size() > SECCOMP_NOTIF_INJECT_MAX_BYTES) {
-    return RuleError(E2BIG, "size-cap",
-                     absl::StrCat("buf_size ", s.buf.size(), " > ",
-                                  SECCOMP_NOTIF_INJECT_MAX_BYTES));
+    return RuleError(
+        E2BIG, "size-cap",
+        absl::StrCat("buf_size ", s.buf.size(), " > ", SECCOMP_NOTIF_INJECT_MAX_BYTES));
   }
   // 5. Offsets inside buf.
   for (int i = 0; i < 6; i++) {
     if ((s.args_in_buf_mask & (1u << i)) && s.args[i] > s.buf.size()) {
-      return RuleError(EINVAL, "offset",
-                       absl::StrCat("args[", i, "] offset ", s.args[i], " > buf_size ",
-                                    s.buf.size()));
+      return RuleError(
+          EINVAL, "offset",
+          absl::StrCat("args[", i, "] offset ", s.args[i], " > buf_size ", s.buf.size()));
     }
   }
   // 6. Exactly the pointer argument lives in buf.

@@ -31,12 +31,13 @@ void ExpectRule(const absl::Status& s, int err, const std::string& rule) {
 
 TEST(Substitute, BuildersPassForTheirOwnSyscall) {
   EXPECT_TRUE(Validate(Substitute::Openat(AT_FDCWD, "/a", O_RDONLY, 0), __NR_openat, kX86_64,
-                       Ruleset::kKernel).ok());
+                       Ruleset::kKernel)
+                  .ok());
   EXPECT_TRUE(Validate(Substitute::Bind(3, Sin()), __NR_bind, kX86_64, Ruleset::kKernel).ok());
   EXPECT_TRUE(Validate(Substitute::Write(1, "abc", 3), __NR_write, kX86_64, Ruleset::kKernel).ok());
   EXPECT_TRUE(Validate(Substitute::Write(1, "", 0), __NR_write, kX86_64, Ruleset::kKernel).ok());
-  EXPECT_TRUE(Validate(Substitute::Open("/a", O_RDONLY, 0), __NR_open, kX86_64,
-                       Ruleset::kEmulation).ok());
+  EXPECT_TRUE(
+      Validate(Substitute::Open("/a", O_RDONLY, 0), __NR_open, kX86_64, Ruleset::kEmulation).ok());
 }
 
 TEST(Substitute, OpenatLayout) {
@@ -79,12 +80,11 @@ TEST(Substitute, MaskBeyondSixArgsIsEinval) {
 
 TEST(Substitute, OverTheCapIsE2big) {
   std::string big(SECCOMP_NOTIF_INJECT_MAX_BYTES + 1, 'x');
-  ExpectRule(Validate(Substitute::Write(1, big, big.size()), __NR_write, kX86_64,
-                      Ruleset::kKernel),
+  ExpectRule(Validate(Substitute::Write(1, big, big.size()), __NR_write, kX86_64, Ruleset::kKernel),
              E2BIG, "size-cap");
   std::string max(SECCOMP_NOTIF_INJECT_MAX_BYTES, 'x');
-  EXPECT_TRUE(Validate(Substitute::Write(1, max, max.size()), __NR_write, kX86_64,
-                       Ruleset::kKernel).ok());
+  EXPECT_TRUE(
+      Validate(Substitute::Write(1, max, max.size()), __NR_write, kX86_64, Ruleset::kKernel).ok());
 }
 
 TEST(Substitute, OffsetPastBufIsEinval) {

@@ -113,7 +113,7 @@ struct FsContext {
 // engine resolved this call's paths in: agent/seccomp/task_path.h,
 // CallRoot), else opened here.
 struct TaskFs {
-  int root = -1;        // the call root's fd, or root_owned's
+  int root = -1;  // the call root's fd, or root_owned's
   UniqueFd root_owned;
   UniqueFd cwd;
 };
@@ -123,7 +123,8 @@ absl::StatusOr<TaskFs> OpenTaskFs(pid_t tid, bool want_cwd);
 // (see the top of this file), then restores the thread. An error means the
 // context could not be set up and `fn` did not run. `fn` must not change
 // the thread's root, cwd, umask or credentials itself.
-absl::Status RunAsTask(const TaskCreds& creds, const FsContext& fs, const std::function<void()>& fn);
+absl::Status RunAsTask(const TaskCreds& creds, const FsContext& fs,
+                       const std::function<void()>& fn);
 
 }  // namespace seccomp_agent::injector
 

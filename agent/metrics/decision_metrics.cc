@@ -16,7 +16,7 @@ namespace {
 constexpr uint32_t kNrBits = 22;
 constexpr uint32_t kNrUnknown = (1u << kNrBits) - 1;
 constexpr uint32_t kX32Bit = 1u << kNrBits;
-constexpr uint32_t kArchShift = kNrBits + 1;  // 4 bits
+constexpr uint32_t kArchShift = kNrBits + 1;       // 4 bits
 constexpr uint32_t kActionShift = kArchShift + 4;  // 5 bits
 constexpr uint32_t kX32SyscallBit = 0x40000000;
 
@@ -297,7 +297,8 @@ void DecisionMetrics::Collect(std::string* out) {
   for (int i = 0; i < kShards; ++i) {
     const Shard& sh = shards_[i];
     for (int a = 0; a < kMaxActions; ++a) unattributed[a] += sh.unattributed[a].load();
-    for (size_t b = 0; b <= kLatencyBucketsNs.size(); ++b) buckets[b] += sh.latency_buckets[b].load();
+    for (size_t b = 0; b <= kLatencyBucketsNs.size(); ++b)
+      buckets[b] += sh.latency_buckets[b].load();
     for (int k = 0; k < kMaxBackends; ++k) backend[k] += sh.backend[k].load();
     limit_hits += sh.limit_hits.load();
     lat_sum += sh.latency_sum_ns.load();
@@ -349,8 +350,7 @@ void DecisionMetrics::Collect(std::string* out) {
     WriteSample(out, "seccomp_agent_injector_decisions_total", labels, backend[k]);
   }
 
-  WriteHeader(out, "seccomp_agent_active_containers", "Containers currently registered.",
-              "gauge");
+  WriteHeader(out, "seccomp_agent_active_containers", "Containers currently registered.", "gauge");
   WriteSample(out, "seccomp_agent_active_containers", "",
               static_cast<uint64_t>(std::max<int64_t>(active_.load(), 0)));
   WriteHeader(out, "seccomp_agent_containers_added_total", "Containers registered since start.",

@@ -56,7 +56,10 @@ namespace seccomp_agent::metrics {
 template <int N>
 class InternTable {
  public:
-  InternTable() { names_[0] = "other"; count_.store(1); }
+  InternTable() {
+    names_[0] = "other";
+    count_.store(1);
+  }
   // Index of `name`, adding it if there is room; 0 ("other") when full.
   int Intern(const std::string& name) {
     int n = count_.load(std::memory_order_acquire);
@@ -84,16 +87,16 @@ class InternTable {
 
 class DecisionMetrics : public DecisionObserver {
  public:
-  static constexpr int kMaxActions = 32;   // 5 bits of the series key
-  static constexpr int kMaxArchs = 15;     // 4 bits; 0 is "no slot"
+  static constexpr int kMaxActions = 32;  // 5 bits of the series key
+  static constexpr int kMaxArchs = 15;    // 4 bits; 0 is "no slot"
   static constexpr int kMaxBackends = 16;
   static constexpr int kSlotsPerContainer = 256;
   static constexpr int kMaxSeriesPerContainer = 192;  // 75% load
   static constexpr int kShards = 16;
   // Upper bounds of the latency buckets, nanoseconds (+Inf is implicit).
   static constexpr std::array<int64_t, 14> kLatencyBucketsNs = {
-      1000,    2500,    5000,     10000,     25000,     50000,      100000,
-      250000,  500000,  1000000,  5000000,   10000000,  100000000,  1000000000};
+      1000,   2500,   5000,    10000,   25000,    50000,     100000,
+      250000, 500000, 1000000, 5000000, 10000000, 100000000, 1000000000};
 
   struct Options {
     size_t max_series = 10000;

@@ -76,7 +76,7 @@ TEST(DecisionMetricsTest, NoAllocationOnTheHotPath) {
   DecisionRecord deny = Rec(&ev, "deny");
   DecisionRecord subst = Rec(&ev, "redirect_open");
   subst.backend = "kernel";
-  dm.OnDecision(deny);   // warm: interns names, claims the slot, fills the cache
+  dm.OnDecision(deny);  // warm: interns names, claims the slot, fills the cache
   dm.OnDecision(subst);
   t_allocs = 0;
   t_counting = true;
@@ -219,7 +219,8 @@ TEST(DecisionMetricsTest, ConcurrentWorkersLoseNothing) {
   for (auto& t : ts) t.join();
   Exposition e = Collect(dm);
   double total = 0;
-  for (const Sample& s : e.families.at("seccomp_agent_notifications_total").samples) total += s.value;
+  for (const Sample& s : e.families.at("seccomp_agent_notifications_total").samples)
+    total += s.value;
   EXPECT_EQ(total, kThreads * kIters);
   EXPECT_EQ(*e.Value("seccomp_agent_decision_latency_seconds_count"), kThreads * kIters);
 }

@@ -57,8 +57,7 @@ std::string FormatDouble(double v) {
 
 void WriteHeader(std::string* out, absl::string_view name, absl::string_view help,
                  absl::string_view type) {
-  absl::StrAppend(out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type,
-                  "\n");
+  absl::StrAppend(out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type, "\n");
 }
 
 void AppendLabel(std::string* labels, absl::string_view key, absl::string_view value) {

@@ -79,7 +79,8 @@ std::string FamilyOf(const std::string& sample, const std::map<std::string, Fami
   if (fams.count(sample)) return sample;
   for (const char* suffix : {"_bucket", "_sum", "_count"}) {
     std::string sfx = suffix;
-    if (sample.size() > sfx.size() && sample.compare(sample.size() - sfx.size(), sfx.size(), sfx) == 0) {
+    if (sample.size() > sfx.size() &&
+        sample.compare(sample.size() - sfx.size(), sfx.size(), sfx) == 0) {
       std::string base = sample.substr(0, sample.size() - sfx.size());
       auto it = fams.find(base);
       if (it != fams.end() && it->second.type == "histogram") return base;
@@ -144,14 +145,13 @@ absl::StatusOr<double> Exposition::Value(const std::string& name,
       if (s.name == name && s.labels == labels) return s.value;
     }
   }
-  return absl::NotFoundError(absl::StrCat("no sample ", name, "{",
-                                          absl::StrJoin(labels, ",", absl::PairFormatter("=")),
-                                          "}"));
+  return absl::NotFoundError(absl::StrCat(
+      "no sample ", name, "{", absl::StrJoin(labels, ",", absl::PairFormatter("=")), "}"));
 }
 
 absl::StatusOr<Exposition> ParseExposition(const std::string& text) {
   Exposition e;
-  std::string current;  // family whose samples we are in
+  std::string current;           // family whose samples we are in
   std::set<std::string> closed;  // families that ended (must not reappear)
   std::set<std::string> seen_series;
   if (!text.empty() && text.back() != '\n') return absl::InvalidArgumentError("no final newline");
@@ -194,7 +194,8 @@ absl::StatusOr<Exposition> ParseExposition(const std::string& text) {
     s.name = line.substr(0, i);
     if (!IsMetricName(s.name)) return err("bad sample name");
     if (i < line.size() && line[i] == '{') {
-      if (absl::Status st = ParseLabels(line, &i, &s.labels); !st.ok()) return err(std::string(st.message()));
+      if (absl::Status st = ParseLabels(line, &i, &s.labels); !st.ok())
+        return err(std::string(st.message()));
     }
     if (i >= line.size() || line[i] != ' ') return err("no value");
     std::vector<std::string> rest = absl::StrSplit(line.substr(i + 1), ' ');
@@ -208,12 +209,14 @@ absl::StatusOr<Exposition> ParseExposition(const std::string& text) {
     Family& f = e.families[fam];
     if (f.type.empty() || f.help.empty()) return err("family lacks HELP or TYPE");
     if (f.type == "counter" && s.value < 0) return err("negative counter");
-    std::string series = s.name + "{" + absl::StrJoin(s.labels, ",", absl::PairFormatter("=")) + "}";
+    std::string series =
+        s.name + "{" + absl::StrJoin(s.labels, ",", absl::PairFormatter("=")) + "}";
     if (!seen_series.insert(series).second) return err("duplicate series");
     f.samples.push_back(std::move(s));
   }
   for (const auto& [name, f] : e.families) {
-    if (f.type.empty() || f.help.empty()) return absl::InvalidArgumentError(name + ": no HELP/TYPE");
+    if (f.type.empty() || f.help.empty())
+      return absl::InvalidArgumentError(name + ": no HELP/TYPE");
     if (f.type == "histogram") {
       if (absl::Status s = CheckHistogram(f); !s.ok()) return s;
     }

@@ -12,8 +12,8 @@ void WriteHandoffMetrics(const HandoffCounters& c, size_t pending, std::string* 
   WriteHeader(out, "seccomp_agent_handoffs_total",
               "Container listener fds received and handed to the engine.", "counter");
   WriteSample(out, "seccomp_agent_handoffs_total", "", c.handoffs.load());
-  WriteHeader(out, "seccomp_agent_handoff_rejections_total",
-              "Refused runtime handoffs by reason.", "counter");
+  WriteHeader(out, "seccomp_agent_handoff_rejections_total", "Refused runtime handoffs by reason.",
+              "counter");
   for (int i = 0; i < kRejectReasonCount; ++i) {
     std::string labels;
     AppendLabel(&labels, "reason", RejectReasonName(static_cast<RejectReason>(i)));

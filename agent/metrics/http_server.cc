@@ -29,9 +29,9 @@ int64_t MonoNs() {
 
 std::string Response(int code, absl::string_view reason, absl::string_view type,
                      absl::string_view body, bool head_only) {
-  std::string out = absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", type,
-                                 "\r\nContent-Length: ", body.size(),
-                                 "\r\nConnection: close\r\n\r\n");
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", type,
+                   "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
   if (!head_only) out.append(body.data(), body.size());
   return out;
 }
@@ -87,7 +87,7 @@ struct HttpServer::Conn {
   UniqueFd fd;
   int64_t deadline_ns = 0;
   std::string in;
-  std::string out;       // the response, once the request is complete
+  std::string out;  // the response, once the request is complete
   size_t sent = 0;
   bool responding = false;
   bool closed = false;
@@ -228,8 +228,8 @@ void HttpServer::OnReadable(Conn* c) {
 }
 
 void HttpServer::Respond(Conn* c) {
-  std::string out = HttpResponseFor(absl::string_view(c->in).substr(0, HeadEnd(c->in)),
-                                    *registry_, !healthy_ || healthy_());
+  std::string out = HttpResponseFor(absl::string_view(c->in).substr(0, HeadEnd(c->in)), *registry_,
+                                    !healthy_ || healthy_());
   MakeRoomForOutput(out.size());
   c->in.clear();
   c->out = std::move(out);
@@ -257,8 +257,8 @@ void HttpServer::OnWritable(Conn* c) {
 // Closes the oldest connections with unsent bytes until `bytes` more fit
 // (or none is left to close: one response alone may be larger).
 void HttpServer::MakeRoomForOutput(size_t bytes) {
-  for (auto it = conns_.begin(); it != conns_.end() && pending_bytes_ + bytes >
-                                                           opts_.max_pending_bytes;) {
+  for (auto it = conns_.begin();
+       it != conns_.end() && pending_bytes_ + bytes > opts_.max_pending_bytes;) {
     Conn* c = &*it++;
     if (c->responding) Close(c, true);
   }

@@ -78,7 +78,8 @@ class HttpServerBoundsTest : public ::testing::Test {
       WriteHeader(out, "test_total", "A counter.", "counter");
       WriteSample(out, "test_total", "", 7);
     });
-    auto s = HttpServer::Start("127.0.0.1:0", &registry_, [this] { return healthy_; }, o);
+    auto s = HttpServer::Start(
+        "127.0.0.1:0", &registry_, [this] { return healthy_; }, o);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
   }

@@ -108,7 +108,8 @@ TEST_F(MetricsHttpTest, ServesParsableCountsByContainerSyscallAction) {
   b.id = "ctr-\"b\"\n";  // hostile label value: must be escaped
   dm_.OnContainerAdded(a);
   dm_.OnContainerAdded(b);
-  SyscallEvent mkdir_a = Ev(&a, SYS_mkdir), open_a = Ev(&a, SYS_openat), mkdir_b = Ev(&b, SYS_mkdir);
+  SyscallEvent mkdir_a = Ev(&a, SYS_mkdir), open_a = Ev(&a, SYS_openat),
+               mkdir_b = Ev(&b, SYS_mkdir);
   for (int i = 0; i < 5; ++i) dm_.OnDecision(Rec(&mkdir_a, "deny", 3000));
   for (int i = 0; i < 2; ++i) dm_.OnDecision(Rec(&open_a, "redirect_open", 40000, "emulation"));
   dm_.OnDecision(Rec(&mkdir_b, "allow", 500));
@@ -122,17 +123,26 @@ TEST_F(MetricsHttpTest, ServesParsableCountsByContainerSyscallAction) {
     EXPECT_TRUE(r.ok()) << r.status() << "\n" << body_;
     return r.ok() ? *r : -1;
   };
-  EXPECT_EQ(v("seccomp_agent_notifications_total",
-              {{"container_id", "ctr-a"}, {"namespace", "default"}, {"pod", "web-0"},
-               {"container", "nginx"}, {"syscall", "mkdir"}, {"action", "deny"}}),
+  EXPECT_EQ(v("seccomp_agent_notifications_total", {{"container_id", "ctr-a"},
+                                                    {"namespace", "default"},
+                                                    {"pod", "web-0"},
+                                                    {"container", "nginx"},
+                                                    {"syscall", "mkdir"},
+                                                    {"action", "deny"}}),
             5);
-  EXPECT_EQ(v("seccomp_agent_notifications_total",
-              {{"container_id", "ctr-a"}, {"namespace", "default"}, {"pod", "web-0"},
-               {"container", "nginx"}, {"syscall", "openat"}, {"action", "redirect_open"}}),
+  EXPECT_EQ(v("seccomp_agent_notifications_total", {{"container_id", "ctr-a"},
+                                                    {"namespace", "default"},
+                                                    {"pod", "web-0"},
+                                                    {"container", "nginx"},
+                                                    {"syscall", "openat"},
+                                                    {"action", "redirect_open"}}),
             2);
-  EXPECT_EQ(v("seccomp_agent_notifications_total",
-              {{"container_id", "ctr-\"b\"\n"}, {"namespace", ""}, {"pod", ""},
-               {"container", ""}, {"syscall", "mkdir"}, {"action", "allow"}}),
+  EXPECT_EQ(v("seccomp_agent_notifications_total", {{"container_id", "ctr-\"b\"\n"},
+                                                    {"namespace", ""},
+                                                    {"pod", ""},
+                                                    {"container", ""},
+                                                    {"syscall", "mkdir"},
+                                                    {"action", "allow"}}),
             1);
   EXPECT_EQ(e.families.at("seccomp_agent_notifications_total").type, "counter");
   // Histogram: 500 ns -> le 1e-06; 3000 ns -> le 5e-06; 40000 ns -> le 5e-05.

@@ -52,9 +52,11 @@ void WriteRateLimitMetrics(const std::vector<ContainerSnapshot>& containers,
 void WriteEngineTotals(const EngineTotals& t, std::string* out) {
   WriteHeader(out, "seccomp_agent_decisions_total",
               "Replies by what they did, over every container since start.", "counter");
-  const std::pair<const char*, uint64_t> rows[] = {
-      {"allowed", t.allowed},         {"denied", t.denied},       {"returned", t.returned},
-      {"substituted", t.substituted}, {"task_gone", t.task_gone}};
+  const std::pair<const char*, uint64_t> rows[] = {{"allowed", t.allowed},
+                                                   {"denied", t.denied},
+                                                   {"returned", t.returned},
+                                                   {"substituted", t.substituted},
+                                                   {"task_gone", t.task_gone}};
   for (const auto& [effect, n] : rows) {
     WriteSample(out, "seccomp_agent_decisions_total", absl::StrCat("effect=\"", effect, "\""), n);
   }

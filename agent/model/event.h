@@ -18,12 +18,12 @@ namespace seccomp_agent {
 
 // Identity of a container, from the runtime's handoff message.
 struct ContainerInfo {
-  std::string id;          // OCI container id (state.id)
-  pid_t init_pid = 0;      // host pid of the container init (message pid)
-  std::string bundle;      // state.bundle
+  std::string id;      // OCI container id (state.id)
+  pid_t init_pid = 0;  // host pid of the container init (message pid)
+  std::string bundle;  // state.bundle
   std::map<std::string, std::string> annotations;
-  std::string metadata;    // listenerMetadata ("" when absent)
-  std::string runtime;     // "runc", "crun" or "unknown" (from ociVersion etc.)
+  std::string metadata;  // listenerMetadata ("" when absent)
+  std::string runtime;   // "runc", "crun" or "unknown" (from ociVersion etc.)
   // Kubernetes identity from CRI-O / containerd annotations ("" when absent).
   std::string pod_namespace;
   std::string pod_name;
@@ -32,8 +32,8 @@ struct ContainerInfo {
 
 // A decoded socket address.
 struct Sockaddr {
-  int family = 0;          // AF_INET, AF_INET6, AF_UNIX, or other
-  std::string address;     // "127.0.0.1", "::1", "/path", "@abstract", "" for other
+  int family = 0;                // AF_INET, AF_INET6, AF_UNIX, or other
+  std::string address;           // "127.0.0.1", "::1", "/path", "@abstract", "" for other
   std::optional<uint16_t> port;  // host byte order, inet families only
   std::vector<uint8_t> raw;      // the bytes as read from the task
 };
@@ -49,11 +49,11 @@ enum DecodeNeeds : uint32_t {
 
 struct SyscallEvent {
   const ContainerInfo* container = nullptr;  // never null in the engine
-  uint64_t id = 0;             // notification id
-  pid_t pid = 0;               // host tid of the trapped task
-  uint32_t arch = 0;           // AUDIT_ARCH_* of the trap
-  int nr = -1;                 // syscall number for that arch
-  std::string syscall;         // libseccomp name, e.g. "mkdirat"
+  uint64_t id = 0;                           // notification id
+  pid_t pid = 0;                             // host tid of the trapped task
+  uint32_t arch = 0;                         // AUDIT_ARCH_* of the trap
+  int nr = -1;                               // syscall number for that arch
+  std::string syscall;                       // libseccomp name, e.g. "mkdirat"
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
   uint64_t instruction_pointer = 0;
 
@@ -65,20 +65,20 @@ struct SyscallEvent {
   // Decoded arguments: snapshots read from the task's memory. They can be
   // changed by the task right after the read, which is why a CONTINUE on
   // them is not a security boundary (use a substitution instead).
-  std::optional<std::string> path;     // first path argument
-  std::optional<std::string> path2;    // second path (rename family)
-  std::optional<int64_t> dirfd;        // *at family dirfd (as int32)
+  std::optional<std::string> path;   // first path argument
+  std::optional<std::string> path2;  // second path (rename family)
+  std::optional<int64_t> dirfd;      // *at family dirfd (as int32)
   // When path/path2 is relative: the absolute, lexically normalized path in
   // the task's root, resolved against its cwd or dirfd (from /proc/PID/cwd
   // or /proc/PID/fd/N). Policy path globs match these when set, so
   // `cd /forbidden && mkdir x` is caught by "/forbidden/**".
   std::optional<std::string> abs_path;
   std::optional<std::string> abs_path2;
-  std::optional<Sockaddr> sockaddr;    // bind/connect
-  std::optional<int64_t> fd;           // write and similar
+  std::optional<Sockaddr> sockaddr;        // bind/connect
+  std::optional<int64_t> fd;               // write and similar
   std::optional<std::string> write_bytes;  // bytes of write (up to a cap)
   std::optional<uint64_t> write_count;     // the count argument of write
-  std::string decode_error;  // non-empty when a requested read failed
+  std::string decode_error;                // non-empty when a requested read failed
 };
 
 }  // namespace seccomp_agent

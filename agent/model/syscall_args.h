@@ -15,16 +15,16 @@ namespace seccomp_agent {
 // Argument indexes (0..5) for one syscall; -1 when the syscall has no such
 // argument. Indexes are those of the native (x86_64/aarch64) ABI.
 struct SyscallArgLayout {
-  const char* syscall;      // libseccomp name, e.g. "mkdirat"
-  int8_t path = -1;         // first path (NUL-terminated string in the task)
-  int8_t dirfd = -1;        // dirfd that `path` is relative to (*at family)
-  int8_t path2 = -1;        // second path (rename/link/symlink families)
-  int8_t dirfd2 = -1;       // dirfd that `path2` is relative to
-  int8_t sockaddr = -1;     // struct sockaddr pointer (bind, connect)
-  int8_t sockaddr_len = -1; // its socklen_t length argument
-  int8_t fd = -1;           // the fd operated on (write, bind, ...)
-  int8_t buf = -1;          // write buffer pointer
-  int8_t count = -1;        // write byte count
+  const char* syscall;       // libseccomp name, e.g. "mkdirat"
+  int8_t path = -1;          // first path (NUL-terminated string in the task)
+  int8_t dirfd = -1;         // dirfd that `path` is relative to (*at family)
+  int8_t path2 = -1;         // second path (rename/link/symlink families)
+  int8_t dirfd2 = -1;        // dirfd that `path2` is relative to
+  int8_t sockaddr = -1;      // struct sockaddr pointer (bind, connect)
+  int8_t sockaddr_len = -1;  // its socklen_t length argument
+  int8_t fd = -1;            // the fd operated on (write, bind, ...)
+  int8_t buf = -1;           // write buffer pointer
+  int8_t count = -1;         // write byte count
 
   // DecodeNeeds bits this syscall can supply (kNeedPath when path >= 0, ...).
   uint32_t Provides() const;

@@ -65,8 +65,8 @@ TEST(SyscallArgsTest, EveryEntryIsARealSyscallWithSaneIndexes) {
     SCOPED_TRACE(l.syscall);
     EXPECT_NE(seccomp_syscall_resolve_name(l.syscall), __NR_SCMP_ERROR);
     EXPECT_EQ(ArgLayoutFor(l.syscall), &l);
-    for (int8_t i : {l.path, l.dirfd, l.path2, l.dirfd2, l.sockaddr, l.sockaddr_len, l.fd, l.buf,
-                     l.count}) {
+    for (int8_t i :
+         {l.path, l.dirfd, l.path2, l.dirfd2, l.sockaddr, l.sockaddr_len, l.fd, l.buf, l.count}) {
       EXPECT_GE(i, -1);
       EXPECT_LE(i, 5);
     }

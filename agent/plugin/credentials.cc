@@ -29,8 +29,8 @@ absl::Status Readable(const v1::PluginConfig& pc, const std::string& field,
   std::ifstream f(path);
   char c;
   if (!f || !f.get(c)) {
-    return absl::InvalidArgumentError(absl::StrCat("plugin \"", pc.name(), "\": tls.", field,
-                                                   " \"", path, "\" is missing or empty"));
+    return absl::InvalidArgumentError(absl::StrCat("plugin \"", pc.name(), "\": tls.", field, " \"",
+                                                   path, "\" is missing or empty"));
   }
   return absl::OkStatus();
 }
@@ -63,8 +63,7 @@ std::string HostOf(const std::string& address) {
 // so the check is ours, against the name the policy gives.
 class ServerNameVerifier : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  explicit ServerNameVerifier(std::string expected)
-      : expected_(absl::AsciiStrToLower(expected)) {}
+  explicit ServerNameVerifier(std::string expected) : expected_(absl::AsciiStrToLower(expected)) {}
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
     *sync_status = Matches(*request)
@@ -102,20 +101,22 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PluginCredentials(
   if (absl::StartsWith(pc.address(), "unix:")) {
     if (pc.has_tls()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(who, "tls is for host:port addresses (a unix socket is protected by its "
-                            "file mode)"));
+          absl::StrCat(who,
+                       "tls is for host:port addresses (a unix socket is protected by its "
+                       "file mode)"));
     }
     return grpc::InsecureChannelCredentials();
   }
   if (!pc.has_tls()) {
     if (pc.insecure()) return grpc::InsecureChannelCredentials();
-    return absl::InvalidArgumentError(absl::StrCat(
-        who, "plaintext TCP to ", pc.address(),
-        " refused: set tls.ca_file (and tls.cert_file + tls.key_file for mTLS), or "
-        "insecure: true"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "plaintext TCP to ", pc.address(),
+                     " refused: set tls.ca_file (and tls.cert_file + tls.key_file for mTLS), or "
+                     "insecure: true"));
   }
   if (pc.insecure()) {
-    return absl::InvalidArgumentError(absl::StrCat(who, "tls and insecure: true exclude each other"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "tls and insecure: true exclude each other"));
   }
   if (absl::Status s = CheckTlsFiles(pc); !s.ok()) return s;
   const v1::PluginTls& t = pc.tls();

@@ -33,7 +33,8 @@ absl::Status Invalid(const std::optional<ActionProblem>& p) {
 
 absl::Status CheckRedirectOpen(const v1::RedirectOpen& ro, const ValidationContext& ctx) {
   if (!RedirectOpenAppliesTo(ctx.syscall)) {
-    return Invalid(absl::StrCat("redirect_open does not apply to ", ctx.syscall, " (only open, openat)"));
+    return Invalid(
+        absl::StrCat("redirect_open does not apply to ", ctx.syscall, " (only open, openat)"));
   }
   static const std::vector<std::string> kNoRoots;
   return Invalid(CheckRedirectOpenMap(ro, ctx.redirect_roots ? *ctx.redirect_roots : kNoRoots));
@@ -54,16 +55,18 @@ absl::Status CheckReplaceWrite(const v1::ReplaceWrite& rw, const ValidationConte
     return Invalid("replace_write from a plugin must use `replace` (redact_regex is refused)");
   }
   if (rw.replace().size() > kMaxReplaceBytes) {
-    return Invalid(absl::StrCat("replace_write.replace is ", rw.replace().size(), " bytes (max 1 MiB)"));
+    return Invalid(
+        absl::StrCat("replace_write.replace is ", rw.replace().size(), " bytes (max 1 MiB)"));
   }
-  if (!rw.redaction().empty()) return Invalid("replace_write.redaction is only meaningful with redact_regex");
+  if (!rw.redaction().empty())
+    return Invalid("replace_write.redaction is only meaningful with redact_regex");
   return absl::OkStatus();
 }
 
 absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
   if (ctx.arch != NativeAuditArch()) {
-    return Invalid(
-        absl::StrCat("inject on arch ", ArchName(ctx.arch), " (only ", ArchName(NativeAuditArch()), ")"));
+    return Invalid(absl::StrCat("inject on arch ", ArchName(ctx.arch), " (only ",
+                                ArchName(NativeAuditArch()), ")"));
   }
   if (ctx.nr < 0 || in.nr() != static_cast<uint64_t>(ctx.nr)) {
     return Invalid(absl::StrCat("inject.nr ", in.nr(), " != trapped nr ", ctx.nr));
@@ -76,22 +79,26 @@ absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
     return Invalid(absl::StrCat("inject.args has ", in.args_size(), " entries (need 6)"));
   const uint32_t mask = in.args_in_buf_mask();
   if ((mask & ~uint32_t{0x3f}) != 0) {
-    return Invalid(absl::StrFormat("inject.args_in_buf_mask 0x%x has bits beyond args[0..5]", mask));
+    return Invalid(
+        absl::StrFormat("inject.args_in_buf_mask 0x%x has bits beyond args[0..5]", mask));
   }
   const std::string& buf = in.buf();
   if (buf.size() > kMaxInjectBytes) {
-    return Invalid(absl::StrCat("inject.buf is ", buf.size(), " bytes (max ", kMaxInjectBytes, ")"));
+    return Invalid(
+        absl::StrCat("inject.buf is ", buf.size(), " bytes (max ", kMaxInjectBytes, ")"));
   }
-  if (mask != 0 && buf.empty()) return Invalid("inject.args_in_buf_mask set but inject.buf is empty");
+  if (mask != 0 && buf.empty())
+    return Invalid("inject.args_in_buf_mask set but inject.buf is empty");
   for (int i = 0; i < 6; ++i) {
     if ((mask & (1u << i)) != 0 && in.args(i) >= buf.size()) {
-      return Invalid(absl::StrCat("inject.args[", i, "] offset ", in.args(i), " is outside buf (", buf.size(),
-                                  " bytes)"));
+      return Invalid(absl::StrCat("inject.args[", i, "] offset ", in.args(i), " is outside buf (",
+                                  buf.size(), " bytes)"));
     }
   }
   // Every substitute keeps its one pointer argument at args[1].
   if (mask != 0x2) {
-    return Invalid(absl::StrFormat("inject.args_in_buf_mask must be 0x2 (args[1] in buf), got 0x%x", mask));
+    return Invalid(
+        absl::StrFormat("inject.args_in_buf_mask must be 0x2 (args[1] in buf), got 0x%x", mask));
   }
   const uint64_t off = in.args(1);
   const uint64_t room = buf.size() - off;  // off < size checked above
@@ -104,8 +111,8 @@ absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
   // bind and write act on the trapped fd: a plugin substitutes the data,
   // not the object (compared as 32-bit ints, like the kernel).
   if (static_cast<int32_t>(in.args(0)) != static_cast<int32_t>(ctx.args[0])) {
-    return Invalid(absl::StrCat("inject.args[0] fd ", static_cast<int32_t>(in.args(0)), " != trapped fd ",
-                                static_cast<int32_t>(ctx.args[0])));
+    return Invalid(absl::StrCat("inject.args[0] fd ", static_cast<int32_t>(in.args(0)),
+                                " != trapped fd ", static_cast<int32_t>(ctx.args[0])));
   }
   const uint64_t len = in.args(2);
   if (nr == SYS_bind) {
@@ -114,8 +121,8 @@ absl::Status CheckInject(const v1::Inject& in, const ValidationContext& ctx) {
     }
   }
   if (len > room) {
-    return Invalid(
-        absl::StrCat("inject: ", len, " bytes at offset ", off, " run past buf (", buf.size(), " bytes)"));
+    return Invalid(absl::StrCat("inject: ", len, " bytes at offset ", off, " run past buf (",
+                                buf.size(), " bytes)"));
   }
   return absl::OkStatus();
 }
@@ -189,21 +196,22 @@ std::string ArchName(uint32_t a) {
 bool ReturnAllowedFor(absl::string_view syscall) {
   static const auto* const kRefused = new absl::flat_hash_set<absl::string_view>{
       // exec, exit, process creation, signal return
-      "execve", "execveat", "exit", "exit_group", "fork", "vfork", "clone", "clone3", "rt_sigreturn",
-      "sigreturn", "restart_syscall",
+      "execve", "execveat", "exit", "exit_group", "fork", "vfork", "clone", "clone3",
+      "rt_sigreturn", "sigreturn", "restart_syscall",
       // calls that create file descriptors
-      "open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "socketpair", "accept", "accept4",
-      "dup", "dup2", "dup3", "pipe", "pipe2", "eventfd", "eventfd2", "memfd_create", "memfd_secret",
-      "epoll_create", "epoll_create1", "signalfd", "signalfd4", "timerfd_create", "inotify_init",
-      "inotify_init1", "fanotify_init", "pidfd_open", "pidfd_getfd", "userfaultfd", "perf_event_open",
-      "io_uring_setup", "bpf", "fsopen", "fsmount", "fspick", "open_tree", "landlock_create_ruleset",
-      "mq_open",
+      "open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "socketpair", "accept",
+      "accept4", "dup", "dup2", "dup3", "pipe", "pipe2", "eventfd", "eventfd2", "memfd_create",
+      "memfd_secret", "epoll_create", "epoll_create1", "signalfd", "signalfd4", "timerfd_create",
+      "inotify_init", "inotify_init1", "fanotify_init", "pidfd_open", "pidfd_getfd", "userfaultfd",
+      "perf_event_open", "io_uring_setup", "bpf", "fsopen", "fsmount", "fspick", "open_tree",
+      "landlock_create_ruleset", "mq_open",
       // calls that create mappings or move the break
       "mmap", "mmap2", "mremap", "brk", "shmat"};
   return !syscall.empty() && !kRefused->contains(syscall);
 }
 
-ValidationContext ContextFor(const SyscallEvent& ev, const std::vector<std::string>* redirect_roots) {
+ValidationContext ContextFor(const SyscallEvent& ev,
+                             const std::vector<std::string>* redirect_roots) {
   ValidationContext c;
   c.nr = ev.nr;
   c.arch = ev.arch;
@@ -239,8 +247,7 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
       return CheckPrivileged("sysinfo", SysinfoAppliesTo, "sysinfo", ctx,
                              CheckSysinfo(d.sysinfo()));
     case v1::Decision::kMknod:
-      return CheckPrivileged("mknod", MknodAppliesTo, "mknod, mknodat", ctx,
-                             CheckMknod(d.mknod()));
+      return CheckPrivileged("mknod", MknodAppliesTo, "mknod, mknodat", ctx, CheckMknod(d.mknod()));
     case v1::Decision::kMount:
       return CheckPrivileged("mount", MountAppliesTo, "mount", ctx, CheckMount(d.mount()));
   }
@@ -311,7 +318,8 @@ v1::Notification BuildNotification(const SyscallEvent& ev, size_t max_write_byte
   }
   if (ev.write_bytes) {
     v1::DecodedWrite* w = d->mutable_write();
-    const size_t n_bytes = std::min(ev.write_bytes->size(), std::min(max_write_bytes, kMaxInjectBytes));
+    const size_t n_bytes =
+        std::min(ev.write_bytes->size(), std::min(max_write_bytes, kMaxInjectBytes));
     w->set_data(ev.write_bytes->data(), n_bytes);
     const uint64_t count = ev.write_count.value_or(ev.args[2]);
     w->set_count(count);
@@ -402,8 +410,8 @@ void FillExactArgsKey(std::string* key, absl::string_view plugin, const SyscallE
   put_opt(ev.abs_path2);
   k.push_back(ev.sockaddr ? '1' : '0');
   if (ev.sockaddr) {
-    Put(&k,
-        absl::string_view(reinterpret_cast<const char*>(ev.sockaddr->raw.data()), ev.sockaddr->raw.size()));
+    Put(&k, absl::string_view(reinterpret_cast<const char*>(ev.sockaddr->raw.data()),
+                              ev.sockaddr->raw.size()));
     Put(&k, ev.sockaddr->address);
   }
   put_opt(ev.write_bytes);

@@ -41,7 +41,8 @@ struct ValidationContext {
   const std::vector<std::string>* redirect_roots = nullptr;
 };
 
-ValidationContext ContextFor(const SyscallEvent& ev, const std::vector<std::string>* redirect_roots);
+ValidationContext ContextFor(const SyscallEvent& ev,
+                             const std::vector<std::string>* redirect_roots);
 
 // OK when the agent may execute `d` for the trapped syscall; otherwise
 // InvalidArgument naming the broken rule ("inject.nr 2 != trapped nr 257").

@@ -37,8 +37,7 @@ class DecisionCache {
   bool GetPlain(absl::string_view key, PlainDecision* out, bool* other = nullptr);
   // Stores `d` for `ttl` from now, evicting the least recently used entry
   // when full. Capacity 0 stores nothing.
-  void Put(absl::string_view key, const ::seccompagent::v1::Decision& d,
-           MonoClock::duration ttl);
+  void Put(absl::string_view key, const ::seccompagent::v1::Decision& d, MonoClock::duration ttl);
   size_t size() const;
 
  private:

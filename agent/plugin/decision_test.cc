@@ -27,8 +27,8 @@ v1::Decision InjectOpenat(const std::string& path) {
   v1::Decision d;
   v1::Inject* in = d.mutable_inject();
   in->set_nr(SYS_openat);
-  for (uint64_t a :
-       {static_cast<uint64_t>(-100), uint64_t{0}, uint64_t{0}, uint64_t{0}, uint64_t{0}, uint64_t{0}}) {
+  for (uint64_t a : {static_cast<uint64_t>(-100), uint64_t{0}, uint64_t{0}, uint64_t{0},
+                     uint64_t{0}, uint64_t{0}}) {
     in->add_args(a);
   }
   in->set_args_in_buf_mask(0x2);
@@ -89,7 +89,9 @@ TEST_F(DecisionTest, ReturnRules) {
   EXPECT_TRUE(ReturnAllowedFor("unlinkat"));
 }
 
-TEST_F(DecisionTest, InjectOpenatValid) { EXPECT_TRUE(Validate(InjectOpenat("/srv/x"), open_).ok()); }
+TEST_F(DecisionTest, InjectOpenatValid) {
+  EXPECT_TRUE(Validate(InjectOpenat("/srv/x"), open_).ok());
+}
 
 TEST_F(DecisionTest, InjectNrMismatch) {
   v1::Decision d = InjectOpenat("/srv/x");

@@ -191,8 +191,7 @@ absl::Status TimeoutError(const PluginState& p) {
 
 class PluginDispatcher::Impl : public CallSink {
  public:
-  explicit Impl(Options opts)
-      : opts_(std::move(opts)), cache_(opts_.cache_capacity, opts_.now) {}
+  explicit Impl(Options opts) : opts_(std::move(opts)), cache_(opts_.cache_capacity, opts_.now) {}
   ~Impl() override;
 
   absl::Status AddPlugin(const v1::PluginConfig& pc);
@@ -206,8 +205,7 @@ class PluginDispatcher::Impl : public CallSink {
   // CallSink.
   void CompleteWithDecision(const std::shared_ptr<PendingCall>& call, const v1::Decision* d,
                             const grpc::Status& status) override;
-  void FailCall(const std::shared_ptr<PendingCall>& call, ErrorKind kind,
-                absl::Status s) override {
+  void FailCall(const std::shared_ptr<PendingCall>& call, ErrorKind kind, absl::Status s) override {
     Finish(call, Error(*call->plugin, kind, std::move(s)));
   }
   void KickHealth(PluginState* p) override {
@@ -280,9 +278,9 @@ absl::Status PluginDispatcher::Impl::AddPlugin(const v1::PluginConfig& in) {
   }
   p->stub = v1::PolicyPlugin::NewStub(p->channel);
   p->health_stub = health::Health::NewStub(p->channel);
-  p->transitions = std::make_unique<TransitionLog>(p->cfg.name(), OnErrorText(p->cfg),
-                                                   p->cfg.timeout_ms(),
-                                                   opts_.stream_timeouts_before_reset, opts_.log);
+  p->transitions =
+      std::make_unique<TransitionLog>(p->cfg.name(), OnErrorText(p->cfg), p->cfg.timeout_ms(),
+                                      opts_.stream_timeouts_before_reset, opts_.log);
   plugins_.emplace(in.name(), std::move(p));
   return absl::OkStatus();
 }
@@ -382,8 +380,8 @@ void PluginDispatcher::Impl::CompleteWithDecision(const std::shared_ptr<PendingC
     return;
   }
   if (d == nullptr) {
-    Finish(call, Error(p, ErrorKind::kInvalid,
-                       absl::InvalidArgumentError("response has no decision")));
+    Finish(call,
+           Error(p, ErrorKind::kInvalid, absl::InvalidArgumentError("response has no decision")));
     return;
   }
   const ValidationContext vctx = ContextOf(*call, &opts_.redirect_roots);
@@ -456,9 +454,10 @@ bool PluginDispatcher::Impl::DecideCached(const std::string& name, const Syscall
   const ValidationContext vctx = ContextFor(ev, &opts_.redirect_roots);
   PlainDecision d;
   bool other = false;
-  if (!LookUp(name, ev, [&](absl::string_view key) {
-        return other || (cache_.GetPlain(key, &d, &other) && PlainValid(d, vctx));
-      }) ||
+  if (!LookUp(name, ev,
+              [&](absl::string_view key) {
+                return other || (cache_.GetPlain(key, &d, &other) && PlainValid(d, vctx));
+              }) ||
       other || d.kind == PlainDecision::Kind::kNoOpinion) {
     return false;
   }
@@ -467,9 +466,8 @@ bool PluginDispatcher::Impl::DecideCached(const std::string& name, const Syscall
   return true;
 }
 
-std::shared_ptr<PendingCall> PluginDispatcher::Impl::NewCall(PluginState* p,
-                                                             const SyscallEvent& ev, Done done,
-                                                             Clock::time_point start) {
+std::shared_ptr<PendingCall> PluginDispatcher::Impl::NewCall(PluginState* p, const SyscallEvent& ev,
+                                                             Done done, Clock::time_point start) {
   auto call = std::make_shared<PendingCall>();
   call->plugin = p;
   call->done = std::move(done);
@@ -591,8 +589,8 @@ void PluginDispatcher::Impl::SendStream(const std::shared_ptr<PendingCall>& call
   }
 }
 
-void PluginDispatcher::Impl::SendUnary(const std::shared_ptr<PendingCall>& call,
-                                       v1::Notification n, Clock::time_point deadline) {
+void PluginDispatcher::Impl::SendUnary(const std::shared_ptr<PendingCall>& call, v1::Notification n,
+                                       Clock::time_point deadline) {
   call->unary = std::make_unique<PendingCall::Unary>();
   PendingCall::Unary& u = *call->unary;
   u.req.mutable_notification()->Swap(&n);
@@ -609,13 +607,11 @@ void PluginDispatcher::Impl::SendUnary(const std::shared_ptr<PendingCall>& call,
       call->unary->ctx.TryCancel();
     }
   }));
-  call->plugin->stub->async()->Decide(
-      &u.ctx, &u.req, &u.resp, [this, call](grpc::Status s) {
-        const v1::DecideResponse& resp = call->unary->resp;
-        CompleteWithDecision(call, resp.has_decision() ? &resp.decision() : nullptr,
-                             s);
-        ops_.End();
-      });
+  call->plugin->stub->async()->Decide(&u.ctx, &u.req, &u.resp, [this, call](grpc::Status s) {
+    const v1::DecideResponse& resp = call->unary->resp;
+    CompleteWithDecision(call, resp.has_decision() ? &resp.decision() : nullptr, s);
+    ops_.End();
+  });
 }
 
 std::vector<PluginStats> PluginDispatcher::Impl::Stats() const {

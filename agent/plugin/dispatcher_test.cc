@@ -83,7 +83,8 @@ class DispatcherTest : public ::testing::TestWithParam<bool> {
   PluginStats Stats(PluginDispatcher& d) { return *d.StatsFor("fake"); }
 
   // Calls until a decision comes back (the plugin is reachable again).
-  bool EventuallyDecides(PluginDispatcher& d, const SyscallEvent& ev, std::chrono::milliseconds within) {
+  bool EventuallyDecides(PluginDispatcher& d, const SyscallEvent& ev,
+                         std::chrono::milliseconds within) {
     const auto end = std::chrono::steady_clock::now() + within;
     while (std::chrono::steady_clock::now() < end) {
       if (DecideSync(d, "fake", ev).result.kind == Kind::kAction) return true;
@@ -157,7 +158,8 @@ TEST_P(DispatcherTest, HungPluginTimesOutOnTime) {
     EXPECT_EQ(t.result.kind, Kind::kError);
     EXPECT_EQ(t.result.error_kind, ErrorKind::kTimeout) << t.result.error;
     EXPECT_GE(t.ms(), 100 - 1);
-    EXPECT_LE(t.ms(), 100 + kSlackMs) << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
+    EXPECT_LE(t.ms(), 100 + kSlackMs)
+        << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
     // The engine needs on_error with the error.
     EXPECT_EQ(t.result.on_error, v1::PluginConfig::ALLOW);
     EXPECT_EQ(t.result.error_errno, 13);
@@ -171,7 +173,8 @@ TEST_P(DispatcherTest, SlowPluginTimesOutThenRecovers) {
   auto d = Make(Config(100));
   Timed t = DecideSync(*d, "fake", ev_);
   EXPECT_EQ(t.result.error_kind, ErrorKind::kTimeout);
-  EXPECT_LE(t.ms(), 100 + kSlackMs) << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
+  EXPECT_LE(t.ms(), 100 + kSlackMs)
+      << "timer lateness max " << Stats(*d).timer_lateness_max_us << " us";
   fake_.set_delay(0ms);
   // The late answer is sent (and, on a stream, arrives and is dropped).
   ASSERT_TRUE(WaitFor([&] { return fake_.answers() >= 1; }));
@@ -444,7 +447,8 @@ TEST_P(DispatcherTest, ManyConcurrentDecisionsAreMatched) {
 TEST_P(DispatcherTest, RecoversAfterConsecutiveTimeouts) {
   fake_.set_mode(FakePlugin::Mode::kHang);
   auto d = Make(Config(50));
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(DecideSync(*d, "fake", ev_).result.error_kind, ErrorKind::kTimeout);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(DecideSync(*d, "fake", ev_).result.error_kind, ErrorKind::kTimeout);
   fake_.set_mode(FakePlugin::Mode::kAnswer);
   if (GetParam()) {
     EXPECT_TRUE(EventuallyDecides(*d, ev_, 2000ms));
@@ -467,7 +471,8 @@ v1::Decision Cached(v1::CacheHint::Scope scope, uint32_t ttl_ms) {
 }
 
 TEST_P(DispatcherTest, CacheExactArgs) {
-  fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
+  fake_.set_responder(
+      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
   auto d = Make(Config());
   Timed a = DecideSync(*d, "fake", ev_);
   ASSERT_EQ(a.result.kind, Kind::kAction);
@@ -490,7 +495,8 @@ TEST_P(DispatcherTest, CacheExactArgs) {
 // DecideCached: the cache alone, inline, plain answers only; counted once,
 // like Decide's hit.
 TEST_P(DispatcherTest, DecideCachedAnswersPlainHitsOnly) {
-  fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
+  fake_.set_responder(
+      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
   auto d = Make(Config());
   PlainDecision r;
   EXPECT_FALSE(d->DecideCached("fake", ev_, &r)) << "empty cache";
@@ -509,7 +515,8 @@ TEST_P(DispatcherTest, DecideCachedAnswersPlainHitsOnly) {
 }
 
 TEST_P(DispatcherTest, CacheTtlExpires) {
-  fake_.set_responder([](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 100); });
+  fake_.set_responder(
+      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 100); });
   auto d = Make(Config());
   DecideSync(*d, "fake", ev_);
   EXPECT_TRUE(DecideSync(*d, "fake", ev_).result.from_cache);
@@ -520,8 +527,9 @@ TEST_P(DispatcherTest, CacheTtlExpires) {
 }
 
 TEST_P(DispatcherTest, CacheSyscallContainerScope) {
-  fake_.set_responder(
-      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_SYSCALL_CONTAINER, 10000); });
+  fake_.set_responder([](const v1::Notification&) {
+    return Cached(v1::CacheHint::SCOPE_SYSCALL_CONTAINER, 10000);
+  });
   auto d = Make(Config());
   DecideSync(*d, "fake", ev_);
   EXPECT_TRUE(DecideSync(*d, "fake", OpenatEvent(&c1_, "/any/other/path")).result.from_cache)
@@ -530,7 +538,8 @@ TEST_P(DispatcherTest, CacheSyscallContainerScope) {
   ContainerInfo c2 = Container("c2");
   EXPECT_FALSE(DecideSync(*d, "fake", OpenatEvent(&c2, "/etc/passwd")).result.from_cache)
       << "other container";
-  EXPECT_FALSE(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "x")).result.from_cache) << "other syscall";
+  EXPECT_FALSE(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "x")).result.from_cache)
+      << "other syscall";
   EXPECT_EQ(fake_.requests(), 3);
 }
 
@@ -545,7 +554,8 @@ TEST_P(DispatcherTest, CachedDecisionIsRevalidated) {
     return d;
   });
   auto d = Make(Config());
-  EXPECT_EQ(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "0123456789")).result.action.return_().value(), 5);
+  EXPECT_EQ(
+      DecideSync(*d, "fake", WriteEvent(&c1_, 1, "0123456789")).result.action.return_().value(), 5);
   EXPECT_TRUE(DecideSync(*d, "fake", WriteEvent(&c1_, 1, "abcdefghij")).result.from_cache);
   Timed t = DecideSync(*d, "fake", WriteEvent(&c1_, 1, "ab"));
   EXPECT_FALSE(t.result.from_cache);

@@ -152,10 +152,11 @@ INSTANTIATE_TEST_SUITE_P(UnaryAndStream, ExamplesTest, ::testing::Bool(),
 
 TEST_P(ExamplesTest, RedirectByLabelCpp) {
   const std::string sock = SocketPath("rbl");
-  PluginProcess p({Runfile("agent/plugin/examples/redirect_by_label/redirect_by_label"),
-                   "--listen=unix://" + sock, "--label=example.com/redirect=yes",
-                   "--map=/etc/app.conf=/srv/redirect/app.conf", "--prefix=/var/data/=/srv/redirect/data/"},
-                  sock);
+  PluginProcess p(
+      {Runfile("agent/plugin/examples/redirect_by_label/redirect_by_label"),
+       "--listen=unix://" + sock, "--label=example.com/redirect=yes",
+       "--map=/etc/app.conf=/srv/redirect/app.conf", "--prefix=/var/data/=/srv/redirect/data/"},
+      sock);
   ASSERT_TRUE(p.Start());
   auto d = Dispatcher(sock, GetParam());
   ContainerInfo labelled = Container("labelled", {{"example.com/redirect", "yes"}});
@@ -188,8 +189,8 @@ TEST_P(ExamplesTest, RedirectByLabelCpp) {
 
 TEST_P(ExamplesTest, AuditPython) {
   const std::string sock = SocketPath("apy");
-  const std::string log = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/audit_",
-                                       GetParam() ? "stream" : "unary", ".jsonl");
+  const std::string log = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp",
+                                       "/audit_", GetParam() ? "stream" : "unary", ".jsonl");
   PluginProcess p({Runfile("agent/plugin/examples/audit_py/audit_py"), "--listen=unix://" + sock,
                    "--deny_syscalls=mkdirat", "--deny_paths=/etc/shadow,/root/*", "--errno=EACCES"},
                   sock, log);
@@ -232,8 +233,9 @@ TEST_P(ExamplesTest, AuditPython) {
 // before its deadline; a restarted plugin answers again.
 TEST_P(ExamplesTest, KilledPluginProcess) {
   const std::string sock = SocketPath("kill");
-  std::vector<std::string> argv = {Runfile("agent/plugin/examples/redirect_by_label/redirect_by_label"),
-                                   "--listen=unix://" + sock, "--cache_ttl_ms=0"};
+  std::vector<std::string> argv = {
+      Runfile("agent/plugin/examples/redirect_by_label/redirect_by_label"),
+      "--listen=unix://" + sock, "--cache_ttl_ms=0"};
   auto p = std::make_unique<PluginProcess>(argv, sock);
   ASSERT_TRUE(p->Start());
   auto d = Dispatcher(sock, GetParam(), 3000);

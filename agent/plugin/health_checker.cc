@@ -26,7 +26,9 @@ void HealthChecker::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void HealthChecker::Start() { thread_ = std::thread([this] { Loop(); }); }
+void HealthChecker::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void HealthChecker::Kick(PluginState* p) {
   {
@@ -68,8 +70,7 @@ void HealthChecker::StartCheck(PluginState* p, bool overall) {
   };
   auto c = std::make_shared<Check>();
   c->req.set_service(overall ? "" : kServiceName);
-  c->ctx.set_deadline(std::chrono::system_clock::now() +
-                      absl::ToChronoNanoseconds(opts_.timeout));
+  c->ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(opts_.timeout));
   ops_->Begin();
   p->health_stub->async()->Check(&c->ctx, &c->req, &c->resp, [this, p, c, overall](grpc::Status s) {
     bool again = false;

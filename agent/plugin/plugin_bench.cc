@@ -35,13 +35,15 @@ struct Summary {
 
 Summary Summarize(std::vector<double> us) {
   std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))]; };
+  auto at = [&](double q) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(q * us.size()))];
+  };
   return {at(0.50), at(0.90), at(0.99), at(0.999), us.back()};
 }
 
 void Print(const char* name, const Summary& s) {
-  std::printf("%-28s p50 %8.1f us  p90 %8.1f us  p99 %8.1f us  p99.9 %8.1f us  max %8.1f us\n", name, s.p50,
-              s.p90, s.p99, s.p999, s.max);
+  std::printf("%-28s p50 %8.1f us  p90 %8.1f us  p99 %8.1f us  p99.9 %8.1f us  max %8.1f us\n",
+              name, s.p50, s.p90, s.p99, s.p999, s.max);
 }
 
 // Sequential round trips: Decide() until `done`, one at a time.
@@ -58,8 +60,8 @@ Summary Sequential(PluginDispatcher& d, const std::vector<SyscallEvent>& evs, in
     PluginResult r = f.get();
     const auto t1 = Clock::now();
     if (r.kind != PluginResult::Kind::kAction || r.from_cache != expect_cache) {
-      std::fprintf(stderr, "unexpected result at %d: kind %d cache %d: %s\n", i, static_cast<int>(r.kind),
-                   r.from_cache, r.error.ToString().c_str());
+      std::fprintf(stderr, "unexpected result at %d: kind %d cache %d: %s\n", i,
+                   static_cast<int>(r.kind), r.from_cache, r.error.ToString().c_str());
       std::exit(1);
     }
     if (i >= warmup) us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
@@ -119,8 +121,9 @@ int Main() {
   ContainerInfo c = testing::Container("bench", {{"example.com/redirect", "1"}});
   std::vector<SyscallEvent> evs = {testing::OpenatEvent(&c, "/etc/app.conf"),
                                    testing::OpenatEvent(&c, "/etc/hosts")};
-  std::printf("plugin_bench: %d decisions per scenario, %ld CPUs online, openat with a 13-byte path\n", n,
-              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "plugin_bench: %d decisions per scenario, %ld CPUs online, openat with a 13-byte path\n", n,
+      sysconf(_SC_NPROCESSORS_ONLN));
   for (bool stream : {false, true}) {
     v1::PluginConfig pc;
     pc.set_name("bench");
@@ -132,10 +135,12 @@ int Main() {
     o.redirect_roots = {"/srv/redirect"};
     auto d = PluginDispatcher::Create({pc}, o);
     if (!d.ok()) return 1;
-    Print(stream ? "stream round trip" : "unary round trip", Sequential(**d, evs, n, warmup, false));
+    Print(stream ? "stream round trip" : "unary round trip",
+          Sequential(**d, evs, n, warmup, false));
     const double tput = Throughput(**d, evs[0], n, absl::GetFlag(FLAGS_concurrency));
     std::printf("%-28s %.0f decisions/s with %d in flight\n",
-                stream ? "stream throughput" : "unary throughput", tput, absl::GetFlag(FLAGS_concurrency));
+                stream ? "stream throughput" : "unary throughput", tput,
+                absl::GetFlag(FLAGS_concurrency));
   }
   {
     v1::PluginConfig pc;

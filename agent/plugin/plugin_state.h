@@ -106,8 +106,8 @@ class CallSink {
  public:
   virtual ~CallSink() = default;
   // Validates `d` (null: the response had none) and completes `call`.
-  virtual void CompleteWithDecision(const std::shared_ptr<PendingCall>& call,
-                                    const v1::Decision* d, const grpc::Status& status) = 0;
+  virtual void CompleteWithDecision(const std::shared_ptr<PendingCall>& call, const v1::Decision* d,
+                                    const grpc::Status& status) = 0;
   // Completes `call` with an error of `kind`.
   virtual void FailCall(const std::shared_ptr<PendingCall>& call, ErrorKind kind,
                         absl::Status s) = 0;

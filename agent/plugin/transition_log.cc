@@ -39,8 +39,8 @@ void TransitionLog::OnAnswer() {
     std::lock_guard<std::mutex> l(mu_);
     consecutive_timeouts_ = 0;
     if (state_ == State::kOk) return;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                      down_since_).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since_).count();
     line = absl::StrFormat("plugin %s healthy again after %.1f s (%d calls failed meanwhile)",
                            plugin_, secs, failed_while_down_);
     state_ = State::kOk;

@@ -24,11 +24,11 @@ class TransitionLog {
   TransitionLog(std::string plugin, std::string on_error, uint32_t timeout_ms,
                 int timeouts_in_a_row, LogSink sink);
 
-  void OnAnswer();       // a decision or no_opinion came back
-  void OnServing();      // the health check says SERVING: back only if it was unavailable
+  void OnAnswer();   // a decision or no_opinion came back
+  void OnServing();  // the health check says SERVING: back only if it was unavailable
   void OnUnavailable(const std::string& why);  // refused, down, stream broken, NOT_SERVING
-  void OnTimeout();      // one call timed out
-  void OnOtherError();   // counted while down, changes nothing
+  void OnTimeout();                            // one call timed out
+  void OnOtherError();                         // counted while down, changes nothing
 
  private:
   enum class State { kOk, kUnavailable, kTimingOut };

@@ -34,8 +34,8 @@ bool IsNormalizedAbsolute(absl::string_view p) {
 }
 
 bool InsideRoot(absl::string_view path, absl::string_view root) {
-  return path == root || (absl::StartsWith(path, root) && path.size() > root.size() &&
-                          path[root.size()] == '/');
+  return path == root ||
+         (absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/');
 }
 
 bool ParsePort(absl::string_view s, uint32_t min, uint32_t* port) {
@@ -116,9 +116,9 @@ std::optional<ActionProblem> CheckRedirectTarget(const std::string& target,
     if (InsideRoot(t, root)) return std::nullopt;
   }
   return ActionProblem{
-      field, absl::StrCat("target \"", target, "\" is outside every redirect root (",
-                          roots.empty() ? "redirect_roots is empty" : absl::StrJoin(roots, ", "),
-                          ")")};
+      field,
+      absl::StrCat("target \"", target, "\" is outside every redirect root (",
+                   roots.empty() ? "redirect_roots is empty" : absl::StrJoin(roots, ", "), ")")};
 }
 
 std::optional<ActionProblem> CheckRedirectPrefix(const std::string& key, const std::string& target,
@@ -169,9 +169,9 @@ std::optional<ActionProblem> CheckRewriteBindMap(const v1::RewriteBind& rb) {
     absl::StatusOr<int> to = ParseBindEndpoint(kv.second);
     if (!to.ok()) return ActionProblem{field, absl::StrCat("target ", to.status().message())};
     if (*from != *to) {
-      return ActionProblem{field, absl::StrCat("cannot rewrite an ", FamilyName(*from),
-                                               " address to an ", FamilyName(*to),
-                                               " one (same kind on both sides)")};
+      return ActionProblem{field,
+                           absl::StrCat("cannot rewrite an ", FamilyName(*from), " address to an ",
+                                        FamilyName(*to), " one (same kind on both sides)")};
     }
   }
   return std::nullopt;

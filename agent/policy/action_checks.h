@@ -54,8 +54,8 @@ struct ActionProblem {
 // redirect_open's maps: at least one entry; sources absolute and
 // normalized (a prefix a directory other than "/", key and target agreeing
 // on a trailing "/"); every target inside one of `redirect_roots`.
-std::optional<ActionProblem> CheckRedirectOpenMap(
-    const ::seccompagent::v1::RedirectOpen& ro, const std::vector<std::string>& redirect_roots);
+std::optional<ActionProblem> CheckRedirectOpenMap(const ::seccompagent::v1::RedirectOpen& ro,
+                                                  const std::vector<std::string>& redirect_roots);
 
 // rewrite_bind's map: at least one entry, both sides endpoints of the same
 // family.

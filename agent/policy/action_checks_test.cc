@@ -60,10 +60,10 @@ TEST(ActionChecks, BindEndpoints) {
       "/run/a\0.sock"s,  // NUL in a path
       "/run/../a.sock",  // not normalized
       "/" + std::string(108, 'a'),  // longer than sun_path
-      "127.0.0.1",       // no port
+      "127.0.0.1",                  // no port
       "127.0.0.1:65536",
       "[::1]8080",
-      "host:80",         // a name, not an address
+      "host:80",  // a name, not an address
   };
   for (const std::string& s : bad) EXPECT_FALSE(ParseBindEndpoint(s).ok()) << s;
 }

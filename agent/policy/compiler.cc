@@ -316,8 +316,9 @@ CompileResult Compile(const CompiledPolicy& policy, const CompileOptions& option
       if (!expressible) {
         for (size_t k : compiled) {
           disp[k].kernel = false;
-          disp[k].reason = "rest not expressible: the calls left for the agent cannot be "
-                           "described to the kernel next to this rule";
+          disp[k].reason =
+              "rest not expressible: the calls left for the agent cannot be "
+              "described to the kernel next to this rule";
         }
         all_notify("");
       } else {

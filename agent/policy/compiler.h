@@ -110,11 +110,11 @@ struct KernelRule {
 
 // What happened to one rule for one syscall it applies to.
 struct RuleDisposition {
-  int rule_index = 0;      // index in policy.proto().rules()
-  std::string rule;        // its name
+  int rule_index = 0;  // index in policy.proto().rules()
+  std::string rule;    // its name
   std::string syscall;
-  bool kernel = false;     // decided by the kernel filter, never notified
-  std::string reason;      // why it was kept for the agent ("" when kernel)
+  bool kernel = false;  // decided by the kernel filter, never notified
+  std::string reason;   // why it was kept for the agent ("" when kernel)
 };
 
 // Everything the filter needs for one syscall of the decided set.
@@ -136,9 +136,9 @@ struct CompileOptions {
 
 struct CompileResult {
   CompileOptions options;
-  std::vector<SyscallPlan> syscalls;             // sorted by name
-  std::vector<std::string> notify_syscalls;      // sorted; plan.notify true
-  std::vector<RuleDisposition> dispositions;     // by rule, then syscall
+  std::vector<SyscallPlan> syscalls;          // sorted by name
+  std::vector<std::string> notify_syscalls;   // sorted; plan.notify true
+  std::vector<RuleDisposition> dispositions;  // by rule, then syscall
 
   // All rules of all plans, in plan order.
   std::vector<KernelRule> KernelRules() const;

@@ -44,7 +44,8 @@ std::string Dump(const SyscallPlan& plan) {
   return s;
 }
 
-const RuleDisposition* DispFor(const CompileResult& r, const std::string& rule, const std::string& s) {
+const RuleDisposition* DispFor(const CompileResult& r, const std::string& rule,
+                               const std::string& s) {
   for (const RuleDisposition& d : r.dispositions) {
     if (d.rule == rule && d.syscall == s) return &d;
   }
@@ -82,20 +83,22 @@ rules:
   ASSERT_NE(p, nullptr);
   CompileResult r = Compile(*p);
   EXPECT_THAT(r.notify_syscalls, IsEmpty());
-  EXPECT_EQ(Dump(r.syscalls.at(0)),
-            R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
-            "\n");
+  EXPECT_EQ(
+      Dump(r.syscalls.at(0)),
+      R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
+      "\n");
   // A base profile that refuses by default: the rest is allowed explicitly
   // with the complement of the compiled rule.
   CompileOptions o;
   o.profile_default = SeccompAction::Errno(EPERM);
   r = Compile(*p, o);
   EXPECT_THAT(r.notify_syscalls, IsEmpty());
-  EXPECT_EQ(Dump(r.syscalls.at(0)),
-            R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
-            "\n"
-            R"({"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
-            "\n");
+  EXPECT_EQ(
+      Dump(r.syscalls.at(0)),
+      R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
+      "\n"
+      R"({"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
+      "\n");
 }
 
 TEST(CompilerTest, OneBitMaskedEqAndALaterAgentRule) {
@@ -112,14 +115,16 @@ rules:
   ASSERT_NE(p, nullptr);
   CompileResult r = Compile(*p);
   EXPECT_THAT(r.notify_syscalls, ElementsAre("unshare"));
-  EXPECT_EQ(Dump(r.syscalls.at(0)),
-            R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
-            "\n"
-            R"({"names":["unshare"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"
-            "\n");
+  EXPECT_EQ(
+      Dump(r.syscalls.at(0)),
+      R"({"names":["unshare"],"action":"SCMP_ACT_ERRNO","errnoRet":1,"args":[{"index":0,"value":268435456,"valueTwo":268435456,"op":"SCMP_CMP_MASKED_EQ"}]})"
+      "\n"
+      R"({"names":["unshare"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":268435456,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]})"
+      "\n");
   EXPECT_TRUE(r.CompiledInKernel(0, "unshare"));
   EXPECT_FALSE(r.CompiledInKernel(1, "unshare"));
-  EXPECT_THAT(DispFor(r, "log-unshare", "unshare")->reason, HasSubstr("action log needs the agent"));
+  EXPECT_THAT(DispFor(r, "log-unshare", "unshare")->reason,
+              HasSubstr("action log needs the agent"));
 }
 
 TEST(CompilerTest, EarlierAgentRuleThatMayMatchKeepsALaterRuleWithTheAgent) {
@@ -158,11 +163,12 @@ rules:
   ASSERT_NE(p, nullptr);
   CompileResult r = Compile(*p);
   EXPECT_TRUE(r.CompiledInKernel(1, "socket"));
-  EXPECT_EQ(Dump(r.syscalls.at(0)),
-            R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
-            "\n"
-            R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
-            "\n");
+  EXPECT_EQ(
+      Dump(r.syscalls.at(0)),
+      R"({"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":97,"args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]})"
+      "\n"
+      R"({"names":["socket"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
+      "\n");
 }
 
 TEST(CompilerTest, DisjointnessProofs) {
@@ -181,12 +187,18 @@ TEST(CompilerTest, DisjointnessProofs) {
       {"{index: 0, op: ne, value: 5}", "{index: 0, op: eq, value: 6}", false},
       {"{index: 0, op: ne, value: 5}", "{index: 0, op: ne, value: 6}", false},
       {"{index: 0, op: eq, value: 5}", "{index: 1, op: eq, value: 6}", false},
-      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: masked_eq, mask: 0x30, value: 0x20}", true},
-      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: masked_eq, mask: 0x0f, value: 0x01}", false},
-      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: eq, value: 0x21}", true},
-      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: eq, value: 0x11}", false},
-      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: lt, value: 0x10}", false},  // not proven
-      {"{index: 0, op: ge, value: 18446744073709551615}", "{index: 0, op: lt, value: 18446744073709551615}", true},
+      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}",
+       "{index: 0, op: masked_eq, mask: 0x30, value: 0x20}", true},
+      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}",
+       "{index: 0, op: masked_eq, mask: 0x0f, value: 0x01}", false},
+      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: eq, value: 0x21}",
+       true},
+      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: eq, value: 0x11}",
+       false},
+      {"{index: 0, op: masked_eq, mask: 0xf0, value: 0x10}", "{index: 0, op: lt, value: 0x10}",
+       false},  // not proven
+      {"{index: 0, op: ge, value: 18446744073709551615}",
+       "{index: 0, op: lt, value: 18446744073709551615}", true},
   };
   for (const Case& c : cases) {
     auto p = Load(std::string(R"(version: 1
@@ -303,7 +315,8 @@ rules:
   EXPECT_THAT(DispFor(r, "sock", "connect")->reason, HasSubstr("sockaddr"));
   EXPECT_THAT(DispFor(r, "ret", "getuid")->reason, HasSubstr("action return"));
   EXPECT_THAT(DispFor(r, "ask", "getgid")->reason, HasSubstr("action plugin"));
-  EXPECT_THAT(DispFor(r, "twice", "getpriority")->reason, HasSubstr("two conditions on argument 0"));
+  EXPECT_THAT(DispFor(r, "twice", "getpriority")->reason,
+              HasSubstr("two conditions on argument 0"));
   // The any-syscall rule applies to every decided syscall, adds none.
   EXPECT_THAT(DispFor(r, "any", "chmod")->reason, HasSubstr("any syscall"));
   EXPECT_EQ(r.dispositions.size(), 6u * 2u);
@@ -322,9 +335,10 @@ rules:
   ASSERT_NE(p, nullptr);
   CompileResult r = Compile(*p);
   EXPECT_TRUE(r.CompiledInKernel(0, "getpriority"));
-  EXPECT_EQ(Dump(r.syscalls.at(0)),
-            R"({"names":["getpriority"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":0,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
-            "\n");
+  EXPECT_EQ(
+      Dump(r.syscalls.at(0)),
+      R"({"names":["getpriority"],"action":"SCMP_ACT_NOTIFY","args":[{"index":0,"value":0,"valueTwo":0,"op":"SCMP_CMP_NE"}]})"
+      "\n");
 }
 
 TEST(CompilerTest, MultiBitMaskedEqRestIsNotExpressible) {
@@ -428,9 +442,10 @@ struct Call {
 };
 
 std::vector<Call> Calls() {
-  const uint64_t v0[] = {0,  1,          2,          3,           4,           5,
-                         7,  16,         17,         18,          0x10000000,  0x10000011,
-                         0x11, 0xffffffff, (1ull << 32) | 17, ~0ull - 1, ~0ull};
+  const uint64_t v0[] = {0,          1,          2,    3,          4,
+                         5,          7,          16,   17,         18,
+                         0x10000000, 0x10000011, 0x11, 0xffffffff, (1ull << 32) | 17,
+                         ~0ull - 1,  ~0ull};
   const uint64_t v1[] = {0, 7, ~0ull};
   std::vector<Call> out;
   for (uint64_t a : v0) {
@@ -617,7 +632,8 @@ TEST_P(KernelDifferentialTest, CompiledFilterDecidesLikeEvaluate) {
       // A call decided by a compiled rule never reaches the agent; every
       // other call of a notify syscall does.
       if (kernel) {
-        EXPECT_FALSE(run.notified[i]) << "getpriority(" << calls[i].a0 << ", " << calls[i].a1 << ")";
+        EXPECT_FALSE(run.notified[i])
+            << "getpriority(" << calls[i].a0 << ", " << calls[i].a1 << ")";
         ++kernel_decided;
       }
       if (!compile) {
@@ -630,52 +646,52 @@ TEST_P(KernelDifferentialTest, CompiledFilterDecidesLikeEvaluate) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Policies, KernelDifferentialTest,
-    ::testing::Values(
-        DiffCase{"EqWithAgentRest", R"(version: 1
+INSTANTIATE_TEST_SUITE_P(Policies, KernelDifferentialTest,
+                         ::testing::Values(DiffCase{"EqWithAgentRest", R"(version: 1
 default_action: {allow: {}}
 rules:
   - {name: log-1, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: eq, value: 1}]}}, action: {log: {}}}
   - {name: deny-17, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: eq, value: 17}]}}, action: {deny: {errno: 80}}}
   - {name: deny-1-too, match: {syscalls: [getpriority], args: {scalars: [{index: 1, op: eq, value: 7}]}}, action: {deny: {errno: 78}}}
 )",
-                 3},
-        DiffCase{"OneBitMask", R"(version: 1
+                                                    3},
+                                           DiffCase{"OneBitMask", R"(version: 1
 default_action: {allow: {}}
 rules:
   - {name: bit, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: masked_eq, mask: 0x10000000, value: 0x10000000}]}}, action: {deny: {errno: 78}}}
   - {name: log, match: {syscalls: [getpriority]}, action: {log: {}}}
 )",
-                 6},
-        DiffCase{"TwoConditionsNoAgent", R"(version: 1
+                                                    6},
+                                           DiffCase{"TwoConditionsNoAgent", R"(version: 1
 default_action: {allow: {}}
 rules:
   - {name: r, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: ge, value: 5}, {index: 1, op: ne, value: 7}]}}, action: {deny: {errno: 118}}}
 )",
-                 20},
-        DiffCase{"SameErrnoRanges", R"(version: 1
+                                                    20},
+                                           DiffCase{"SameErrnoRanges", R"(version: 1
 default_action: {allow: {}}
 rules:
   - {name: lo, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: le, value: 2}]}}, action: {deny: {errno: 80}}}
   - {name: hi, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: gt, value: 16}]}}, action: {deny: {errno: 78}}}
   - {name: seven, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: eq, value: 7}]}}, action: {allow: {}}}
 )",
-                 30},
-        DiffCase{"DenyByDefault", R"(version: 1
+                                                    30},
+                                           DiffCase{"DenyByDefault", R"(version: 1
 default_action: {deny: {errno: 118}}
 rules:
   - {name: zero, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: eq, value: 0}]}}, action: {allow: {}}}
 )",
-                 3},
-        DiffCase{"FallbackToAgent", R"(version: 1
+                                                    3},
+                                           DiffCase{"FallbackToAgent", R"(version: 1
 default_action: {allow: {}}
 rules:
   - {name: m, match: {syscalls: [getpriority], args: {scalars: [{index: 0, op: masked_eq, mask: 0xff, value: 0x11}]}}, action: {deny: {errno: 80}}}
   - {name: l, match: {syscalls: [getpriority], args: {scalars: [{index: 1, op: eq, value: 7}]}}, action: {deny: {errno: EACCES}}}
 )",
-                 0}),
-    [](const ::testing::TestParamInfo<DiffCase>& i) { return std::string(i.param.name); });
+                                                    0}),
+                         [](const ::testing::TestParamInfo<DiffCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 }  // namespace
 }  // namespace seccomp_agent

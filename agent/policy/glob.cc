@@ -174,8 +174,8 @@ absl::StatusOr<PathGlob> PathGlob::Compile(absl::string_view pattern) {
     pc.any_depth = comp == "**";
     absl::Status cs = CheckSyntax(comp);
     if (!cs.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad component \"", comp, "\": ", cs.message(), " (\"/\" cannot be inside [...])"));
+      return absl::InvalidArgumentError(absl::StrCat("bad component \"", comp, "\": ", cs.message(),
+                                                     " (\"/\" cannot be inside [...])"));
     }
     if (!pc.any_depth && comp.find("**") != absl::string_view::npos) {
       return absl::InvalidArgumentError(

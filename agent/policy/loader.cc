@@ -30,7 +30,8 @@ class DiscardEvents : public YAML::EventHandler {
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
   void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
                        YAML::EmitterStyle::value) override {}
   void OnSequenceEnd() override {}
@@ -38,7 +39,6 @@ class DiscardEvents : public YAML::EventHandler {
                   YAML::EmitterStyle::value) override {}
   void OnMapEnd() override {}
 };
-
 
 using google::protobuf::Descriptor;
 using google::protobuf::EnumValueDescriptor;
@@ -125,9 +125,9 @@ class Decoder {
       seen.push_back(key);
       const FieldDescriptor* f = FindFileField(d, key);
       if (f == nullptr) {
-        return PolicyError(source_, rule, field,
-                           absl::StrCat("unknown field \"", key, "\" (expected one of: ",
-                                        KnownFields(d), ")"));
+        return PolicyError(
+            source_, rule, field,
+            absl::StrCat("unknown field \"", key, "\" (expected one of: ", KnownFields(d), ")"));
       }
       const google::protobuf::OneofDescriptor* oneof = f->real_containing_oneof();
       if (oneof != nullptr && r->HasOneof(*msg, oneof)) {
@@ -235,7 +235,8 @@ class Decoder {
     }
     const std::string& text = v.Scalar();
     auto bad = [&](absl::string_view what) {
-      return PolicyError(source_, rule, path, absl::StrCat("expected ", what, ", got \"", text, "\""));
+      return PolicyError(source_, rule, path,
+                         absl::StrCat("expected ", what, ", got \"", text, "\""));
     };
     if (IsErrnoField(f)) {
       int e = ErrnoFromString(text);
@@ -274,9 +275,10 @@ class Decoder {
         // 0x-prefixed hexadecimal, the natural notation for flag masks.
         uint64_t x;
         const bool hex = text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
-        const bool ok = hex ? (text.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos &&
-                               text.size() <= 2 + 16 && absl::SimpleHexAtoi(text.substr(2), &x))
-                            : absl::SimpleAtoi(text, &x);
+        const bool ok =
+            hex ? (text.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos &&
+                   text.size() <= 2 + 16 && absl::SimpleHexAtoi(text.substr(2), &x))
+                : absl::SimpleAtoi(text, &x);
         if (!ok) return bad("a non-negative integer (decimal or 0x hex)");
         rep ? r->AddUInt64(msg, f, x) : r->SetUInt64(msg, f, x);
         return absl::OkStatus();
@@ -406,8 +408,9 @@ absl::StatusOr<v1::Policy> ParsePolicyText(absl::string_view text, absl::string_
                          "empty policy (expected a mapping with version, default_action, rules)");
     }
     if (!docs[0].IsMap()) {
-      return PolicyError(source, "", "",
-                         absl::StrCat("expected a mapping at the top level, got ", KindName(docs[0])));
+      return PolicyError(
+          source, "", "",
+          absl::StrCat("expected a mapping at the top level, got ", KindName(docs[0])));
     }
     v1::Policy policy;
     Decoder d(source);

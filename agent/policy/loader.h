@@ -46,8 +46,8 @@ int SockaddrFamilyFromString(absl::string_view s);
 // Shared error formatting: "SOURCE: RULE: FIELD: MESSAGE", where RULE is
 // `rules[2] "name"` (omitted when `rule` is empty) and FIELD is a dotted
 // path such as `match.syscalls[1]` (omitted when empty).
-absl::Status PolicyError(absl::string_view source, absl::string_view rule,
-                         absl::string_view field, absl::string_view message);
+absl::Status PolicyError(absl::string_view source, absl::string_view rule, absl::string_view field,
+                         absl::string_view message);
 std::string RuleLabel(int index, absl::string_view name);  // ItemLabel("rules", ...)
 // `plugins[0] "opa"`, or `plugins[0]` when the name is empty.
 std::string ItemLabel(absl::string_view list, int index, absl::string_view name);

@@ -253,10 +253,12 @@ const BadCase kBadCases[] = {
     {"MissingVersion", "default_action: {allow: {}}\n", "policy.yaml: version: must be 1, got 0"},
     {"MissingDefaultAction", "version: 1\nrules: []\n", "policy.yaml: default_action: required"},
     {"SubstitutionAsDefault",
-     "version: 1\nredirect_roots: [/srv]\ndefault_action: {redirect_open: {exact: {\"/a\": \"/srv/a\"}}}\n",
+     "version: 1\nredirect_roots: [/srv]\ndefault_action: {redirect_open: {exact: {\"/a\": "
+     "\"/srv/a\"}}}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got redirect_open"},
     {"PluginAsDefault",
-     "version: 1\nplugins: [{name: p, address: \"h:1\", insecure: true}]\ndefault_action: {plugin: p}\n",
+     "version: 1\nplugins: [{name: p, address: \"h:1\", insecure: true}]\ndefault_action: {plugin: "
+     "p}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got plugin"},
     {"TwoActionKinds", WithRules("  - name: r\n    action: {allow: {}, deny: {errno: EPERM}}\n"),
      "policy.yaml: rules[0] \"r\": action.deny: only one of"},
@@ -268,7 +270,8 @@ const BadCase kBadCases[] = {
      "rules[0] \"r\": action.deny.errno: unknown errno \"0\""},
     {"EmptyRuleName", WithRules("  - name: \"\"\n    action: {allow: {}}\n"),
      "policy.yaml: rules[0]: name: required"},
-    {"MissingRuleName", WithRules("  - {action: {allow: {}}}\n"), "policy.yaml: rules[0]: name: required"},
+    {"MissingRuleName", WithRules("  - {action: {allow: {}}}\n"),
+     "policy.yaml: rules[0]: name: required"},
     {"DuplicateRuleName",
      WithRules("  - {name: same, action: {allow: {}}}\n  - {name: same, action: {log: {}}}\n"),
      "policy.yaml: rules[1] \"same\": name: duplicate rule name"},
@@ -306,8 +309,9 @@ const BadCase kBadCases[] = {
      "action.redirect_open.exact[\"/etc/hosts\"]: target "
      "\"/var/lib/seccomp-agent/../../../etc/shadow\" must be an absolute, normalized path"},
     {"RedirectSiblingOfRootIsOutside",
-     WithRules("  - name: r\n    match: {syscalls: [openat]}\n"
-               "    action: {redirect_open: {prefix: {\"/data/\": \"/var/lib/seccomp-agent-evil/\"}}}\n"),
+     WithRules(
+         "  - name: r\n    match: {syscalls: [openat]}\n"
+         "    action: {redirect_open: {prefix: {\"/data/\": \"/var/lib/seccomp-agent-evil/\"}}}\n"),
      "action.redirect_open.prefix[\"/data/\"]: target \"/var/lib/seccomp-agent-evil/\" is outside"},
     {"RedirectOnWrongSyscall",
      WithRules("  - name: r\n    match: {syscalls: [openat, mkdir]}\n"
@@ -328,11 +332,13 @@ const BadCase kBadCases[] = {
     {"RewriteBindBadAddress",
      WithRules("  - name: r\n    match: {syscalls: [bind]}\n"
                "    action: {rewrite_bind: {map: {\"0.0.0.300:80\": \"127.0.0.1:8080\"}}}\n"),
-     "rules[0] \"r\": action.rewrite_bind.map[\"0.0.0.300:80\"]: \"0.0.0.300:80\" is not ADDR:PORT"},
+     "rules[0] \"r\": action.rewrite_bind.map[\"0.0.0.300:80\"]: \"0.0.0.300:80\" is not "
+     "ADDR:PORT"},
     {"RewriteBindMixedKinds",
      WithRules("  - name: r\n    match: {syscalls: [bind]}\n"
                "    action: {rewrite_bind: {map: {\"0.0.0.0:80\": \"/run/x.sock\"}}}\n"),
-     "action.rewrite_bind.map[\"0.0.0.0:80\"]: cannot rewrite an AF_INET address to an AF_UNIX one"},
+     "action.rewrite_bind.map[\"0.0.0.0:80\"]: cannot rewrite an AF_INET address to an AF_UNIX "
+     "one"},
     {"RewriteBindIPv6NeedsBrackets",
      WithRules("  - name: r\n    match: {syscalls: [bind]}\n"
                "    action: {rewrite_bind: {map: {\"[::]:80\": \"::1:8080\"}}}\n"),
@@ -406,14 +412,16 @@ const BadCase kBadCases[] = {
      WithRules("  - name: m\n    match: {syscalls: [umount2]}\n"
                "    action: {mount: {allow: [{fstype: proc}]}}\n"),
      "rules[0] \"m\": match.syscalls[0]: action mount cannot apply to \"umount2\" (only mount)"},
-    {"MountEmpty", WithRules("  - name: m\n    match: {syscalls: [mount]}\n    action: {mount: {}}\n"),
+    {"MountEmpty",
+     WithRules("  - name: m\n    match: {syscalls: [mount]}\n    action: {mount: {}}\n"),
      "rules[0] \"m\": action.mount.allow: needs at least one file system type"},
     {"MknodAsDefault", "version: 1\ndefault_action: {mknod: {allow: [{type: c, major: 1}]}}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got mknod"},
     {"UndeclaredPlugin", WithRules("  - name: r\n    action: {plugin: nope}\n"),
      "policy.yaml: rules[0] \"r\": action.plugin.name: plugin \"nope\" is not declared"},
     {"BadPluginAddress",
-     "version: 1\ndefault_action: {allow: {}}\nplugins: [{name: p, address: \"unix://relative\"}]\n",
+     "version: 1\ndefault_action: {allow: {}}\nplugins: [{name: p, address: "
+     "\"unix://relative\"}]\n",
      "policy.yaml: plugins[0] \"p\": address: \"unix://relative\" is not"},
     {"PluginAddressWithoutPort",
      "version: 1\ndefault_action: {allow: {}}\nplugins: [{name: p, address: \"localhost\"}]\n",
@@ -451,7 +459,8 @@ const BadCase kBadCases[] = {
      "policy.yaml: injection.strict: expected true or false, got \"maybe\""},
     {"NotAnInteger", WithRules("  - name: r\n    action: {return: {value: 1.5}}\n"),
      "rules[0] \"r\": action.return.value: expected a 64-bit integer, got \"1.5\""},
-    {"SyscallsNotAList", WithRules("  - name: r\n    match: {syscalls: mkdir}\n    action: {allow: {}}\n"),
+    {"SyscallsNotAList",
+     WithRules("  - name: r\n    match: {syscalls: mkdir}\n    action: {allow: {}}\n"),
      "rules[0] \"r\": match.syscalls: expected a list, got a scalar"},
     {"RulesNotAList", "version: 1\ndefault_action: {allow: {}}\nrules: {name: r}\n",
      "policy.yaml: rules: expected a list, got a mapping"},
@@ -459,7 +468,8 @@ const BadCase kBadCases[] = {
      WithRules("  - name: r\n    match: {containers: {id: \"abc[\"}}\n    action: {allow: {}}\n"),
      "rules[0] \"r\": match.containers.id: unterminated \"[\" in glob"},
     {"FdConditionOnMkdir",
-     WithRules("  - name: r\n    match: {syscalls: [mkdir], args: {fd: 3}}\n    action: {allow: {}}\n"),
+     WithRules(
+         "  - name: r\n    match: {syscalls: [mkdir], args: {fd: 3}}\n    action: {allow: {}}\n"),
      "rules[0] \"r\": match.args.fd: syscall \"mkdir\" has no fd argument"},
     {"EmptyDocument", "", "policy.yaml: empty policy"},
     {"TopLevelList", "- a\n- b\n", "policy.yaml: expected a mapping at the top level, got a list"},
@@ -471,13 +481,15 @@ const BadCase kBadCases[] = {
      "\"action\": {\"deny\": {\"errno\": \"EPERM\", \"errno\": \"EIO\"}}}]}",
      "policy.yaml: rules[0] \"j\": action.deny.errno: duplicate key"},
     {"RedirectPrefixSlashMismatch",
-     WithRules("  - name: r\n    match: {syscalls: [open]}\n"
-               "    action: {redirect_open: {prefix: {\"/data/\": \"/var/lib/seccomp-agent/d\"}}}\n"),
+     WithRules(
+         "  - name: r\n    match: {syscalls: [open]}\n"
+         "    action: {redirect_open: {prefix: {\"/data/\": \"/var/lib/seccomp-agent/d\"}}}\n"),
      "action.redirect_open.prefix[\"/data/\"]: source and target must both end in \"/\""},
     {"DefaultDenyBadErrnoNumber", "version: 1\ndefault_action: {deny: {errno: -1}}\n",
      "policy.yaml: default_action.deny.errno: unknown errno \"-1\""},
     {"ReturnLooksLikeErrno", WithRules("  - name: r\n    action: {return: {value: -13}}\n"),
-     "policy.yaml: rules[0] \"r\": action.return.value: -13 would read as -errno; use deny: {errno: EACCES}"},
+     "policy.yaml: rules[0] \"r\": action.return.value: -13 would read as -errno; use deny: "
+     "{errno: EACCES}"},
     {"JsonTrailingGarbage", "{\"version\": 1, \"default_action\": {\"allow\": {}}} x",
      "policy.yaml:1:"},
     {"JsonUnknownKey", "{\"version\": 1, \"default_action\": {\"allow\": {}}, \"rulez\": []}",
@@ -521,12 +533,14 @@ TEST(LoaderTest, FromProtoValidatesToo) {
   r->mutable_action()->mutable_allow();
   auto c = CompiledPolicy::FromProto(p, "api");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "api: rules[0] \"x\": match.syscalls[0]: unknown syscall \"nosuchcall\"");
+  EXPECT_EQ(c.status().message(),
+            "api: rules[0] \"x\": match.syscalls[0]: unknown syscall \"nosuchcall\"");
   r->mutable_match()->set_syscalls(0, "mkdir");
   r->mutable_action()->mutable_deny();  // errno 0 in a proto is not defaulted
   c = CompiledPolicy::FromProto(p, "api");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "api: rules[0] \"x\": action.deny.errno: errno must be 1..4095, got 0");
+  EXPECT_EQ(c.status().message(),
+            "api: rules[0] \"x\": action.deny.errno: errno must be 1..4095, got 0");
 }
 
 TEST(LoaderScalarTest, DecimalHexAndBigValuesRoundTrip) {
@@ -574,7 +588,8 @@ TEST(LoaderScalarTest, BadScalarsAreRefusedWithTheField) {
 default_action: {allow: {}}
 rules:
   - name: s
-    match: {syscalls: [socket], args: {scalars: )") + c.scalars + R"(}}
+    match: {syscalls: [socket], args: {scalars: )") +
+                       c.scalars + R"(}}
     action: {deny: {}}
 )";
     auto p = CompiledPolicy::LoadString(text, "s.yaml");

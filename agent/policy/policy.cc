@@ -169,7 +169,8 @@ absl::Status CompiledPolicy::BuildMatchers() {
     const v1::ContainerMatch& cm = pr.match().containers();
     for (const auto& kv : cm.annotations()) {
       auto g = FlatGlob::Compile(kv.second);
-      if (!g.ok()) return PolicyError(source_, label, "match.containers.annotations", g.status().message());
+      if (!g.ok())
+        return PolicyError(source_, label, "match.containers.annotations", g.status().message());
       r.annotations.emplace_back(kv.first, *std::move(g));
     }
     std::sort(r.annotations.begin(), r.annotations.end(),
@@ -181,7 +182,8 @@ absl::Status CompiledPolicy::BuildMatchers() {
     }
     if (!cm.metadata().empty()) {
       auto g = FlatGlob::Compile(cm.metadata());
-      if (!g.ok()) return PolicyError(source_, label, "match.containers.metadata", g.status().message());
+      if (!g.ok())
+        return PolicyError(source_, label, "match.containers.metadata", g.status().message());
       r.metadata = *std::move(g);
     }
     const v1::ArgMatch& args = pr.match().args();
@@ -198,7 +200,8 @@ absl::Status CompiledPolicy::BuildMatchers() {
       }
       if (!args.sockaddr().address().empty()) {
         auto g = FlatGlob::Compile(args.sockaddr().address());
-        if (!g.ok()) return PolicyError(source_, label, "match.args.sockaddr.address", g.status().message());
+        if (!g.ok())
+          return PolicyError(source_, label, "match.args.sockaddr.address", g.status().message());
         sc.address = *std::move(g);
       }
       if (args.sockaddr().has_port()) sc.port = static_cast<uint16_t>(args.sockaddr().port());
@@ -207,7 +210,8 @@ absl::Status CompiledPolicy::BuildMatchers() {
     }
     if (args.has_fd() && args.fd() >= 0) r.fd = args.fd();
     for (const v1::ScalarCondition& sc : args.scalars()) {
-      r.scalars.push_back(Rule::Scalar{static_cast<int>(sc.index()), sc.op(), sc.value(), sc.mask()});
+      r.scalars.push_back(
+          Rule::Scalar{static_cast<int>(sc.index()), sc.op(), sc.value(), sc.mask()});
     }
     r.needs |= ActionNeeds(pr.action());
 

@@ -103,7 +103,7 @@ class CompiledPolicy {
       uint64_t value;
       uint64_t mask;
     };
-    std::vector<Scalar> scalars;  // raw argument conditions, all must hold
+    std::vector<Scalar> scalars;    // raw argument conditions, all must hold
     uint32_t needs = kNeedNothing;  // decoded values its conditions/action use
   };
   struct SyscallEntry {

@@ -35,28 +35,45 @@ struct FlagAttr {
   uint64_t attr;
 };
 constexpr FlagAttr kAllowedFlags[] = {
-    {MS_RDONLY, MOUNT_ATTR_RDONLY},   {MS_NOSUID, MOUNT_ATTR_NOSUID},
-    {MS_NODEV, MOUNT_ATTR_NODEV},     {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
-    {MS_NOATIME, MOUNT_ATTR_NOATIME}, {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME},
-    {MS_RELATIME, MOUNT_ATTR_RELATIME}, {MS_STRICTATIME, MOUNT_ATTR_STRICTATIME},
+    {MS_RDONLY, MOUNT_ATTR_RDONLY},
+    {MS_NOSUID, MOUNT_ATTR_NOSUID},
+    {MS_NODEV, MOUNT_ATTR_NODEV},
+    {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+    {MS_NOATIME, MOUNT_ATTR_NOATIME},
+    {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME},
+    {MS_RELATIME, MOUNT_ATTR_RELATIME},
+    {MS_STRICTATIME, MOUNT_ATTR_STRICTATIME},
     {MS_SILENT, 0},
 };
 
 std::string FlagName(uint64_t bit) {
   switch (bit) {
-    case MS_BIND: return "MS_BIND";
-    case MS_REMOUNT: return "MS_REMOUNT";
-    case MS_MOVE: return "MS_MOVE";
-    case MS_REC: return "MS_REC";
-    case MS_SHARED: return "MS_SHARED";
-    case MS_PRIVATE: return "MS_PRIVATE";
-    case MS_SLAVE: return "MS_SLAVE";
-    case MS_UNBINDABLE: return "MS_UNBINDABLE";
-    case MS_SYNCHRONOUS: return "MS_SYNCHRONOUS";
-    case MS_DIRSYNC: return "MS_DIRSYNC";
-    case MS_MANDLOCK: return "MS_MANDLOCK";
-    case MS_LAZYTIME: return "MS_LAZYTIME";
-    default: return absl::StrCat("0x", absl::Hex(bit));
+    case MS_BIND:
+      return "MS_BIND";
+    case MS_REMOUNT:
+      return "MS_REMOUNT";
+    case MS_MOVE:
+      return "MS_MOVE";
+    case MS_REC:
+      return "MS_REC";
+    case MS_SHARED:
+      return "MS_SHARED";
+    case MS_PRIVATE:
+      return "MS_PRIVATE";
+    case MS_SLAVE:
+      return "MS_SLAVE";
+    case MS_UNBINDABLE:
+      return "MS_UNBINDABLE";
+    case MS_SYNCHRONOUS:
+      return "MS_SYNCHRONOUS";
+    case MS_DIRSYNC:
+      return "MS_DIRSYNC";
+    case MS_MANDLOCK:
+      return "MS_MANDLOCK";
+    case MS_LAZYTIME:
+      return "MS_LAZYTIME";
+    default:
+      return absl::StrCat("0x", absl::Hex(bit));
   }
 }
 
@@ -94,7 +111,8 @@ std::optional<ActionProblem> CheckMknod(const v1::Mknod& m) {
 
 std::optional<ActionProblem> CheckMount(const v1::Mount& m) {
   if (m.allow().empty()) {
-    return ActionProblem{"allow", "needs at least one file system type (use deny to refuse every mount)"};
+    return ActionProblem{"allow",
+                         "needs at least one file system type (use deny to refuse every mount)"};
   }
   for (int i = 0; i < m.allow_size(); ++i) {
     const v1::MountType& t = m.allow(i);
@@ -102,9 +120,10 @@ std::optional<ActionProblem> CheckMount(const v1::Mount& m) {
     bool known = false;
     for (absl::string_view k : kMountableTypes) known |= t.fstype() == k;
     if (!known) {
-      return ActionProblem{at + ".fstype",
-                           absl::StrCat("\"", t.fstype(),
-                                        "\" is not one the agent mounts (proc, sysfs, tmpfs, mqueue)")};
+      return ActionProblem{
+          at + ".fstype",
+          absl::StrCat("\"", t.fstype(),
+                       "\" is not one the agent mounts (proc, sysfs, tmpfs, mqueue)")};
     }
     for (int j = 0; j < t.options_size(); ++j) {
       if (!IsOptionName(t.options(j)) || t.options(j) == "source" || t.options(j) == "subset") {
@@ -169,8 +188,8 @@ MountVerdict DecideMount(const v1::Mount& m, const MountCall& call) {
     bool listed = false;
     for (const std::string& o : entry->options()) listed |= o == kv.first;
     if (!listed || !IsOptionName(kv.first)) {
-      v.refusal = absl::StrCat("option ", absl::CEscape(kv.first), " is not listed for ",
-                               entry->fstype());
+      v.refusal =
+          absl::StrCat("option ", absl::CEscape(kv.first), " is not listed for ", entry->fstype());
       return v;
     }
     plan.options.push_back(std::move(kv));

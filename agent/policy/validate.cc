@@ -58,8 +58,9 @@ class Validator {
 
   absl::Status Run() {
     if (p_.version() != 1) {
-      return Err("", "version",
-                 absl::StrCat("must be 1, got ", p_.version(), p_.version() == 0 ? " (missing?)" : ""));
+      return Err(
+          "", "version",
+          absl::StrCat("must be 1, got ", p_.version(), p_.version() == 0 ? " (missing?)" : ""));
     }
     SA_RETURN_IF_ERROR(CheckDefault());
     SA_RETURN_IF_ERROR(CheckInjection());
@@ -159,8 +160,9 @@ class Validator {
   absl::Status CheckPluginTransport(const v1::PluginConfig& pc, const std::string& label) {
     const bool unix_socket = absl::StartsWith(pc.address(), "unix://");
     if (unix_socket && pc.has_tls()) {
-      return Err(label, "tls", "is for host:port addresses (a unix socket is protected by its "
-                               "file mode)");
+      return Err(label, "tls",
+                 "is for host:port addresses (a unix socket is protected by its "
+                 "file mode)");
     }
     if (unix_socket) return absl::OkStatus();
     if (!pc.has_tls() && !pc.insecure()) {
@@ -233,7 +235,8 @@ class Validator {
       if (s.empty() || seccomp_syscall_resolve_name(s.c_str()) == __NR_SCMP_ERROR) {
         return Err(label, field, absl::StrCat("unknown syscall \"", s, "\""));
       }
-      if (!seen.insert(s).second) return Err(label, field, absl::StrCat("\"", s, "\" listed twice"));
+      if (!seen.insert(s).second)
+        return Err(label, field, absl::StrCat("\"", s, "\" listed twice"));
     }
     // Arguments.
     const v1::ArgMatch& args = m.args();
@@ -261,7 +264,8 @@ class Validator {
         return Err(label, "match.args.sockaddr.port",
                    absl::StrCat("must be 0..65535, got ", sm.port()));
       }
-      if (sm.has_port() && !sm.family().empty() && SockaddrFamilyFromString(sm.family()) == AF_UNIX) {
+      if (sm.has_port() && !sm.family().empty() &&
+          SockaddrFamilyFromString(sm.family()) == AF_UNIX) {
         return Err(label, "match.args.sockaddr.port", "AF_UNIX addresses have no port");
       }
       SA_RETURN_IF_ERROR(CheckLayouts(m, label, "match.args.sockaddr", "sockaddr argument",
@@ -269,8 +273,9 @@ class Validator {
     }
     if (args.has_fd()) {
       if (args.fd() < -1 || args.fd() > INT32_MAX) {
-        return Err(label, "match.args.fd",
-                   absl::StrCat("must be a file descriptor 0..2147483647 (-1: none), got ", args.fd()));
+        return Err(
+            label, "match.args.fd",
+            absl::StrCat("must be a file descriptor 0..2147483647 (-1: none), got ", args.fd()));
       }
       if (args.fd() >= 0) {
         SA_RETURN_IF_ERROR(CheckLayouts(m, label, "match.args.fd", "fd argument",
@@ -303,10 +308,12 @@ class Validator {
         if (c.value() == 0) return Err(label, field, "lt 0 can never hold");
         break;
       case SC::GT:
-        if (c.value() == UINT64_MAX) return Err(label, field, "gt 18446744073709551615 can never hold");
+        if (c.value() == UINT64_MAX)
+          return Err(label, field, "gt 18446744073709551615 can never hold");
         break;
       case SC::MASKED_EQ:
-        if (c.mask() == 0) return Err(label, absl::StrCat(field, ".mask"), "masked_eq needs a non-zero mask");
+        if (c.mask() == 0)
+          return Err(label, absl::StrCat(field, ".mask"), "masked_eq needs a non-zero mask");
         if ((c.value() & ~c.mask()) != 0) {
           return Err(label, absl::StrCat(field, ".value"),
                      absl::StrCat("value ", c.value(), " has bits outside mask ", c.mask(),
@@ -317,7 +324,8 @@ class Validator {
         return Err(label, absl::StrCat(field, ".op"),
                    "required: one of eq, ne, lt, le, gt, ge, masked_eq");
     }
-    if (c.mask() != 0) return Err(label, absl::StrCat(field, ".mask"), "only meaningful with op masked_eq");
+    if (c.mask() != 0)
+      return Err(label, absl::StrCat(field, ".mask"), "only meaningful with op masked_eq");
     return absl::OkStatus();
   }
 
@@ -329,13 +337,15 @@ class Validator {
       const SyscallArgLayout* l = ArgLayoutFor(s);
       if (l == nullptr || !has(*l)) {
         return Err(label, field,
-                   absl::StrCat("syscall \"", s, "\" has no ", what, " (the condition could never match it)"));
+                   absl::StrCat("syscall \"", s, "\" has no ", what,
+                                " (the condition could never match it)"));
       }
     }
     return absl::OkStatus();
   }
 
-  absl::Status CheckFlatGlob(const std::string& g, const std::string& label, absl::string_view field) {
+  absl::Status CheckFlatGlob(const std::string& g, const std::string& label,
+                             absl::string_view field) {
     if (g.empty()) return absl::OkStatus();
     auto c = FlatGlob::Compile(g);
     if (!c.ok()) return Err(label, field, c.status().message());
@@ -380,8 +390,10 @@ class Validator {
       case v1::Action::kDeny:
         return CheckDeny(a.deny(), label, "action.deny.errno");
       case v1::Action::kRedirectOpen: {
-        SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "redirect_open", RedirectOpenAppliesTo, "open, openat"));
-        const std::vector<std::string> roots(p_.redirect_roots().begin(), p_.redirect_roots().end());
+        SA_RETURN_IF_ERROR(
+            CheckAppliesTo(r, label, "redirect_open", RedirectOpenAppliesTo, "open, openat"));
+        const std::vector<std::string> roots(p_.redirect_roots().begin(),
+                                             p_.redirect_roots().end());
         return CheckMap(CheckRedirectOpenMap(a.redirect_open(), roots), label);
       }
       case v1::Action::kRewriteBind: {
@@ -389,14 +401,16 @@ class Validator {
         return CheckMap(CheckRewriteBindMap(a.rewrite_bind()), label);
       }
       case v1::Action::kReplaceWrite: {
-        SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "replace_write", ReplaceWriteAppliesTo, "write"));
+        SA_RETURN_IF_ERROR(
+            CheckAppliesTo(r, label, "replace_write", ReplaceWriteAppliesTo, "write"));
         const v1::ReplaceWrite& rw = a.replace_write();
         switch (rw.mode_case()) {
           case v1::ReplaceWrite::MODE_NOT_SET:
             return Err(label, "action.replace_write", "needs replace or redact_regex");
           case v1::ReplaceWrite::kReplace:
             if (!rw.redaction().empty()) {
-              return Err(label, "action.replace_write.redaction", "only meaningful with redact_regex");
+              return Err(label, "action.replace_write.redaction",
+                         "only meaningful with redact_regex");
             }
             return absl::OkStatus();
           case v1::ReplaceWrite::kRedactRegex:

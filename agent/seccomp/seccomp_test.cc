@@ -58,7 +58,8 @@ TEST(Unotify, ContinueRunsTheRealSyscall) {
   char dir[] = "/tmp/unotify-test-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string target = std::string(dir) + "/made";
-  auto child = TrappedChild::Spawn({"mkdir"}, [target] { return mkdir(target.c_str(), 0755) == 0 ? 0 : 1; });
+  auto child =
+      TrappedChild::Spawn({"mkdir"}, [target] { return mkdir(target.c_str(), 0755) == 0 ? 0 : 1; });
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
   ASSERT_TRUE(WaitReadable(child->listener(), 5000));
@@ -76,7 +77,8 @@ TEST(Unotify, ContinueRunsTheRealSyscall) {
 }
 
 TEST(Unotify, SpoofedReturnValue) {
-  auto child = TrappedChild::Spawn({"getppid"}, [] { return syscall(SYS_getppid) == 4242 ? 0 : 1; });
+  auto child =
+      TrappedChild::Spawn({"getppid"}, [] { return syscall(SYS_getppid) == 4242 ? 0 : 1; });
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
   ASSERT_TRUE(WaitReadable(child->listener(), 5000));
@@ -149,8 +151,9 @@ TEST(TaskMemory, ReadsStringAcrossPageBoundary) {
 TEST(TaskMemory, ErrorsAreReported) {
   EXPECT_EQ(ErrnoOf(ReadTaskString(getpid(), 0, 10).status()), EFAULT);
   std::string longs(100, 'x');
-  EXPECT_EQ(ErrnoOf(ReadTaskString(getpid(), reinterpret_cast<uint64_t>(longs.c_str()), 10).status()),
-            ENAMETOOLONG);
+  EXPECT_EQ(
+      ErrnoOf(ReadTaskString(getpid(), reinterpret_cast<uint64_t>(longs.c_str()), 10).status()),
+      ENAMETOOLONG);
   auto bytes = ReadTaskBytes(getpid(), reinterpret_cast<uint64_t>(longs.data()), 100);
   ASSERT_TRUE(bytes.ok());
   EXPECT_EQ(bytes->size(), 100u);

@@ -53,8 +53,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadTaskBytes(pid_t pid, uint64_t addr, siz
   std::vector<uint8_t> out(len);
   size_t done = 0;
   while (done < len) {
-    SA_ASSIGN_OR_RETURN(size_t n, ReadSome(pid, addr + done, reinterpret_cast<char*>(out.data()) + done,
-                                           len - done));
+    SA_ASSIGN_OR_RETURN(size_t n, ReadSome(pid, addr + done,
+                                           reinterpret_cast<char*>(out.data()) + done, len - done));
     if (n == 0) return ErrnoStatus(EFAULT, "buffer runs into unreadable memory");
     done += n;
   }

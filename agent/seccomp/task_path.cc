@@ -170,8 +170,7 @@ class Walker {
  public:
   Walker(const Task& t, bool follow_last) : t_(t), follow_last_(follow_last) {}
 
-  absl::StatusOr<std::string> Run(const std::vector<std::string>& start,
-                                  const std::string& path) {
+  absl::StatusOr<std::string> Run(const std::vector<std::string>& start, const std::string& path) {
     SA_RETURN_IF_ERROR(Reset(start));
     for (absl::string_view c : absl::StrSplit(path, '/', absl::SkipEmpty())) {
       todo_.emplace_back(c);
@@ -210,13 +209,13 @@ class Walker {
     names_ = names;
     cur_.reset(Openat2(t_.root, Join(names_), O_PATH | O_DIRECTORY,
                        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
-    if (!cur_) return ErrnoStatus(errno, absl::StrCat("open ", Join(names_), " in the task's root"));
+    if (!cur_)
+      return ErrnoStatus(errno, absl::StrCat("open ", Join(names_), " in the task's root"));
     if (proc_depth_ > static_cast<int>(names_.size())) proc_depth_ = -1;
     if (proc_depth_ < 0 && !names_.empty() && OnProcfs(cur_.get())) {
       proc_depth_ = static_cast<int>(names_.size());  // a magic link landed in procfs
       while (proc_depth_ > 1) {  // find the mount's top: the first procfs ancestor
-        UniqueFd up(Openat2(t_.root,
-                            Join({names_.begin(), names_.begin() + proc_depth_ - 1}),
+        UniqueFd up(Openat2(t_.root, Join({names_.begin(), names_.begin() + proc_depth_ - 1}),
                             O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS));
         if (!up || !OnProcfs(up.get())) break;
         --proc_depth_;
@@ -289,8 +288,8 @@ bool NoSymlinks(const Task& t, const std::string& abs, bool follow_last) {
   const size_t slash = abs.find_last_of('/');
   const std::string last = abs.substr(slash + 1);
   if (last.empty() || last == "." || last == "..") return false;
-  UniqueFd parent(Openat2(t.root, slash == 0 ? "/" : abs.substr(0, slash),
-                          O_PATH | O_DIRECTORY, kStrict));
+  UniqueFd parent(
+      Openat2(t.root, slash == 0 ? "/" : abs.substr(0, slash), O_PATH | O_DIRECTORY, kStrict));
   return parent && !OnProcfs(parent.get());
 }
 

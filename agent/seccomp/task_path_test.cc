@@ -74,8 +74,7 @@ class TaskPathTest : public ::testing::Test {
     }
     (void)system(("rm -rf '" + root_ + "'").c_str());
   }
-  std::string Resolve(const std::string& path, bool follow_last = false,
-                      int64_t dirfd = AT_FDCWD) {
+  std::string Resolve(const std::string& path, bool follow_last = false, int64_t dirfd = AT_FDCWD) {
     absl::StatusOr<std::string> r = ResolveTaskPath(pid_, dirfd, path, follow_last);
     return r.ok() ? *r : absl::StrCat("error: ", r.status().message());
   }

@@ -71,9 +71,8 @@ absl::Status CheckIsListener(int fd) {
   // ENOENT; anything else means the fd does not speak the protocol.
   uint64_t id = ~0ULL;
   if (ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 || errno != ENOENT) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fd does not answer SECCOMP_IOCTL_NOTIF_ID_VALID as a listener: ",
-                     strerror(errno)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fd does not answer SECCOMP_IOCTL_NOTIF_ID_VALID as a listener: ", strerror(errno)));
   }
   return absl::OkStatus();
 }

@@ -139,7 +139,8 @@ int Storm(int n, const char* file) {
       ++bind_bad;
       if (err == EADDRINUSE) ++eaddrinuse;
       if (bind_bad <= 5) {
-        fprintf(stderr, "bind %d: rc=%d errno=%d port=%d\n", i, rc, rc ? err : 0, ntohs(got.sin_port));
+        fprintf(stderr, "bind %d: rc=%d errno=%d port=%d\n", i, rc, rc ? err : 0,
+                ntohs(got.sin_port));
       }
     }
     close(s);
@@ -147,10 +148,11 @@ int Storm(int n, const char* file) {
   g_storm_stop.store(true);
   pthread_join(t, nullptr);
   close(fd);
-  printf("RESULT writes=%d writes_ok=%d writes_bad=%d writes_hit=%d binds=%d binds_ok=%d "
-         "binds_bad=%d binds_hit=%d eaddrinuse=%d signals=%ld\n",
-         writes, write_ok, write_bad, writes_hit, binds, bind_ok, bind_bad, binds_hit, eaddrinuse,
-         g_signals.load());
+  printf(
+      "RESULT writes=%d writes_ok=%d writes_bad=%d writes_hit=%d binds=%d binds_ok=%d "
+      "binds_bad=%d binds_hit=%d eaddrinuse=%d signals=%ld\n",
+      writes, write_ok, write_bad, writes_hit, binds, bind_ok, bind_bad, binds_hit, eaddrinuse,
+      g_signals.load());
   fflush(stdout);
   return (write_bad == 0 && bind_bad == 0) ? 0 : 1;
 }
@@ -274,7 +276,8 @@ void* Hammer(void* p) {
   const std::string redirected = a->dir + "/redirect-me";
   int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   auto bad = [a](const char* what, long rc) {
-    if (++a->bad <= 5) fprintf(stderr, "hammer %d: %s rc=%ld errno=%d\n", a->index, what, rc, errno);
+    if (++a->bad <= 5)
+      fprintf(stderr, "hammer %d: %s rc=%ld errno=%d\n", a->index, what, rc, errno);
   };
   while (NowNs() < a->until_ns) {
     for (int k = 0; k < 20; ++k) {
@@ -287,7 +290,8 @@ void* Hammer(void* p) {
       rmdir(allowed.c_str());
       a->ops += 3;
     }
-    int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, redirected.c_str(), O_RDONLY | O_CLOEXEC));
+    int fd =
+        static_cast<int>(syscall(SYS_openat, AT_FDCWD, redirected.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd < 0) {
       bad("redirected open", fd);
     } else {

@@ -70,8 +70,8 @@ absl::StatusOr<TrappedChild> TrappedChild::SpawnWithFilter(std::vector<sock_filt
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
-    int listener = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
-                           SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
+    int listener =
+        syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &fprog);
     if (listener < 0) _exit(120);
     SendOneFd(child_sock.get(), listener);
     ::close(listener);  // else the task hangs instead of ENOSYS if the supervisor dies

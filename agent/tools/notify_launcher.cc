@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_syscalls), ',', absl::SkipEmpty())) {
+  for (absl::string_view name :
+       absl::StrSplit(absl::GetFlag(FLAGS_syscalls), ',', absl::SkipEmpty())) {
     int nr = seccomp_syscall_resolve_name(std::string(name).c_str());
     if (nr == __NR_SCMP_ERROR || seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0) != 0) {
       fprintf(stderr, "notify-launcher: cannot trap %s\n", std::string(name).c_str());
@@ -70,8 +71,11 @@ int main(int argc, char** argv) {
     msg["fds"] = {"seccompFd"};
     msg["pid"] = getpid();
     if (!absl::GetFlag(FLAGS_metadata).empty()) msg["metadata"] = absl::GetFlag(FLAGS_metadata);
-    msg["state"] = {{"ociVersion", "1.0.2-dev"}, {"id", absl::GetFlag(FLAGS_id)}, {"status", "creating"},
-                    {"pid", getpid()}, {"bundle", "/"}};
+    msg["state"] = {{"ociVersion", "1.0.2-dev"},
+                    {"id", absl::GetFlag(FLAGS_id)},
+                    {"status", "creating"},
+                    {"pid", getpid()},
+                    {"bundle", "/"}};
     std::string body = msg.dump();
     auto s = seccomp_agent::ConnectUnix(absl::GetFlag(FLAGS_socket));
     if (!s.ok()) return Die("connect");

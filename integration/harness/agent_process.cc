@@ -39,14 +39,13 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(const AgentOptions& options)
   auto a = std::unique_ptr<Agent>(new Agent(std::move(dir)));
   a->socket_ = a->dir_.path() + "/run/agent.sock";
   a->decision_log_ = a->dir_.path() + "/decisions.jsonl";
-  std::vector<std::string> argv = {bin, "--socket=" + a->socket_,
-                                   "--decision_log=" + a->decision_log_,
-                                   // The tests read every decision, floods included.
-                                   "--decision_log_rate=0", "--decision_log_max_bytes=0",
-                                   "--log_level=" + options.log_level,
-                                   // No listener-fd holder (a killed agent gives ENOSYS);
-                                   // a test that wants one passes --holder_socket=PATH.
-                                   "--holder_socket=none"};
+  std::vector<std::string> argv = {
+      bin, "--socket=" + a->socket_, "--decision_log=" + a->decision_log_,
+      // The tests read every decision, floods included.
+      "--decision_log_rate=0", "--decision_log_max_bytes=0", "--log_level=" + options.log_level,
+      // No listener-fd holder (a killed agent gives ENOSYS);
+      // a test that wants one passes --holder_socket=PATH.
+      "--holder_socket=none"};
   if (!options.policy_yaml.empty()) {
     a->policy_ = a->dir_.path() + "/policy.yaml";
     std::ofstream(a->policy_) << options.policy_yaml;

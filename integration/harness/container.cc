@@ -69,11 +69,13 @@ absl::Status BuildBusyboxRootfs(const std::string& dir, const std::string& hostn
   const fs::path bb = fs::path(dir) / "bin" / "busybox";
   fs::copy_file(kBusybox, bb, fs::copy_options::overwrite_existing, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "copy ", kBusybox, ": ", ec.message(), " (is busybox-static installed?)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("copy ", kBusybox, ": ", ec.message(), " (is busybox-static installed?)"));
   }
-  fs::permissions(bb, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                          fs::perms::others_read | fs::perms::others_exec, ec);
+  fs::permissions(bb,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  ec);
   ProcessResult list = RunProcess({kBusybox, "--list"}, absl::Seconds(10));
   if (list.exit.exit_code != 0 || list.exit.signal != 0) {
     return absl::InternalError("busybox --list: " + list.Describe());
@@ -101,8 +103,7 @@ Container::Container(Runtime runtime, std::string id, TempDir dir)
   state_root_ = dir_.path() + "/state";
 }
 
-absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
-                                                             const std::string& id,
+absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime, const std::string& id,
                                                              const ContainerConfig& config) {
   SA_ASSIGN_OR_RETURN(TempDir dir, TempDir::Make("sa-ctr"));
   auto c = std::unique_ptr<Container>(new Container(runtime, id, std::move(dir)));
@@ -131,8 +132,10 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime,
   }
   if (config.no_capabilities) {
     const nlohmann::json none = nlohmann::json::array();
-    j["process"]["capabilities"] = {{"bounding", none}, {"effective", none},
-                                    {"inheritable", none}, {"permitted", none},
+    j["process"]["capabilities"] = {{"bounding", none},
+                                    {"effective", none},
+                                    {"inheritable", none},
+                                    {"permitted", none},
                                     {"ambient", none}};
     j["process"]["noNewPrivileges"] = true;
   }
@@ -173,10 +176,17 @@ std::vector<std::string> Container::RuntimeArgv(const std::vector<std::string>& 
   } else {
     // crun refuses hybrid cgroups: run it in a private mount namespace
     // without the cgroup2 mount (the host's mounts are untouched).
-    argv = {"unshare", "-m", "--propagation", "private", "sh", "-c",
+    argv = {"unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
             "if mountpoint -q /sys/fs/cgroup/unified; then "
             "umount /sys/fs/cgroup/unified || exit 125; fi; exec crun \"$@\"",
-            "crun", "--root", state_root_};
+            "crun",
+            "--root",
+            state_root_};
   }
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;

@@ -28,7 +28,8 @@ std::string ProcessResult::Describe() const {
                       "\n--- stdout ---\n", out, "--- stderr ---\n", err, "---");
 }
 
-absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv) {
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
+    const std::vector<std::string>& argv) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
@@ -130,12 +131,10 @@ std::optional<OutputLine> Subprocess::WaitFor(Stream* s, const std::string& need
       }
     }
     if (s->closed || absl::Now() >= deadline) return std::nullopt;
-    s->mu.AwaitWithDeadline(absl::Condition(
-                                +[](Progress* p) {
-                                  return p->s->closed || p->s->lines.size() > p->seen;
-                                },
-                                &progress),
-                            deadline);
+    s->mu.AwaitWithDeadline(
+        absl::Condition(
+            +[](Progress* p) { return p->s->closed || p->s->lines.size() > p->seen; }, &progress),
+        deadline);
   }
 }
 

@@ -168,9 +168,10 @@ int DirRace(const std::string& mode, long trials, const char* allowed, const cha
   for (long i = 0; i < trials; ++i) Classify(openat(dirfd, name, O_RDONLY | O_CLOEXEC), &c);
   s.stop = true;
   pthread_join(t, nullptr);
-  printf("RACE mode=%s name=%s trials=%ld escapes=%ld denied=%ld redirected=%ld allowed=%ld "
-         "other=%ld\n",
-         mode.c_str(), name, trials, c.escapes, c.denied, c.redirected, c.allowed, c.other);
+  printf(
+      "RACE mode=%s name=%s trials=%ld escapes=%ld denied=%ld redirected=%ld allowed=%ld "
+      "other=%ld\n",
+      mode.c_str(), name, trials, c.escapes, c.denied, c.redirected, c.allowed, c.other);
   return 0;
 }
 
@@ -193,15 +194,15 @@ int Bench(long calls, const char* path) {
     ticks.push_back(__rdtsc() - t0);
     if (fd < 0) ++failed;
   }
-  const double ns_per_tick = static_cast<double>(NowNs() - start_ns) /
-                             static_cast<double>(__rdtsc() - start_tick);
+  const double ns_per_tick =
+      static_cast<double>(NowNs() - start_ns) / static_cast<double>(__rdtsc() - start_tick);
   std::sort(ticks.begin(), ticks.end());
   auto at = [&](double q) {
     const size_t i = static_cast<size_t>(q * static_cast<double>(ticks.size() - 1));
     return static_cast<long long>(static_cast<double>(ticks[i]) * ns_per_tick);
   };
-  printf("BENCH path=%s calls=%ld median_ns=%lld p10_ns=%lld p90_ns=%lld failed=%ld\n", path,
-         calls, at(0.5), at(0.1), at(0.9), failed);
+  printf("BENCH path=%s calls=%ld median_ns=%lld p10_ns=%lld p90_ns=%lld failed=%ld\n", path, calls,
+         at(0.5), at(0.1), at(0.9), failed);
   return failed == 0 ? 0 : 1;
 }
 

@@ -83,7 +83,8 @@ bool Parse(const grpc::ByteBuffer& b, google::protobuf::Message* m) {
   std::vector<grpc::Slice> slices;
   if (!b.Dump(&slices).ok()) return false;
   std::string s;
-  for (const grpc::Slice& sl : slices) s.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  for (const grpc::Slice& sl : slices)
+    s.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
   return m->ParseFromString(s);
 }
 
@@ -97,7 +98,8 @@ class FakePlugin::Impl {
   class Service : public grpc::CallbackGenericService {
    public:
     explicit Service(Impl* impl) : impl_(impl) {}
-    grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    grpc::ServerGenericBidiReactor* CreateReactor(
+        grpc::GenericCallbackServerContext* ctx) override {
       return impl_->CreateReactor(ctx);
     }
 

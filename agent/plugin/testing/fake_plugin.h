@@ -29,7 +29,8 @@ class FakePlugin {
     kGarbage,  // answer bytes that are not a DecideResponse (unary only;
                // a stream gets a response with unparseable... see .cc)
   };
-  using Responder = std::function<seccompagent::v1::Decision(const seccompagent::v1::Notification&)>;
+  using Responder =
+      std::function<seccompagent::v1::Decision(const seccompagent::v1::Notification&)>;
 
   FakePlugin();
   ~FakePlugin();

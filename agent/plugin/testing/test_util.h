@@ -27,11 +27,12 @@ namespace testing {
 inline std::string SocketPath(const std::string& tag) {
   static const uint32_t salt = std::random_device{}();
   static std::atomic<int> n{0};
-  return absl::StrCat("/tmp/sa_plugin_", tag, "_", getpid(), "_", absl::Hex(salt), "_", n.fetch_add(1),
-                      ".sock");
+  return absl::StrCat("/tmp/sa_plugin_", tag, "_", getpid(), "_", absl::Hex(salt), "_",
+                      n.fetch_add(1), ".sock");
 }
 
-inline ContainerInfo Container(const std::string& id, std::map<std::string, std::string> annotations = {}) {
+inline ContainerInfo Container(const std::string& id,
+                               std::map<std::string, std::string> annotations = {}) {
   ContainerInfo c;
   c.id = id;
   c.init_pid = 1234;
@@ -72,7 +73,8 @@ inline SyscallEvent WriteEvent(const ContainerInfo* c, int fd, const std::string
   return ev;
 }
 
-inline SyscallEvent BindEvent(const ContainerInfo* c, int fd, const std::string& addr, uint16_t port) {
+inline SyscallEvent BindEvent(const ContainerInfo* c, int fd, const std::string& addr,
+                              uint16_t port) {
   SyscallEvent ev;
   ev.container = c;
   ev.pid = 4321;

@@ -20,7 +20,8 @@ ABSL_FLAG(std::string, listen, "unix:///run/seccomp-agent/redirect-by-label.sock
           "gRPC address to serve on (unix:///path or host:port)");
 ABSL_FLAG(std::string, label, "seccomp.example.com/redirect",
           "annotation KEY or KEY=VALUE that marks containers to redirect");
-ABSL_FLAG(std::vector<std::string>, map, {}, "comma-separated SRC=DST exact path mappings (absolute paths)");
+ABSL_FLAG(std::vector<std::string>, map, {},
+          "comma-separated SRC=DST exact path mappings (absolute paths)");
 ABSL_FLAG(std::vector<std::string>, prefix, {},
           "comma-separated SRC/=DST/ prefix mappings (directories, trailing /)");
 ABSL_FLAG(uint32_t, cache_ttl_ms, 10000, "cache hint TTL sent with decisions (0: none)");
@@ -120,7 +121,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus("seccompagent.v1.PolicyPlugin", true);
-  const char* tls = absl::GetFlag(FLAGS_tls_cert).empty()          ? "plaintext"
+  const char* tls = absl::GetFlag(FLAGS_tls_cert).empty()        ? "plaintext"
                     : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "TLS"
                                                                  : "mTLS";
   std::fprintf(stderr,

@@ -77,7 +77,8 @@ namespace {
 
 // Reads a request, writes its answer, reads the next: answers go out in
 // request order (the agent matches them by request_id anyway).
-class StreamReactor : public grpc::ServerBidiReactor<v1::DecideStreamRequest, v1::DecideStreamResponse> {
+class StreamReactor
+    : public grpc::ServerBidiReactor<v1::DecideStreamRequest, v1::DecideStreamResponse> {
  public:
   explicit StreamReactor(const RedirectByLabelConfig* cfg) : cfg_(cfg) { StartRead(&req_); }
   void OnReadDone(bool ok) override {

@@ -40,7 +40,8 @@ class RedirectByLabelService final : public seccompagent::v1::PolicyPlugin::Call
   grpc::ServerUnaryReactor* Decide(grpc::CallbackServerContext* ctx,
                                    const seccompagent::v1::DecideRequest* req,
                                    seccompagent::v1::DecideResponse* resp) override;
-  grpc::ServerBidiReactor<seccompagent::v1::DecideStreamRequest, seccompagent::v1::DecideStreamResponse>*
+  grpc::ServerBidiReactor<seccompagent::v1::DecideStreamRequest,
+                          seccompagent::v1::DecideStreamResponse>*
   DecideStream(grpc::CallbackServerContext* ctx) override;
 
  private:
