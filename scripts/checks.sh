@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Repository checks that are not unit tests (Markdown links, layering), each
+# Repository checks that are not unit tests (Markdown links, layering,
+# formatting, function length), each
 # one a test case in scripts/test.sh's summary: one line `PASSED: NAME` or
 # `FAILED: NAME: why` per check, then `N passed, N failed`. Exit 0 only when
 # all pass.
@@ -78,7 +79,37 @@ check_layering() {
      except //agent/model/... except //agent/common/... except //proto/..."
 }
 
-CHECKS=(links layering)
+# Every tracked C++ file outside kernel/ (the kernel has its own style, held
+# by checkpatch in kernel/build.sh) is as clang-format formats it with the
+# repository's .clang-format: one case, naming the files that differ.
+check_format() {
+  local f bad=()
+  if ! command -v clang-format >/dev/null; then
+    fail format "clang-format not installed (scripts/install-deps.sh installs it)"
+    return
+  fi
+  while IFS= read -r f; do
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+  done < <(git ls-files '*.cc' '*.h' | grep -v '^kernel/')
+  if ((${#bad[@]} == 0)); then
+    pass format
+  else
+    fail format "${#bad[@]} file(s) differ from clang-format (run clang-format -i on them): ${bad[*]}"
+  fi
+}
+
+# No function outside tests and benches is longer than 120 lines
+# (scripts/function_lengths.py says how it counts).
+check_function_length() {
+  local out
+  if out=$(python3 scripts/function_lengths.py --limit 120); then
+    pass function-length
+  else
+    fail function-length "longer than 120 lines (lines file:line): $(echo $out)"
+  fi
+}
+
+CHECKS=(links layering format function_length)
 [[ $# -gt 0 ]] && CHECKS=("$@")
 for c in "${CHECKS[@]}"; do
   if [[ $(type -t "check_$c") != function ]]; then

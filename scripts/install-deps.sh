@@ -12,6 +12,8 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libcpp-httplib-dev libsystemd-dev libre2-dev
   # fuzzing / sanitizers
   clang-14 libclang-rt-14-dev
+  # formatting (scripts/checks.sh)
+  clang-format
   # runtimes and test rootfs
   runc crun busybox-static umoci util-linux iproute2 procps jq curl python3-yaml systemd
   # real engines (integration:engines_e2e_test)

@@ -31,7 +31,7 @@ echo "== bazel test //... (unit and integration)"
   tee "$OUT/bazel.log" | grep -E '^(//|FAIL|ERROR|Executed|INFO: Build)'
 [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 TESTLOGS=$("${BAZEL[@]}" info bazel-testlogs 2>/dev/null)
-echo "== repository checks (Markdown links, layering)"
+echo "== repository checks (Markdown links, layering, formatting)"
 SECCOMP_AGENT_BAZEL="${BAZEL[*]}" bash scripts/checks.sh >"$OUT/checks.log" 2>&1 || status=1
 grep -E '^(FAILED|[0-9]+ passed)' "$OUT/checks.log"
 # Free the memory of this server before the VM and the sanitizer builds.
