@@ -286,6 +286,36 @@ class InjectConformance : public ::testing::TestWithParam<Kind> {
     return inj.Inject(child.listener(), n, make(n));
   }
 
+  // A task that opens "/req" once per entry of `targets`, calling `change`
+  // before the second open (false: the task exits 10); open i is answered
+  // by injecting an absolute open of targets[i]. shared_ gets each open's
+  // ret and err, and v = 1 for a file that starts "INNER" (2: another).
+  void OpensAroundAChange(std::function<bool()> change, const std::vector<std::string>& targets) {
+    Shared* sh = shared_.get();
+    const int n = static_cast<int>(targets.size());
+    auto child = Start({"openat"}, [sh, n, change] {
+      for (int i = 0; i < n; i++) {
+        if (i == 1 && !change()) return 10;
+        int fd = static_cast<int>(
+            Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+        sh->ret[i] = fd;
+        sh->err[i] = fd < 0 ? errno : 0;
+        char b[8] = {};
+        if (fd >= 0 && read(fd, b, 5) == 5) sh->v[i] = memcmp(b, "INNER", 5) == 0 ? 1 : 2;
+      }
+      return 0;
+    });
+    ASSERT_NE(child, nullptr);
+    Injector inj(Options(), DefaultUnotify());
+    for (const std::string& target : targets) {
+      auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
+        return Substitute::Openat(AT_FDCWD, target, O_RDONLY, 0);
+      });
+      ASSERT_TRUE(out.ok()) << out.status();
+    }
+    EXPECT_EQ(WaitChild(*child), 0);
+  }
+
   std::string dir_, allowed_, forbidden_, secret_;
   SharedPtr shared_;
 };
@@ -525,26 +555,8 @@ TEST_P(InjectConformance, AbsoluteOpenatNeverLeavesTheTasksRoot) {
 // none of these changes is reported by the kernel short of reading it).
 // Each child asks for "/req" and the case injects an absolute open.
 TEST_P(InjectConformance, ACredentialChangeBetweenCallsTakesEffect) {
-  Shared* sh = shared_.get();
-  auto child = Start({"openat"}, [sh] {
-    for (int i = 0; i < 2; i++) {
-      if (i == 1 && !DropToNobody()) return 10;
-      int fd =
-          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
-      sh->ret[i] = fd;
-      sh->err[i] = fd < 0 ? errno : 0;
-    }
-    return 0;
-  });
-  ASSERT_NE(child, nullptr);
-  Injector inj(Options(), DefaultUnotify());
-  for (int i = 0; i < 2; i++) {
-    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
-      return Substitute::Openat(AT_FDCWD, secret_, O_RDONLY, 0);
-    });
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
-  EXPECT_EQ(WaitChild(*child), 0);
+  OpensAroundAChange([] { return DropToNobody(); }, {secret_, secret_});
+  const Shared* sh = shared_.get();
   EXPECT_GE(sh->ret[0], 0) << "as root: " << strerror(sh->err[0]);
   EXPECT_EQ(sh->ret[1], -1) << "opened with the credentials the task had dropped";
   EXPECT_EQ(sh->err[1], EACCES);
@@ -557,26 +569,8 @@ TEST_P(InjectConformance, AUserNamespaceChangeBetweenCallsTakesEffect) {
   const std::string theirs = dir_ + "/nobodys";
   WriteFile(theirs, "NOBODY", 0600);
   ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);
-  Shared* sh = shared_.get();
-  auto child = Start({"openat"}, [sh] {
-    for (int i = 0; i < 2; i++) {
-      if (i == 1 && Sys(SYS_unshare, CLONE_NEWUSER) != 0) return 10;
-      int fd =
-          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
-      sh->ret[i] = fd;
-      sh->err[i] = fd < 0 ? errno : 0;
-    }
-    return 0;
-  });
-  ASSERT_NE(child, nullptr);
-  Injector inj(Options(), DefaultUnotify());
-  for (int i = 0; i < 2; i++) {
-    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
-      return Substitute::Openat(AT_FDCWD, theirs, O_RDONLY, 0);
-    });
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
-  EXPECT_EQ(WaitChild(*child), 0);
+  OpensAroundAChange([] { return Sys(SYS_unshare, CLONE_NEWUSER) == 0; }, {theirs, theirs});
+  const Shared* sh = shared_.get();
   EXPECT_GE(sh->ret[0], 0) << "in the agent's user namespace: " << strerror(sh->err[0]);
   EXPECT_EQ(sh->ret[1], -1) << "granted capabilities of another user namespace";
   EXPECT_EQ(sh->err[1], EACCES);
@@ -586,32 +580,13 @@ TEST_P(InjectConformance, ARootChangeBetweenCallsTakesEffect) {
   const std::string root = dir_ + "/root";
   ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
   WriteFile(root + "/inner", "INNER", 0644);
-  Shared* sh = shared_.get();
-  auto child = Start({"openat"}, [sh, root] {
-    for (int i = 0; i < 3; i++) {
-      if (i == 1 && (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0 ||
-                     Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) != 0)) {
-        return 10;
-      }
-      int fd =
-          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
-      sh->ret[i] = fd;
-      sh->err[i] = fd < 0 ? errno : 0;
-      char b[8] = {};
-      if (fd >= 0 && read(fd, b, 5) == 5) sh->v[i] = memcmp(b, "INNER", 5) == 0 ? 1 : 2;
-    }
-    return 0;
-  });
-  ASSERT_NE(child, nullptr);
-  Injector inj(Options(), DefaultUnotify());
-  const std::string paths[] = {allowed_, allowed_, "/inner"};
-  for (const std::string& path : paths) {
-    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
-      return Substitute::Openat(AT_FDCWD, path, O_RDONLY, 0);
-    });
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
-  EXPECT_EQ(WaitChild(*child), 0);
+  OpensAroundAChange(
+      [root] {
+        return Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) == 0 &&
+               Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) == 0;
+      },
+      {allowed_, allowed_, "/inner"});
+  const Shared* sh = shared_.get();
   EXPECT_GE(sh->ret[0], 0) << "before the chroot: " << strerror(sh->err[0]);
   EXPECT_EQ(sh->v[0], 2);
   EXPECT_EQ(sh->ret[1], -1) << "resolved in the root the task had left";
