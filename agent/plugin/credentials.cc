@@ -12,8 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 namespace v1 = ::seccompagent::v1;
 
@@ -142,5 +141,4 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PluginCredentials(
   return creds;
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -10,8 +10,7 @@
 #include "absl/time/time.h"
 #include "proto/seccompagent/v1/policy.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 // unix:// addresses: plaintext (the socket file's mode and the peer's
 // uid are the access control; `tls` is refused there). host:port: TLS
@@ -26,7 +25,6 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> PluginCredentials(
     const ::seccompagent::v1::PluginConfig& pc, absl::Duration refresh,
     grpc::ChannelArguments* args);
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_CREDENTIALS_H_

@@ -19,8 +19,7 @@
 #include "agent/policy/action_checks.h"
 #include "agent/policy/privileged_rules.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 absl::Status Invalid(absl::string_view what) { return absl::InvalidArgumentError(what); }
@@ -419,5 +418,4 @@ void FillExactArgsKey(std::string* key, absl::string_view plugin, const SyscallE
   Put(&k, ev.decode_error);
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

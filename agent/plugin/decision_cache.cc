@@ -1,7 +1,6 @@
 #include "agent/plugin/decision_cache.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 namespace v1 = ::seccompagent::v1;
 
@@ -63,5 +62,4 @@ size_t DecisionCache::size() const {
   return map_.size();
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -16,8 +16,7 @@
 #include "agent/plugin/decision.h"
 #include "proto/seccompagent/v1/plugin.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 // A monotonic clock: steady_clock::now, or a test's.
 using MonoClock = std::chrono::steady_clock;
@@ -58,7 +57,6 @@ class DecisionCache {
   absl::flat_hash_map<std::string, std::list<Entry>::iterator> map_;
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_DECISION_CACHE_H_

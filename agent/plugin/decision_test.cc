@@ -8,8 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using testing::BindEvent;
@@ -326,11 +325,9 @@ TEST_F(DecisionTest, CacheKeys) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 SyscallEvent EventNamed(const std::string& syscall) {
@@ -381,5 +378,4 @@ TEST(PrivilegedDecisionTest, MountListIsChecked) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

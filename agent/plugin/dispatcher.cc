@@ -20,8 +20,7 @@
 #include "agent/plugin/stream_reactor.h"
 #include "agent/plugin/timer_queue.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 namespace health = ::grpc::health::v1;
 
@@ -667,5 +666,4 @@ absl::StatusOr<PluginStats> PluginDispatcher::StatsFor(const std::string& name) 
   return impl_->StatsFor(name);
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -44,8 +44,7 @@
 #include "proto/seccompagent/v1/plugin.pb.h"
 #include "proto/seccompagent/v1/policy.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 // Why a plugin call produced no decision.
 enum class ErrorKind {
@@ -191,7 +190,6 @@ class PluginDispatcher {
 // on_error DENY, error_errno EPERM).
 v1::PluginConfig WithDefaults(const v1::PluginConfig& pc);
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_DISPATCHER_H_

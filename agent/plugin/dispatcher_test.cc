@@ -18,8 +18,7 @@
 #include "agent/plugin/testing/test_util.h"
 #include "gtest/gtest.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using testing::Container;
@@ -638,5 +637,4 @@ TEST(DispatcherShutdown, PendingCallsGetShutdown) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -20,8 +20,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using testing::Container;
@@ -268,5 +267,4 @@ TEST_P(ExamplesTest, KilledPluginProcess) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -17,8 +17,7 @@
 
 #include "proto/grpc/health/v1/health.grpc.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 namespace {
 std::shared_ptr<grpc::Channel>* g_pinned_channel = nullptr;  // never freed
@@ -48,5 +47,4 @@ void PinCallbackCompletionQueue() {
   });
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

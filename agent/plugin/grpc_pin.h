@@ -2,14 +2,12 @@
 #ifndef SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_
 #define SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 // Keeps grpc's process-wide callback completion queue alive for the rest of
 // the process. Idempotent; call before the first callback RPC.
 void PinCallbackCompletionQueue();
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_GRPC_PIN_H_

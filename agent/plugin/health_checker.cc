@@ -4,8 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 namespace health = ::grpc::health::v1;
 
@@ -106,5 +105,4 @@ void HealthChecker::StartCheck(PluginState* p, bool overall) {
   });
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -12,8 +12,7 @@
 #include "absl/time/time.h"
 #include "agent/plugin/plugin_state.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 class HealthChecker {
  public:
@@ -49,7 +48,6 @@ class HealthChecker {
   std::thread thread_;
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_HEALTH_CHECKER_H_

@@ -23,8 +23,7 @@ ABSL_FLAG(int, n, 10000, "decisions per scenario");
 ABSL_FLAG(int, warmup, 500, "decisions before measuring");
 ABSL_FLAG(int, concurrency, 32, "decisions in flight for the throughput runs");
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -167,8 +166,7 @@ int Main() {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);

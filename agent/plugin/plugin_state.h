@@ -20,8 +20,7 @@
 #include "proto/grpc/health/v1/health.grpc.pb.h"
 #include "proto/seccompagent/v1/plugin.grpc.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 using Clock = std::chrono::steady_clock;
 
@@ -117,7 +116,6 @@ class CallSink {
   virtual int stream_timeouts_before_reset() const = 0;
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_PLUGIN_STATE_H_

@@ -1,7 +1,6 @@
 #include "agent/plugin/stream_reactor.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 void StreamReactor::Bind() {
   self_ = shared_from_this();
@@ -126,5 +125,4 @@ void StreamReactor::OnDone(const grpc::Status&) {
   // `keep` may be the last reference: nothing after this line.
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -12,8 +12,7 @@
 #include "agent/plugin/plugin_state.h"
 #include "proto/seccompagent/v1/plugin.grpc.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 // Owned by shared_ptrs: the plugin's current-stream slot, pending calls
 // (weak), and itself until OnDone.
@@ -66,7 +65,6 @@ class StreamReactor
   std::unordered_map<uint64_t, std::shared_ptr<PendingCall>> pending_;
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_STREAM_REACTOR_H_

@@ -4,8 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 TimerQueue::TimerQueue() : thread_([this] { Run(); }) {}
 
@@ -90,5 +89,4 @@ void TimerQueue::Run() {
   }
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -12,8 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 class TimerQueue {
  public:
@@ -57,7 +56,6 @@ class TimerQueue {
   std::thread thread_;  // last: starts after the members above exist
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_TIMER_QUEUE_H_

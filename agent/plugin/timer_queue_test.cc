@@ -5,8 +5,7 @@
 
 #include "gtest/gtest.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using Clock = TimerQueue::Clock;
@@ -76,5 +75,4 @@ TEST(TimerQueue, ALaterDeadlineRunsAfterTheEarlierWasCancelled) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

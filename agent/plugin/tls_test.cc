@@ -15,8 +15,7 @@
 #include "agent/plugin/testing/test_util.h"
 #include "gtest/gtest.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 using testing::Container;
@@ -206,5 +205,4 @@ TEST_F(TlsTest, RotatedClientCertificateIsPickedUpWithoutARestart) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

@@ -4,8 +4,7 @@
 #include "absl/strings/str_format.h"
 #include "spdlog/spdlog.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 TransitionLog::TransitionLog(std::string plugin, std::string on_error, uint32_t timeout_ms,
                              int timeouts_in_a_row, LogSink sink)
@@ -89,5 +88,4 @@ void TransitionLog::OnOtherError() {
   if (state_ != State::kOk) ++failed_while_down_;
 }
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

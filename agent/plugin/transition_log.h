@@ -11,8 +11,7 @@
 #include <mutex>
 #include <string>
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 
 enum class LogLevel { kInfo, kWarn };
 // Where the lines go; null: spdlog.
@@ -46,7 +45,6 @@ class TransitionLog {
   std::chrono::steady_clock::time_point down_since_{};
 };
 
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin
 
 #endif  // SECCOMP_AGENT_PLUGIN_TRANSITION_LOG_H_

@@ -5,8 +5,7 @@
 
 #include "gtest/gtest.h"
 
-namespace seccomp_agent {
-namespace plugin {
+namespace seccomp_agent::plugin {
 namespace {
 
 class TransitionLogTest : public ::testing::Test {
@@ -68,5 +67,4 @@ TEST_F(TransitionLogTest, TimingOutThenRefusedIsANewTransition) {
 }
 
 }  // namespace
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin

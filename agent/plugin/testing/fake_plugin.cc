@@ -10,9 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace seccomp_agent {
-namespace plugin {
-namespace testing {
+namespace seccomp_agent::plugin::testing {
 
 namespace v1 = ::seccompagent::v1;
 using Clock = std::chrono::steady_clock;
@@ -304,6 +302,4 @@ void FakePlugin::SetServing(bool serving) {
   h->SetServingStatus("seccompagent.v1.PolicyPlugin", serving);
 }
 
-}  // namespace testing
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin::testing

@@ -17,9 +17,7 @@
 #include "absl/status/status.h"
 #include "proto/seccompagent/v1/plugin.grpc.pb.h"
 
-namespace seccomp_agent {
-namespace plugin {
-namespace testing {
+namespace seccomp_agent::plugin::testing {
 
 class FakePlugin {
  public:
@@ -70,8 +68,6 @@ class FakePlugin {
 // A decision allowing everything.
 seccompagent::v1::Decision AllowDecision();
 
-}  // namespace testing
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin::testing
 
 #endif  // SECCOMP_AGENT_PLUGIN_TESTING_FAKE_PLUGIN_H_

@@ -12,9 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace seccomp_agent {
-namespace plugin {
-namespace testing {
+namespace seccomp_agent::plugin::testing {
 
 absl::StatusOr<TestPki> TestPki::Make() {
   if (system("command -v openssl >/dev/null") != 0) {
@@ -79,6 +77,4 @@ int FreeLoopbackPort() {
   return ok ? ntohs(a.sin_port) : -1;
 }
 
-}  // namespace testing
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin::testing

@@ -8,9 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace seccomp_agent {
-namespace plugin {
-namespace testing {
+namespace seccomp_agent::plugin::testing {
 
 class TestPki {
  public:
@@ -42,8 +40,6 @@ std::string Slurp(const std::string& path);
 // the server); -1 when none.
 int FreeLoopbackPort();
 
-}  // namespace testing
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin::testing
 
 #endif  // SECCOMP_AGENT_PLUGIN_TESTING_TEST_PKI_H_

@@ -17,9 +17,7 @@
 #include "agent/plugin/dispatcher.h"
 #include "agent/model/event.h"
 
-namespace seccomp_agent {
-namespace plugin {
-namespace testing {
+namespace seccomp_agent::plugin::testing {
 
 // A fresh unix socket address in /tmp (TEST_TMPDIR can exceed sun_path).
 // The pid alone is not unique: every sandboxed test runs as the same pid in
@@ -113,8 +111,6 @@ inline Timed DecideSync(PluginDispatcher& d, const std::string& name, const Sysc
   return f.get();
 }
 
-}  // namespace testing
-}  // namespace plugin
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::plugin::testing
 
 #endif  // SECCOMP_AGENT_PLUGIN_TESTING_TEST_UTIL_H_

@@ -1,7 +1,6 @@
 #include "agent/plugin/examples/redirect_by_label/redirect_by_label.h"
 
-namespace seccomp_agent {
-namespace examples {
+namespace seccomp_agent::examples {
 
 namespace v1 = ::seccompagent::v1;
 
@@ -113,5 +112,4 @@ RedirectByLabelService::DecideStream(grpc::CallbackServerContext* ctx) {
   return new StreamReactor(&cfg_);
 }
 
-}  // namespace examples
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::examples

@@ -16,8 +16,7 @@
 
 #include "proto/seccompagent/v1/plugin.grpc.pb.h"
 
-namespace seccomp_agent {
-namespace examples {
+namespace seccomp_agent::examples {
 
 struct RedirectByLabelConfig {
   std::string label_key;                      // annotation key that marks a container
@@ -48,7 +47,6 @@ class RedirectByLabelService final : public seccompagent::v1::PolicyPlugin::Call
   const RedirectByLabelConfig cfg_;
 };
 
-}  // namespace examples
-}  // namespace seccomp_agent
+}  // namespace seccomp_agent::examples
 
 #endif  // SECCOMP_AGENT_PLUGIN_EXAMPLES_REDIRECT_BY_LABEL_REDIRECT_BY_LABEL_H_
