@@ -178,6 +178,12 @@ bool EngineSync::WaitQuiet(const Engine& engine, const std::string& id) {
 // restarted (RestartSyscalls, through pidfds) so it traps again.
 void EngineSync::RecoverOrphans(const Engine& engine,
                                 const std::vector<std::pair<std::string, pid_t>>& pids) {
+  if (!WchanNamesFunctions()) {
+    spdlog::warn(
+        "holder: /proc/PID/wchan names no functions on this kernel (no CONFIG_KALLSYMS): a task "
+        "left waiting on a notification the previous agent received cannot be found and waits "
+        "until it is signalled");
+  }
   std::vector<std::map<pid_t, uint64_t>> waits;  // the first look at each, before any wait
   for (const auto& [id, pid] : pids) waits.push_back(SeccompWaits(pid));
   for (size_t i = 0; i < pids.size(); ++i) {

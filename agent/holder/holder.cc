@@ -127,6 +127,25 @@ std::string NsOf(pid_t pid) {
 }
 }  // namespace
 
+bool WchanNamesFunctions() {
+  // Without kallsyms the kernel has no wchan file at all (6.12); some
+  // kernels have one that reads "0".
+  if (access("/proc/self/wchan", F_OK) != 0) return false;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    pid_t tid;
+    if (!absl::SimpleAtoi(t.path().filename().string(), &tid)) continue;
+    std::ifstream f(t.path() / "stat");
+    std::string stat;
+    std::getline(f, stat);
+    std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
+    if (fields.empty() || fields[0] != "S") continue;
+    const std::string w = WchanOf(tid);
+    if (!w.empty()) return w != "0";
+  }
+  return true;  // nothing asleep to tell by: assume it does
+}
+
 std::map<pid_t, uint64_t> SeccompWaits(pid_t init_pid) {
   std::map<pid_t, uint64_t> out;
   const std::string ns = NsOf(init_pid);

@@ -66,6 +66,11 @@ absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock);
 
 // /proc/<tid>/wchan ("" if unreadable).
 std::string WchanOf(pid_t tid);
+// Whether wchan names functions on this kernel: false when there is no
+// /proc/PID/wchan or a sleeping thread of this process reads "0" (a kernel
+// without CONFIG_KALLSYMS), where no task waiting on a notification can be
+// recognised.
+bool WchanNamesFunctions();
 // Threads in the pid namespace of `init_pid` (the container) that sleep in
 // seccomp_do_user_notification: waiting for a supervisor's answer.
 std::vector<pid_t> TasksWaitingOnSeccompNotification(pid_t init_pid);

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <atomic>
 #include <map>
 #include <string>
 #include <thread>
@@ -105,6 +106,29 @@ class HolderTest : public ::testing::Test {
   UniqueFd stop_;
   std::thread thread_;
 };
+
+// Orphan recovery finds waiting tasks by the function wchan names; on a
+// kernel with kallsyms (this host's) a sleeping thread names one, and
+// WchanNamesFunctions says so (without it the agent warns after a restore).
+TEST(Wchan, ASleepingThreadNamesItsFunction) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  std::atomic<pid_t> tid{0};
+  std::thread sleeper([&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    char c;
+    (void)read(p[0], &c, 1);
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    return tid.load() != 0 && !WchanOf(tid).empty() && WchanOf(tid) != "0";
+  })) << "wchan of a thread blocked in read(2): \""
+      << WchanOf(tid) << "\"";
+  EXPECT_TRUE(WchanNamesFunctions());
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  sleeper.join();
+  close(p[0]);
+  close(p[1]);
+}
 
 TEST_F(HolderTest, InfoRoundTripsThroughJson) {
   ContainerInfo i = Info("c1", 77);

@@ -256,7 +256,7 @@ echo RESULT iterations=$i fake=$fake denied=$denied redirected=$red enosys=$enos
 	# The last case: the log restarts empty (the agent appends, O_APPEND),
 	# so that the frequent greps below read only this case's lines.
 	: >$DECLOG
-	timeout $((CASE_TIMEOUT * 2)) "$1" --root "/run/state-$1" run --bundle "$DIR" "$CID" \
+	timeout -k 10 $((CASE_TIMEOUT * 2)) "$1" --root "/run/state-$1" run --bundle "$DIR" "$CID" \
 		>"$DIR/out" 2>&1 &
 	CPID=$!
 	n_mkdir() { grep -F "\"container\":\"$CID\"" $DECLOG | grep -c '"syscall":"mkdir'; }
