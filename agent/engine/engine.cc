@@ -745,16 +745,39 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
 
 void Engine::RunInLane(std::shared_ptr<Pending> p) {
   Entry& e = *p->entry;
+  std::vector<std::shared_ptr<Pending>> superseded;
   {
     std::lock_guard<std::mutex> lock(e.lane_mu);
     if (e.lane_busy) {
+      // A task waits on one notification at a time: a queued call of the
+      // same thread is one the kernel already dropped (a signal interrupted
+      // it and the thread restarted the call, or the thread died and its
+      // tid was reused). Running it would only find that out, late, while
+      // the live call waits behind it; under a signal storm that queue grew
+      // without bound and every restarted call went stale in it.
+      for (auto it = e.lane.begin(); it != e.lane.end();) {
+        if ((*it)->notif.pid == p->notif.pid) {
+          superseded.push_back(std::move(*it));
+          it = e.lane.erase(it);
+        } else {
+          ++it;
+        }
+      }
       e.lane.push_back(std::move(p));  // the worker in the lane runs it next
-      return;
+    } else {
+      e.lane_busy = true;
     }
-    e.lane_busy = true;
   }
+  for (const auto& old : superseded) FinishGone(old);
+  if (!p) return;  // queued
+  bool queued = false;
   for (;;) {
-    CallHandler(p);
+    // A call that waited in the queue may have been interrupted meanwhile.
+    if (queued && !unotify_.IdValid(e.listener.get(), p->id).ok()) {
+      FinishGone(p);
+    } else {
+      CallHandler(p);
+    }
     std::lock_guard<std::mutex> lock(e.lane_mu);
     if (e.lane.empty()) {
       e.lane_busy = false;
@@ -762,7 +785,16 @@ void Engine::RunInLane(std::shared_ptr<Pending> p) {
     }
     p = std::move(e.lane.front());
     e.lane.pop_front();
+    queued = true;
   }
+}
+
+// A call that ended before its handler ran: no side effect, no reply.
+void Engine::FinishGone(const std::shared_ptr<Pending>& p) {
+  ActionHandler::Outcome out;
+  out.task_gone = true;
+  out.result = "task-gone";
+  Finish(p, std::move(out));
 }
 
 void Engine::CallHandler(const std::shared_ptr<Pending>& p) {

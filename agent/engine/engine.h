@@ -341,6 +341,7 @@ class Engine {
   // drains the queue before it leaves).
   void RunInLane(std::shared_ptr<Pending> p);
   void CallHandler(const std::shared_ptr<Pending>& p);
+  void FinishGone(const std::shared_ptr<Pending>& p);
   // Rate limiting; only reached for a container that has a limit.
   void Park(const std::shared_ptr<Entry>& e, int64_t now);  // caller leads
   void DenyOverLimit(const std::shared_ptr<Entry>& e, const seccomp_notif& n);
