@@ -54,19 +54,6 @@ const std::string& SyscallName(uint32_t arch, int nr) {
   return *c.names.emplace(key, std::move(s)).first->second;
 }
 
-const char* ArchName(uint32_t arch) {
-  switch (arch) {
-    case AUDIT_ARCH_X86_64:
-      return "x86_64";
-    case AUDIT_ARCH_I386:
-      return "x86";
-    case AUDIT_ARCH_AARCH64:
-      return "aarch64";
-    default:
-      return "unknown";
-  }
-}
-
 bool IsNativeArch(uint32_t arch) {
   static const uint32_t native = seccomp_arch_native();
   return arch == native;

@@ -11,9 +11,6 @@ namespace seccomp_agent {
 // Thread-safe; the returned reference stays valid for the process lifetime.
 const std::string& SyscallName(uint32_t arch, int nr);
 
-// Short arch name ("x86_64", "x86", "x32", ...) for logs.
-const char* ArchName(uint32_t arch);
-
 // True when `arch` is the agent's own (native) architecture.
 bool IsNativeArch(uint32_t arch);
 
