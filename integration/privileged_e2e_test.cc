@@ -6,11 +6,15 @@
 //    with a 256 MiB memory limit show 256 MiB and the container's uptime;
 //  * `mknod /tmp/null c 1 3` creates a node owned by uid 1000 that behaves
 //    as /dev/null; `mknod /tmp/sda b 8 0` fails with EPERM;
+//  * `xattr_probe set trusted.overlay.opaque y DIR` (setfattr: busybox
+//    has none) sets the attribute on a directory the container owns;
+//    trusted.foo, a file it does not own, a FIFO or a device are EPERM;
 //  * escape attempts against mknod (symlinks, "..", /proc magic links, a
 //    FIFO or device at the name or in the path) create nothing outside the
 //    container's root and never block the agent.
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -59,6 +63,9 @@ rules:
         allow:
           - {fstype: proc}
           - {fstype: tmpfs, options: [size, mode]}
+  - name: overlay-xattrs
+    match: {syscalls: [setxattr, lsetxattr, fsetxattr]}
+    action: {setxattr: {allow_names: ["trusted.overlay.*"]}}
 )";
 
 constexpr int64_t k256MiB = int64_t{256} << 20;
@@ -81,7 +88,9 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     ContainerConfig cfg;
     cfg.args = {"sh", "-c", script};
     cfg.seccomp = SeccompConfig{
-        agent_->socket_path(), std::nullopt, {"sysinfo", "mknod", "mknodat", "mount"}};
+        agent_->socket_path(),
+        std::nullopt,
+        {"sysinfo", "mknod", "mknodat", "mount", "setxattr", "lsetxattr", "fsetxattr"}};
     cfg.user = std::make_pair(1000u, 1000u);
     cfg.no_capabilities = true;
     cfg.memory_limit = k256MiB;
@@ -92,6 +101,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     container_ = *std::move(c);
     absl::Status s =
         container_->Install(Runfile("agent/testing/mount_probe_static"), "/bin/mount_probe");
+    EXPECT_TRUE(s.ok()) << s;
+    s = container_->Install(Runfile("agent/testing/xattr_probe_static"), "/bin/xattr_probe");
     EXPECT_TRUE(s.ok()) << s;
     ProcessResult r = container_->Run(absl::Seconds(60));
     EXPECT_FALSE(r.exit.timed_out) << r.Describe() << "\nagent:\n" << agent_->Stderr();
@@ -347,6 +358,124 @@ TEST_P(PrivilegedE2ETest, MountOnASharedMountIsRefused) {
     EXPECT_THAT(r.out, HasSubstr("mount=0")) << r.out;
   }
   EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+}
+
+// The value of `name` on `path` as the host sees it (lgetxattr, as root),
+// or "<errno name>".
+std::string HostXattr(const std::string& path, const std::string& name) {
+  char buf[256];
+  const ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, sizeof(buf));
+  if (n < 0) return absl::StrCat("<", strerrorname_np(errno), ">");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// overlayfs's trusted.overlay.* names, set by the agent for a uid-1000
+// task without CAP_SYS_ADMIN on what it owns; everything else refused.
+TEST_P(PrivilegedE2ETest, SetxattrTrustedOverlayOnWhatTheContainerOwns) {
+  ProcessResult r = Run("xattr",
+                        "mkdir /tmp/upper /tmp/rel && cd /tmp || exit 3; "
+                        "xattr_probe set trusted.overlay.opaque y /tmp/upper; echo opaque=$?; "
+                        "xattr_probe set trusted.foo y /tmp/upper; echo foo=$?; "
+                        "xattr_probe set trusted.overlay.opaque y /etc; echo etc=$?; "
+                        "xattr_probe set trusted.overlay.opaque y /tmp; echo tmp=$?; "
+                        "xattr_probe fset trusted.overlay.redirect r /tmp/upper; echo fset=$?; "
+                        "ln -s /tmp/upper /tmp/lnk; xattr_probe lset trusted.overlay.origin o "
+                        "/tmp/lnk; echo lset=$?; "
+                        "xattr_probe set trusted.overlay.opaque x /tmp/upper 1; echo create=$?; "
+                        "xattr_probe set trusted.overlay.nothing x /tmp/upper 2; echo replace=$?; "
+                        "xattr_probe set trusted.overlay.big @65537 /tmp/upper; echo big=$?; "
+                        "xattr_probe set trusted.overlay.opaque y rel; echo rel=$?; "
+                        "xattr_probe set user.plain v /tmp/upper; echo user=$?; "
+                        "xattr_probe fsetpath trusted.overlay.opaque y /tmp/upper; echo opath=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  // 0 done; 1 EPERM; 17 EEXIST; 61 ENODATA; 7 E2BIG; 9 EBADF.
+  for (const char* want : {"opaque=0", "foo=1", "etc=1", "tmp=1", "fset=0", "lset=0", "create=17",
+                           "replace=61", "big=7", "rel=0", "user=0", "opath=9"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.redirect"), "r");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/rel", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.foo"), "<ENODATA>");
+  EXPECT_EQ(HostXattr(Rootfs() + "/etc", "trusted.overlay.opaque"), "<ENODATA>");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp", "trusted.overlay.opaque"), "<ENODATA>");
+  // lsetxattr: on the link itself, not on what it names.
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/lnk", "trusted.overlay.origin"), "o");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.origin"), "<ENODATA>");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "user.plain"), "v");  // the kernel's own call
+
+  std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 12);
+  ASSERT_EQ(ds.size(), 12u) << agent_->Stderr();
+  EXPECT_EQ(ds[0]["action"], "setxattr");
+  EXPECT_EQ(ds[0]["backend"], "agent");
+  EXPECT_EQ(ds[0]["args"]["path"], "/tmp/upper");
+  EXPECT_THAT(ds[0]["result"].get<std::string>(),
+              testing::MatchesRegex(
+                  "0 \\(set trusted.overlay.opaque=\"y\" \\(1 bytes\\) on dir inode [0-9]+ uid "
+                  "1000\\)"));
+  EXPECT_EQ(ds[1]["result"], "EPERM (trusted.foo is not in allow_names)");
+  EXPECT_EQ(ds[2]["result"], "EPERM (uid 1000 does not own the file (owner 0))");
+  EXPECT_EQ(ds[3]["result"], "EPERM (uid 1000 does not own the file (owner 0))");
+  EXPECT_THAT(ds[4]["result"].get<std::string>(), HasSubstr("0 (set trusted.overlay.redirect"));
+  EXPECT_THAT(ds[6]["result"].get<std::string>(), HasSubstr("EEXIST (trusted.overlay.opaque"));
+  EXPECT_THAT(ds[6]["result"].get<std::string>(), HasSubstr("XATTR_CREATE"));
+  EXPECT_EQ(ds[8]["result"], "E2BIG (name, size or flags)");
+  EXPECT_EQ(ds[10]["result"], "continue (user.plain is not a trusted.* name)");
+  EXPECT_EQ(ds[11]["result"], "EBADF (lookup)");
+}
+
+// Each line tries to get an attribute set outside the container's root or
+// on something that is not a plain file or directory; 0 may succeed
+// outside. The host directory is owned by uid 1000, so only where it is
+// looked up stands between the task and it.
+TEST_P(PrivilegedE2ETest, SetxattrEscapeAttemptsSetNothingOutsideTheRoot) {
+  const std::string tag = absl::StrCat("sa-xattr-escape-", getpid(), "-", RuntimeName(GetParam()));
+  const std::string host = "/tmp/" + tag;
+  ASSERT_EQ(mkdir(host.c_str(), 0755), 0) << host;
+  ASSERT_EQ(chown(host.c_str(), 1000, 1000), 0);
+  const std::string name = "trusted.overlay.escape";
+  const std::string script = absl::StrCat(
+      "cd /tmp; set_=\"xattr_probe set ", name, " e\"; ",
+      // An absolute symlink to the host path resolves in the container's root.
+      "ln -s ", host, " /tmp/sl; $set_ /tmp/sl; echo sl=$?; ",
+      // ".." above the root stays at the root.
+      "$set_ /../../../..", host, "; echo dd=$?; ", "$set_ /tmp/../../..", host, "; echo dd2=$?; ",
+      // Magic links: /proc/self is nobody to the agent (ENOENT, 2), /proc/1
+      // is the container's init (ELOOP, 40).
+      "$set_ /proc/self/root", host, "; echo ps=$?; ", "$set_ /proc/1/root/tmp; echo pr=$?; ",
+      "$set_ /proc/1/cwd; echo pc=$?; ",
+      // A FIFO or a device node (both owned by the task): EPERM, nothing
+      // opened, nothing blocks; through an fd too.
+      "mkfifo /tmp/fifo; $set_ /tmp/fifo; echo fifo=$?; ", "xattr_probe fset ", name,
+      " e /tmp/fifo; echo ffifo=$?; ", "mknod /tmp/null c 1 3; $set_ /tmp/null; echo dev=$?; ",
+      "xattr_probe fset ", name, " e /dev/null; echo fdev=$?; ",
+      // lsetxattr on a symlink to the host path: the link itself (inside).
+      "xattr_probe lset ", name, " e /tmp/sl; echo lsl=$?; ",
+      // A dangling symlink: ENOENT.
+      "ln -s /nonexistent /tmp/dangling; $set_ /tmp/dangling; echo dangling=$?");
+  ProcessResult r = Run("xattr-escape", script);
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"sl=2", "dd=2", "dd2=2", "ps=2", "pr=40", "pc=40", "fifo=1", "ffifo=1",
+                           "dev=1", "fdev=1", "lsl=0", "dangling=2"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  // 0 escapes: nothing on the host path, the host's /tmp and /, the
+  // container's bundle or the agent's cwd.
+  int escapes = 0;
+  for (const std::string& p :
+       {host, std::string("/tmp"), std::string("/"), Rootfs() + "/..", Rootfs(), Rootfs() + "/tmp",
+        absl::StrCat("/proc/", agent_->pid(), "/cwd/")}) {
+    if (HostXattr(p, name) != "<ENODATA>") {
+      ++escapes;
+      ADD_FAILURE() << p << " has " << name << " = " << HostXattr(p, name);
+    }
+  }
+  EXPECT_EQ(escapes, 0);
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/sl", name), "e");  // lsetxattr: the link inside
+  struct stat st;
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  rmdir(host.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,

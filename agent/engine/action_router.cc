@@ -94,7 +94,8 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
     case v1::Action::kReplaceWrite:
     case v1::Action::kSysinfo:
     case v1::Action::kMknod:
-    case v1::Action::kMount: {
+    case v1::Action::kMount:
+    case v1::Action::kSetxattr: {
       const auto& r = policy.proto().redirect_roots();
       absl::StatusOr<injector::Outcome> out = ApplyAction(
           *injector_, listener, notif, ev, action, std::vector<std::string>(r.begin(), r.end()));

@@ -4,11 +4,13 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/common/status.h"
@@ -133,6 +135,76 @@ absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const secc
   return injector::MountInTask(u, listener, notif, req);
 }
 
+// The kernel's own answer to the call's name, size and flags, checked in its
+// order (fs/xattr.c: flags, name, size) before anything is looked up: 0 or
+// the errno, with the name read into `name`.
+int ReadXattrName(const SyscallEvent& ev, const seccomp_notif& notif, std::string* name) {
+  const uint32_t flags = static_cast<uint32_t>(notif.data.args[4]);
+  if (flags & ~uint32_t{XATTR_CREATE | XATTR_REPLACE}) return EINVAL;
+  absl::StatusOr<std::string> n = ReadTaskString(ev.pid, notif.data.args[1], kXattrNameMax);
+  if (!n.ok()) return ErrnoOf(n.status()) == ENAMETOOLONG ? ERANGE : EFAULT;
+  if (n->empty()) return ERANGE;
+  *name = *std::move(n);
+  if (notif.data.args[3] > kXattrSizeMax) return E2BIG;
+  return 0;
+}
+
+std::string XattrFlagsText(int flags) {
+  if (flags == XATTR_CREATE) return " XATTR_CREATE";
+  if (flags == XATTR_REPLACE) return " XATTR_REPLACE";
+  if (flags != 0) return " XATTR_CREATE|XATTR_REPLACE";
+  return "";
+}
+
+// setxattr, lsetxattr, fsetxattr: the allow list decides the name
+// (privileged_rules.h DecideXattrName); the injector checks the file and
+// sets the attribute (injector/privileged.h). Name and value are read once,
+// here: the agent sets its copies.
+absl::StatusOr<Outcome> ApplySetxattr(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                      const SyscallEvent& ev, const v1::Setxattr& rule) {
+  injector::XattrRequest req;
+  if (const int err = ReadXattrName(ev, notif, &req.name); err != 0) {
+    return injector::ReplyPrivileged(u, listener, notif.id, false, err,
+                                     absl::StrCat(ErrnoName(err), " (name, size or flags)"));
+  }
+  switch (DecideXattrName(rule, req.name)) {
+    case XattrVerdict::kContinue:  // not trusted.*: the task's own privilege decides
+      return injector::ReplyPrivileged(
+          u, listener, notif.id, true, 0,
+          absl::StrCat("continue (", absl::CEscape(req.name), " is not a trusted.* name)"));
+    case XattrVerdict::kRefuse:
+      return injector::ReplyPrivileged(
+          u, listener, notif.id, false, EPERM,
+          absl::StrCat("EPERM (", absl::CEscape(req.name), " is not in allow_names)"));
+    case XattrVerdict::kSet:
+      break;
+  }
+  const uint64_t size = notif.data.args[3];
+  if (size > 0) {
+    absl::StatusOr<std::vector<uint8_t>> v = ReadTaskBytes(ev.pid, notif.data.args[2], size);
+    if (!v.ok()) {
+      return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
+                                       "EFAULT (value unreadable)");
+    }
+    req.value.assign(v->begin(), v->end());
+  }
+  req.flags = static_cast<int>(notif.data.args[4]);
+  if (ev.syscall == "fsetxattr") {
+    req.by_fd = true;
+    req.fd = static_cast<int32_t>(notif.data.args[0]);
+  } else {
+    if (!ev.path.has_value()) return ErrnoStatus(EFAULT, "setxattr: the path was not read");
+    req.path = *ev.path;  // the agent's copy
+    req.follow = ev.syscall == "setxattr";
+  }
+  // The value, escaped, at most 64 bytes of it: enough for overlayfs's.
+  const std::string shown = req.value.substr(0, 64);
+  req.what = absl::StrCat(absl::CEscape(req.name), "=\"", absl::CEscape(shown),
+                          req.value.size() > shown.size() ? "\"..." : "\"", " (", req.value.size(),
+                          " bytes", XattrFlagsText(req.flags), ")");
+  return injector::SetXattrAsTask(u, listener, notif, req);
+}
+
 }  // namespace
 
 absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
@@ -148,6 +220,9 @@ absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
   }
   if (action.kind_case() == v1::Action::kMount) {
     return ApplyMount(injector.unotify(), listener, notif, ev, action.mount());
+  }
+  if (action.kind_case() == v1::Action::kSetxattr) {
+    return ApplySetxattr(injector.unotify(), listener, notif, ev, action.setxattr());
   }
   SA_ASSIGN_OR_RETURN(Plan plan, PlanAction(ev, action));
   if (action.kind_case() != v1::Action::kRedirectOpen) {

@@ -45,13 +45,13 @@ bool FollowsLast(const SyscallEvent& ev, int which) {
   if (s == "open") return open_follows(1);
   if (s == "openat") return open_follows(2);
   if (s == "creat" || s == "openat2" || s == "chmod" || s == "chown" || s == "truncate" ||
-      s == "execve" || s == "fchmodat") {
+      s == "execve" || s == "fchmodat" || s == "setxattr") {
     return true;
   }
   if (s == "fchownat") return !flag_at(4, AT_SYMLINK_NOFOLLOW);
   if (s == "execveat") return !flag_at(4, AT_SYMLINK_NOFOLLOW);
   if (s == "linkat" && which == 1) return flag_at(4, AT_SYMLINK_FOLLOW);
-  return false;  // mkdir*, mknod*, rmdir, unlink*, rename*, link, symlink*, lchown
+  return false;  // mkdir*, mknod*, rmdir, unlink*, rename*, link, symlink*, lchown, lsetxattr
 }
 
 // The path as the kernel resolves it for the task (task_path.h), or

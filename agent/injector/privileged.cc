@@ -8,6 +8,9 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <linux/magic.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -481,6 +484,144 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
     return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", req.what, ")"));
   }
   return Reply(u, listener, notif.id, 0, 0, absl::StrCat("0 (mounted ", req.what, ")"));
+}
+
+namespace {
+
+constexpr int64_t kFuseSuperMagic = 0x65735546;
+
+// The file the task named, looked up as the task (see the top of
+// privileged.h), or the errno its own call would have failed with.
+struct XattrTarget {
+  UniqueFd fd;
+  int error = 0;
+  std::string refusal;  // non-empty: EPERM, naming the check
+};
+
+absl::StatusOr<XattrTarget> LookUpXattrTarget(const XattrRequest& req, const TaskCreds& creds,
+                                              const TaskFs& fs) {
+  XattrTarget t;
+  if (req.path.empty()) {
+    t.error = ENOENT;
+    return t;
+  }
+  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{fs.root, fs.cwd.get()}, [&] {
+    open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_PATH | O_CLOEXEC | (req.follow ? 0 : O_NOFOLLOW);
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+    int fd = -1;
+    for (int i = 0; i < 4; ++i) {  // EAGAIN: a rename raced ".." (openat2's own check)
+      fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, req.path.c_str(), &how, sizeof(how)));
+      if (fd >= 0 || errno != EAGAIN) break;
+    }
+    if (fd < 0) t.error = errno;
+    t.fd.reset(fd);
+  }));
+  return t;
+}
+
+XattrTarget TaskXattrFd(int task_fd, const TaskCreds& creds) {
+  XattrTarget t;
+  absl::StatusOr<UniqueFd> pidfd = OpenTaskPidfd(creds);
+  if (!pidfd.ok()) {
+    t.error = ESRCH;
+    return t;
+  }
+  absl::StatusOr<UniqueFd> fd = GetTaskFd(pidfd->get(), task_fd);
+  if (!fd.ok()) {
+    t.error = ErrnoOf(fd.status()) == EBADF ? EBADF : ESRCH;
+    return t;
+  }
+  const int fl = fcntl(fd->get(), F_GETFL);
+  if (fl < 0 || (fl & O_PATH)) {
+    t.error = EBADF;  // fsetxattr on an O_PATH fd
+    return t;
+  }
+  t.fd = *std::move(fd);
+  return t;
+}
+
+// The checks the file must pass before the agent acts (privileged.h), or
+// the one it failed. `mountinfo`: the task's /proc/TID/mountinfo.
+std::string CheckXattrTarget(int fd, bool symlink_ok, const TaskCreds& creds,
+                             absl::string_view mountinfo, std::string* note) {
+  struct statx stx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_UID | STATX_INO | STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID)) {
+    return absl::StrCat("statx: ", ErrnoName(errno ? errno : ENOSYS));
+  }
+  const mode_t type = stx.stx_mode & S_IFMT;
+  if (type != S_IFDIR && type != S_IFREG && !(symlink_ok && type == S_IFLNK)) {
+    return absl::StrFormat("the file is not a directory or regular file (mode %06o)", stx.stx_mode);
+  }
+  if (stx.stx_uid != creds.fsuid) {
+    return absl::StrCat("uid ", creds.fsuid, " does not own the file (owner ", stx.stx_uid, ")");
+  }
+  struct statfs sfs;
+  if (fstatfs(fd, &sfs) != 0) return absl::StrCat("fstatfs: ", ErrnoName(errno));
+  if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == kFuseSuperMagic) {
+    return "the file is on procfs or FUSE";
+  }
+  if (!FindMount(mountinfo, stx.stx_mnt_id).found) {
+    return "the file's mount is not one the task sees from its root";
+  }
+  *note = absl::StrFormat("%s inode %u uid %u", type == S_IFDIR ? "dir" : "file", stx.stx_ino,
+                          stx.stx_uid);
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<Outcome> SetXattrAsTask(UnotifyInterface& u, int listener,
+                                       const seccomp_notif& notif, const XattrRequest& req) {
+  const pid_t tid = static_cast<pid_t>(notif.pid);
+  SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(tid));
+  XattrTarget target;
+  if (req.by_fd) {
+    target = req.fd < 0 ? XattrTarget{{}, EBADF, ""} : TaskXattrFd(req.fd, creds);
+  } else {
+    SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, !req.path.empty() && req.path[0] != '/'));
+    SA_ASSIGN_OR_RETURN(target, LookUpXattrTarget(req, creds, fs));
+  }
+  if (target.error == ESRCH && !u.IdValid(listener, notif.id).ok()) return Gone();
+  if (target.error != 0) {
+    return Reply(u, listener, notif.id, 0, target.error,
+                 absl::StrCat(ErrnoName(target.error), " (lookup)"));
+  }
+  absl::StatusOr<std::string> mountinfo =
+      ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20);
+  if (!mountinfo.ok()) {
+    if (!u.IdValid(listener, notif.id).ok()) return Gone();
+    return mountinfo.status();
+  }
+  std::string note;
+  const std::string refusal =
+      CheckXattrTarget(target.fd.get(), !req.follow && !req.by_fd, creds, *mountinfo, &note);
+  if (!refusal.empty()) {
+    return Reply(u, listener, notif.id, 0, EPERM, absl::StrCat("EPERM (", refusal, ")"));
+  }
+  // In the agent's root (its own /proc), as the task plus CAP_SYS_ADMIN.
+  creds.grant_caps = uint64_t{1} << CAP_SYS_ADMIN;
+  const std::string via = absl::StrCat("/proc/thread-self/fd/", target.fd.get());
+  int err = 0;
+  bool gone = false;
+  SA_RETURN_IF_ERROR(RunAsTask(creds, FsContext{}, [&] {
+    if (!u.IdValid(listener, notif.id).ok()) {  // before the side effect
+      gone = true;
+      return;
+    }
+    if (setxattr(via.c_str(), req.name.c_str(), req.value.data(), req.value.size(), req.flags) !=
+        0) {
+      err = errno;
+    }
+  }));
+  if (gone) return Gone();
+  if (err != 0) {
+    return Reply(u, listener, notif.id, 0, err,
+                 absl::StrCat(ErrnoName(err), " (", req.what, " on ", note, ")"));
+  }
+  return Reply(u, listener, notif.id, 0, 0, absl::StrCat("0 (set ", req.what, " on ", note, ")"));
 }
 
 }  // namespace seccomp_agent::injector

@@ -37,6 +37,28 @@
 //   namespace), fsmount (nosuid, nodev always) and move_mount onto the
 //   target fd. Nothing there opens a device, a file or the network, so
 //   nothing blocks; the worker waits for the child.
+// setxattr, lsetxattr, fsetxattr: the caller decided the name is a listed
+//   trusted.* name (privileged_rules.h DecideXattrName), which the kernel
+//   lets only CAP_SYS_ADMIN in the initial user namespace set and checks
+//   nothing else for (no ownership, no permission bits): so the agent's
+//   checks are the whole check. The file is looked up as the task (its
+//   creds, root and cwd) with openat2(O_PATH, RESOLVE_NO_MAGICLINKS,
+//   O_NOFOLLOW for lsetxattr), or is the task's fd (pidfd_getfd; an O_PATH
+//   fd is EBADF, as the kernel says). Before acting, the file must be
+//   (each failure EPERM, naming the check): a directory, a regular file or
+//   (lsetxattr) a symlink; owned by the task (its fsuid, as the agent sees
+//   both: the owner as mapped in the task's user namespace is the task
+//   itself, the rule overlayfs applies to user.* attributes in a user
+//   namespace); not on procfs or FUSE (a FUSE server may be the container
+//   and would block the worker); on a mount the task sees from its root
+//   (the mount is in /proc/TID/mountinfo, which lists only mounts reachable
+//   from the task's root: an fd passed in from the host or leaked from a
+//   runtime is refused). Then, after NOTIF_ID_VALID, the calling thread
+//   takes on the task's credentials with CAP_SYS_ADMIN added (task_context.h;
+//   in the agent's own root) and sets the attribute through its own
+//   /proc/thread-self/fd/N of the checked fd: no second path walk, nothing
+//   opened (a lease or a FIFO cannot park the worker), the task's mount (so
+//   a read-only mount is EROFS).
 #ifndef SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
 #define SECCOMP_AGENT_INJECTOR_PRIVILEGED_H_
 
@@ -101,6 +123,26 @@ struct MountRequest {
 // Mounts as described at the top of this file and replies 0 or the errno.
 absl::StatusOr<Outcome> MountInTask(UnotifyInterface& unotify, int listener,
                                     const seccomp_notif& notif, const MountRequest& req);
+
+// What to set: the agent's copies of the name (already allowed by the
+// caller: a listed trusted.* name) and value, the flags, and where: the
+// task's path (relative: from its cwd; `follow` false for lsetxattr) or,
+// when `by_fd`, the task's fd `fd` (fsetxattr).
+struct XattrRequest {
+  std::string path;
+  bool follow = true;
+  bool by_fd = false;
+  int fd = -1;
+  std::string name;
+  std::string value;
+  int flags = 0;
+  std::string what;  // for the decision log, e.g. "trusted.overlay.opaque=\"y\" (1 bytes)"
+};
+
+// Sets the attribute as described at the top of this file and replies 0 or
+// the errno (EPERM naming the check the file failed).
+absl::StatusOr<Outcome> SetXattrAsTask(UnotifyInterface& unotify, int listener,
+                                       const seccomp_notif& notif, const XattrRequest& req);
 
 // Replies {error} (or CONTINUE) for a privileged call the caller refused;
 // the Outcome names the agent as the backend.

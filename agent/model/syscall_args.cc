@@ -61,6 +61,10 @@ constexpr SyscallArgLayout kLayouts[] = {
     Path("lchown", 0),
     Path("fchownat", 1, 0),
     Path("truncate", 0),
+    // The file; the name, value, size and flags are read by the setxattr action
+    // (fsetxattr names an fd: nothing to decode).
+    Path("setxattr", 0),
+    Path("lsetxattr", 0),
     Path("execve", 0),
     Path("execveat", 1, 0),
     // rename(old, new), renameat(olddirfd, old, newdirfd, new[, flags]).

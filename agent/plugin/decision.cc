@@ -249,6 +249,9 @@ absl::Status ValidateDecision(const v1::Decision& d, const ValidationContext& ct
       return CheckPrivileged("mknod", MknodAppliesTo, "mknod, mknodat", ctx, CheckMknod(d.mknod()));
     case v1::Decision::kMount:
       return CheckPrivileged("mount", MountAppliesTo, "mount", ctx, CheckMount(d.mount()));
+    case v1::Decision::kSetxattr:
+      return CheckPrivileged("setxattr", SetxattrAppliesTo, "setxattr, lsetxattr, fsetxattr", ctx,
+                             CheckSetxattr(d.setxattr()));
   }
   return Invalid(absl::StrCat("unknown decision kind ", d.kind_case()));
 }

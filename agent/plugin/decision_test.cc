@@ -377,5 +377,17 @@ TEST(PrivilegedDecisionTest, MountListIsChecked) {
               ::testing::HasSubstr("mount.allow[1].fstype: \"ext4\" is not one the agent mounts"));
 }
 
+TEST(PrivilegedDecisionTest, SetxattrNamesAreChecked) {
+  v1::Decision d;
+  d.mutable_setxattr()->add_allow_names("trusted.overlay.*");
+  EXPECT_TRUE(Validate(d, EventNamed("setxattr")).ok());
+  EXPECT_TRUE(Validate(d, EventNamed("fsetxattr")).ok());
+  EXPECT_THAT(Validate(d, EventNamed("removexattr")).message(),
+              ::testing::HasSubstr("setxattr does not apply to removexattr"));
+  d.mutable_setxattr()->add_allow_names("security.capability");
+  EXPECT_THAT(Validate(d, EventNamed("lsetxattr")).message(),
+              ::testing::HasSubstr("setxattr.allow_names[1]: \"security.capability\" must start"));
+}
+
 }  // namespace
 }  // namespace seccomp_agent::plugin

@@ -121,6 +121,9 @@ void FillResult(const v1::Decision& d, PluginResult* r) {
     case v1::Decision::kMount:
       *r->action.mutable_mount() = d.mount();
       break;
+    case v1::Decision::kSetxattr:
+      *r->action.mutable_setxattr() = d.setxattr();
+      break;
     case v1::Decision::kInject:
       r->kind = PluginResult::Kind::kInject;
       r->inject = d.inject();

@@ -415,6 +415,33 @@ const BadCase kBadCases[] = {
     {"MountEmpty",
      WithRules("  - name: m\n    match: {syscalls: [mount]}\n    action: {mount: {}}\n"),
      "rules[0] \"m\": action.mount.allow: needs at least one file system type"},
+    {"SetxattrUserNamespace",
+     WithRules("  - name: x\n    match: {syscalls: [setxattr]}\n"
+               "    action: {setxattr: {allow_names: [\"trusted.overlay.*\", \"user.*\"]}}\n"),
+     "rules[0] \"x\": action.setxattr.allow_names[1]: \"user.*\" must start with \"trusted.\""},
+    {"SetxattrSecurityCapability",
+     WithRules("  - name: x\n    match: {syscalls: [fsetxattr]}\n"
+               "    action: {setxattr: {allow_names: [security.capability]}}\n"),
+     "rules[0] \"x\": action.setxattr.allow_names[0]: \"security.capability\" must start with"},
+    {"SetxattrGlobWithoutPrefix",
+     WithRules("  - name: x\n    match: {syscalls: [setxattr]}\n"
+               "    action: {setxattr: {allow_names: [\"*\"]}}\n"),
+     "rules[0] \"x\": action.setxattr.allow_names[0]: \"*\" must start with \"trusted.\""},
+    {"SetxattrBadGlob",
+     WithRules("  - name: x\n    match: {syscalls: [setxattr]}\n"
+               "    action: {setxattr: {allow_names: [\"trusted.[a\"]}}\n"),
+     "rules[0] \"x\": action.setxattr.allow_names[0]: "},
+    {"SetxattrEmpty",
+     WithRules("  - name: x\n    match: {syscalls: [setxattr]}\n    action: {setxattr: {}}\n"),
+     "rules[0] \"x\": action.setxattr.allow_names: needs at least one name glob"},
+    {"SetxattrOnGetxattr",
+     WithRules("  - name: x\n    match: {syscalls: [setxattr, getxattr]}\n"
+               "    action: {setxattr: {allow_names: [trusted.overlay.opaque]}}\n"),
+     "rules[0] \"x\": match.syscalls[1]: action setxattr cannot apply to \"getxattr\" (only "
+     "setxattr, lsetxattr, fsetxattr)"},
+    {"SetxattrAsDefault",
+     "version: 1\ndefault_action: {setxattr: {allow_names: [trusted.overlay.opaque]}}\n",
+     "policy.yaml: default_action: must be allow, deny, return or log, got setxattr"},
     {"MknodAsDefault", "version: 1\ndefault_action: {mknod: {allow: [{type: c, major: 1}]}}\n",
      "policy.yaml: default_action: must be allow, deny, return or log, got mknod"},
     {"UndeclaredPlugin", WithRules("  - name: r\n    action: {plugin: nope}\n"),
@@ -512,6 +539,9 @@ rules:
     action:
       mknod:
         allow: [{type: c, major: 1, minor: 3}, {type: c, major: 10, minor: 229}]
+  - name: overlay
+    match: {syscalls: [setxattr, lsetxattr, fsetxattr]}
+    action: {setxattr: {allow_names: ["trusted.overlay.*"]}}
 )",
                            "policy.yaml");
   ASSERT_TRUE(p.ok()) << p.status();
@@ -521,6 +551,8 @@ rules:
   EXPECT_EQ(p->rules(1).action().mknod().allow(1).type(), "c");
   EXPECT_EQ(p->rules(1).action().mknod().allow(1).major(), 10u);
   EXPECT_EQ(p->rules(1).action().mknod().allow(1).minor(), 229u);
+  ASSERT_EQ(p->rules(2).action().setxattr().allow_names_size(), 1);
+  EXPECT_EQ(p->rules(2).action().setxattr().allow_names(0), "trusted.overlay.*");
 }
 
 TEST(LoaderTest, FromProtoValidatesToo) {

@@ -58,6 +58,8 @@ uint32_t ActionNeeds(const v1::Action& a) {
       return kNeedPath;  // the agent creates the node at the path it was given
     case v1::Action::kMount:
       return kNeedPath;  // the target
+    case v1::Action::kSetxattr:
+      return kNeedPath;  // the file (setxattr, lsetxattr; fsetxattr names an fd)
     case v1::Action::kReplaceWrite:
       return a.replace_write().has_redact_regex() ? kNeedWriteBytes : kNeedNothing;
     case v1::Action::kLog:
@@ -97,6 +99,8 @@ std::string ActionKindName(const v1::Action& action) {
       return "mknod";
     case v1::Action::kMount:
       return "mount";
+    case v1::Action::kSetxattr:
+      return "setxattr";
     case v1::Action::KIND_NOT_SET:
       break;
   }

@@ -5,14 +5,19 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/policy/glob.h"
 
 namespace seccomp_agent {
 
 bool SysinfoAppliesTo(absl::string_view s) { return s == "sysinfo"; }
 bool MknodAppliesTo(absl::string_view s) { return s == "mknod" || s == "mknodat"; }
 bool MountAppliesTo(absl::string_view s) { return s == "mount"; }
+bool SetxattrAppliesTo(absl::string_view s) {
+  return s == "setxattr" || s == "lsetxattr" || s == "fsetxattr";
+}
 
 namespace {
 
@@ -200,6 +205,40 @@ MountVerdict DecideMount(const v1::Mount& m, const MountCall& call) {
   if (entry->fstype() == "proc") plan.options.emplace_back("subset", "pid");
   v.plan = std::move(plan);
   return v;
+}
+
+std::optional<ActionProblem> CheckSetxattr(const v1::Setxattr& x) {
+  if (x.allow_names().empty()) {
+    return ActionProblem{"allow_names",
+                         "needs at least one name glob (use deny to refuse every setxattr)"};
+  }
+  for (int i = 0; i < x.allow_names_size(); ++i) {
+    const std::string& g = x.allow_names(i);
+    const std::string at = absl::StrCat("allow_names[", i, "]");
+    // Only the trusted namespace needs the agent's privilege; user.* is the
+    // task's own business, and security.* (file capabilities, LSM labels)
+    // or system.* (ACLs) set by the agent would hand out privilege.
+    if (!absl::StartsWith(g, kTrustedPrefix) || g.size() == kTrustedPrefix.size()) {
+      return ActionProblem{at, absl::StrCat("\"", absl::CEscape(g),
+                                            "\" must start with \"trusted.\" and name "
+                                            "something after it (only trusted.* needs the agent)")};
+    }
+    if (g.size() > kXattrNameMax) {
+      return ActionProblem{at, absl::StrCat("longer than ", kXattrNameMax, " bytes")};
+    }
+    absl::StatusOr<FlatGlob> glob = FlatGlob::Compile(g);
+    if (!glob.ok()) return ActionProblem{at, std::string(glob.status().message())};
+  }
+  return std::nullopt;
+}
+
+XattrVerdict DecideXattrName(const v1::Setxattr& x, absl::string_view name) {
+  if (!absl::StartsWith(name, kTrustedPrefix)) return XattrVerdict::kContinue;
+  for (const std::string& g : x.allow_names()) {
+    absl::StatusOr<FlatGlob> glob = FlatGlob::Compile(g);
+    if (glob.ok() && glob->Matches(name)) return XattrVerdict::kSet;
+  }
+  return XattrVerdict::kRefuse;
 }
 
 DeviceRequest DecodeMknod(uint64_t mode_arg, uint64_t dev_arg) {

@@ -1,4 +1,4 @@
-// The rules of the privileged actions (sysinfo, mknod, mount): which syscalls each
+// The rules of the privileged actions (sysinfo, mknod, mount, setxattr): which syscalls each
 // applies to and what a valid action says. One place, used by the policy
 // loader (validate.cc) and the plugin decision validator
 // (agent/plugin/decision.cc), so a file rule and a plugin decision are held
@@ -26,15 +26,17 @@ namespace v1 = ::seccompagent::v1;
 inline constexpr uint32_t kMaxDeviceMajor = (1u << 12) - 1;
 inline constexpr uint32_t kMaxDeviceMinor = (1u << 20) - 1;
 
-bool SysinfoAppliesTo(absl::string_view syscall);  // sysinfo
-bool MknodAppliesTo(absl::string_view syscall);    // mknod, mknodat
-bool MountAppliesTo(absl::string_view syscall);    // mount
+bool SysinfoAppliesTo(absl::string_view syscall);   // sysinfo
+bool MknodAppliesTo(absl::string_view syscall);     // mknod, mknodat
+bool MountAppliesTo(absl::string_view syscall);     // mount
+bool SetxattrAppliesTo(absl::string_view syscall);  // setxattr, lsetxattr, fsetxattr
 
 // A rule violation: ActionProblem (action_checks.h), the field inside the
 // action ("allow[1].major") and why.
 std::optional<ActionProblem> CheckSysinfo(const v1::Sysinfo& s);
 std::optional<ActionProblem> CheckMknod(const v1::Mknod& m);
 std::optional<ActionProblem> CheckMount(const v1::Mount& m);
+std::optional<ActionProblem> CheckSetxattr(const v1::Setxattr& x);
 
 // A device node request decoded from mknod's mode and dev arguments.
 struct DeviceRequest {
@@ -76,6 +78,18 @@ struct MountVerdict {
   std::string refusal;
 };
 MountVerdict DecideMount(const v1::Mount& m, const MountCall& call);
+
+// The kernel's limits (linux/limits.h): a name of 1..255 bytes, a value of
+// at most 64 KiB.
+inline constexpr size_t kXattrNameMax = 255;
+inline constexpr size_t kXattrSizeMax = 65536;
+inline constexpr absl::string_view kTrustedPrefix = "trusted.";
+
+// What the agent does with one attribute name: set it (listed trusted.*),
+// let the kernel run the task's own call (a name outside trusted.*, which
+// needs no privilege), or refuse it (a trusted.* name no glob lists).
+enum class XattrVerdict { kSet, kContinue, kRefuse };
+XattrVerdict DecideXattrName(const v1::Setxattr& x, absl::string_view name);
 
 }  // namespace seccomp_agent
 

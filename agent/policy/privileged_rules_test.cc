@@ -177,5 +177,53 @@ TEST(PrivilegedRulesTest, MountDecision) {
             "option source is not listed for tmpfs");
 }
 
+TEST(PrivilegedRulesTest, SetxattrSyscalls) {
+  EXPECT_TRUE(SetxattrAppliesTo("setxattr"));
+  EXPECT_TRUE(SetxattrAppliesTo("lsetxattr"));
+  EXPECT_TRUE(SetxattrAppliesTo("fsetxattr"));
+  EXPECT_FALSE(SetxattrAppliesTo("getxattr"));
+  EXPECT_FALSE(SetxattrAppliesTo("removexattr"));
+}
+
+v1::Setxattr Names(std::initializer_list<const char*> names) {
+  v1::Setxattr x;
+  for (const char* n : names) x.add_allow_names(n);
+  return x;
+}
+
+TEST(PrivilegedRulesTest, SetxattrNamesMustBeTrustedGlobs) {
+  EXPECT_FALSE(CheckSetxattr(Names({"trusted.overlay.*"})).has_value());
+  EXPECT_FALSE(CheckSetxattr(Names({"trusted.overlay.opaque", "trusted.overlay.[ou]*"})));
+  ASSERT_TRUE(CheckSetxattr(v1::Setxattr()).has_value());
+  EXPECT_EQ(CheckSetxattr(v1::Setxattr())->field, "allow_names");
+  // Namespaces the agent must never set with its privilege (file
+  // capabilities, LSM labels, ACLs), and those that need none (user.*).
+  for (const char* bad : {"security.capability", "security.*", "system.posix_acl_access", "user.*",
+                          "*", "trusted.", "trusted", "Trusted.x", "*trusted.x"}) {
+    std::optional<ActionProblem> p = CheckSetxattr(Names({"trusted.overlay.*", bad}));
+    ASSERT_TRUE(p.has_value()) << bad;
+    EXPECT_EQ(p->field, "allow_names[1]") << bad;
+    EXPECT_NE(p->message.find("must start with \"trusted.\""), std::string::npos) << p->message;
+  }
+  EXPECT_TRUE(CheckSetxattr(Names({"trusted.[a"})).has_value());  // unterminated set
+  EXPECT_TRUE(CheckSetxattr(Names({(std::string("trusted.") + std::string(250, 'a')).c_str()})));
+}
+
+TEST(PrivilegedRulesTest, SetxattrNameVerdicts) {
+  const v1::Setxattr x = Names({"trusted.overlay.*", "trusted.exact"});
+  EXPECT_EQ(DecideXattrName(x, "trusted.overlay.opaque"), XattrVerdict::kSet);
+  EXPECT_EQ(DecideXattrName(x, "trusted.overlay.redirect"), XattrVerdict::kSet);
+  EXPECT_EQ(DecideXattrName(x, "trusted.overlay.a.b"), XattrVerdict::kSet);  // * spans dots
+  EXPECT_EQ(DecideXattrName(x, "trusted.exact"), XattrVerdict::kSet);
+  EXPECT_EQ(DecideXattrName(x, "trusted.exactly"), XattrVerdict::kRefuse);
+  EXPECT_EQ(DecideXattrName(x, "trusted.foo"), XattrVerdict::kRefuse);
+  EXPECT_EQ(DecideXattrName(x, "trusted.overlay"), XattrVerdict::kRefuse);
+  EXPECT_EQ(DecideXattrName(x, "trusted."), XattrVerdict::kRefuse);
+  // Outside trusted.*: the kernel decides with the task's own privilege.
+  EXPECT_EQ(DecideXattrName(x, "user.overlay.opaque"), XattrVerdict::kContinue);
+  EXPECT_EQ(DecideXattrName(x, "security.capability"), XattrVerdict::kContinue);
+  EXPECT_EQ(DecideXattrName(x, "TRUSTED.overlay.opaque"), XattrVerdict::kContinue);
+}
+
 }  // namespace
 }  // namespace seccomp_agent

@@ -381,7 +381,7 @@ class Validator {
       case v1::Action::KIND_NOT_SET:
         return Err(label, "action",
                    "required (one of allow, deny, return, log, redirect_open, rewrite_bind, "
-                   "replace_write, sysinfo, mknod, mount, plugin)");
+                   "replace_write, sysinfo, mknod, mount, setxattr, plugin)");
       case v1::Action::kAllow:
       case v1::Action::kLog:
         return absl::OkStatus();
@@ -427,6 +427,10 @@ class Validator {
       case v1::Action::kMount:
         SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "mount", MountAppliesTo, "mount"));
         return CheckPrivileged(label, "action.mount", CheckMount(a.mount()));
+      case v1::Action::kSetxattr:
+        SA_RETURN_IF_ERROR(CheckAppliesTo(r, label, "setxattr", SetxattrAppliesTo,
+                                          "setxattr, lsetxattr, fsetxattr"));
+        return CheckPrivileged(label, "action.setxattr", CheckSetxattr(a.setxattr()));
       case v1::Action::kPlugin: {
         const std::string& name = a.plugin().name();
         if (name.empty()) return Err(label, "action.plugin.name", "required");
