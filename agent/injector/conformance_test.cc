@@ -286,18 +286,25 @@ class InjectConformance : public ::testing::TestWithParam<Kind> {
     return inj.Inject(child.listener(), n, make(n));
   }
 
-  // A task that opens "/req" once per entry of `targets`, calling `change`
-  // before the second open (false: the task exits 10); open i is answered
-  // by injecting an absolute open of targets[i]. shared_ gets each open's
-  // ret and err, and v = 1 for a file that starts "INNER" (2: another).
-  void OpensAroundAChange(std::function<bool()> change, const std::vector<std::string>& targets) {
+  // A task that runs `setup` (if any), then opens `req` once per entry of
+  // `targets`, calling `change` (if any) before the second open (a setup
+  // or change that fails: the task exits 10); open i is answered by
+  // injecting an absolute open of targets[i]. shared_ gets each open's ret
+  // and err, and v = 1 for a file that starts "INNER" (2: another).
+  struct OpenScript {
+    std::function<bool()> setup;
+    std::function<bool()> change;
+    const char* req = "/req";
+  };
+  void InjectedOpens(const OpenScript& script, const std::vector<std::string>& targets) {
     Shared* sh = shared_.get();
     const int n = static_cast<int>(targets.size());
-    auto child = Start({"openat"}, [sh, n, change] {
+    auto child = Start({"openat"}, [sh, n, script] {
+      if (script.setup && !script.setup()) return 10;
       for (int i = 0; i < n; i++) {
-        if (i == 1 && !change()) return 10;
+        if (i == 1 && script.change && !script.change()) return 10;
         int fd = static_cast<int>(
-            Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
+            Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>(script.req), O_RDONLY));
         sh->ret[i] = fd;
         sh->err[i] = fd < 0 ? errno : 0;
         char b[8] = {};
@@ -314,6 +321,16 @@ class InjectConformance : public ::testing::TestWithParam<Kind> {
       ASSERT_TRUE(out.ok()) << out.status();
     }
     EXPECT_EQ(WaitChild(*child), 0);
+  }
+  void OpensAroundAChange(std::function<bool()> change, const std::vector<std::string>& targets) {
+    InjectedOpens({nullptr, std::move(change)}, targets);
+  }
+  // Setup for a task that chroots into `root` and works in `cwd` there.
+  static std::function<bool()> ChrootTo(const std::string& root, const char* cwd) {
+    return [root, cwd] {
+      return Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) == 0 &&
+             Sys(SYS_chdir, reinterpret_cast<uint64_t>(cwd)) == 0;
+    };
   }
 
   std::string dir_, allowed_, forbidden_, secret_;
@@ -474,29 +491,8 @@ TEST_P(InjectConformance, OpenatResolvesInTheTasksRootAndCwd) {
   ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
   ASSERT_EQ(mkdir((root + "/sub").c_str(), 0755), 0);
   WriteFile(root + "/inner", "INNER", 0644);
-  Shared* sh = shared_.get();
-  auto child = Start({"openat"}, [sh, root] {
-    if (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0) return 10;
-    if (Sys(SYS_chdir, reinterpret_cast<uint64_t>("/sub")) != 0) return 11;
-    for (int i = 0; i < 3; i++) {
-      int fd =
-          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("req"), O_RDONLY));
-      sh->ret[i] = fd;
-      sh->err[i] = fd < 0 ? errno : 0;
-      char b[8] = {};
-      if (fd >= 0 && read(fd, b, 5) == 5) sh->v[i] = memcmp(b, "INNER", 5) == 0 ? 1 : 2;
-    }
-    return 0;
-  });
-  ASSERT_NE(child, nullptr);
-  Injector inj(Options(), DefaultUnotify());
-  for (const std::string& path : {std::string("/inner"), std::string("../inner"), allowed_}) {
-    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
-      return Substitute::Openat(AT_FDCWD, path, O_RDONLY, 0);
-    });
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
-  EXPECT_EQ(WaitChild(*child), 0);
+  InjectedOpens({ChrootTo(root, "/sub"), nullptr, "req"}, {"/inner", "../inner", allowed_});
+  const Shared* sh = shared_.get();
   EXPECT_GE(sh->ret[0], 0) << strerror(sh->err[0]);
   EXPECT_EQ(sh->v[0], 1);
   EXPECT_GE(sh->ret[1], 0) << strerror(sh->err[1]);
@@ -515,30 +511,10 @@ TEST_P(InjectConformance, AbsoluteOpenatNeverLeavesTheTasksRoot) {
   WriteFile(root + "/inner", "INNER", 0644);
   ASSERT_EQ(symlink("/inner", (root + "/abs-link").c_str()), 0);
   ASSERT_EQ(symlink(allowed_.c_str(), (root + "/out-link").c_str()), 0);
-  Shared* sh = shared_.get();
-  auto child = Start({"openat"}, [sh, root] {
-    if (Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) != 0) return 10;
-    if (Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) != 0) return 11;
-    for (int i = 0; i < 4; i++) {
-      int fd =
-          static_cast<int>(Sys(SYS_openat, AT_FDCWD, reinterpret_cast<uint64_t>("/req"), O_RDONLY));
-      sh->ret[i] = fd;
-      sh->err[i] = fd < 0 ? errno : 0;
-      char b[8] = {};
-      if (fd >= 0 && read(fd, b, 5) == 5) sh->v[i] = memcmp(b, "INNER", 5) == 0 ? 1 : 2;
-    }
-    return 0;
-  });
-  ASSERT_NE(child, nullptr);
-  Injector inj(Options(), DefaultUnotify());
-  const std::string paths[] = {"/../../inner", "/abs-link", "/out-link", "/../../.." + allowed_};
-  for (const std::string& path : paths) {
-    auto out = InjectOne(inj, *child, SYS_openat, [&](const seccomp_notif&) {
-      return Substitute::Openat(AT_FDCWD, path, O_RDONLY, 0);
-    });
-    ASSERT_TRUE(out.ok()) << out.status();
-  }
-  EXPECT_EQ(WaitChild(*child), 0);
+  const std::vector<std::string> paths = {"/../../inner", "/abs-link", "/out-link",
+                                          "/../../.." + allowed_};
+  InjectedOpens({ChrootTo(root, "/"), nullptr}, paths);
+  const Shared* sh = shared_.get();
   for (int i : {0, 1}) {
     EXPECT_GE(sh->ret[i], 0) << paths[i] << ": " << strerror(sh->err[i]);
     EXPECT_EQ(sh->v[i], 1) << paths[i];
@@ -580,12 +556,7 @@ TEST_P(InjectConformance, ARootChangeBetweenCallsTakesEffect) {
   const std::string root = dir_ + "/root";
   ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
   WriteFile(root + "/inner", "INNER", 0644);
-  OpensAroundAChange(
-      [root] {
-        return Sys(SYS_chroot, reinterpret_cast<uint64_t>(root.c_str())) == 0 &&
-               Sys(SYS_chdir, reinterpret_cast<uint64_t>("/")) == 0;
-      },
-      {allowed_, allowed_, "/inner"});
+  OpensAroundAChange(ChrootTo(root, "/"), {allowed_, allowed_, "/inner"});
   const Shared* sh = shared_.get();
   EXPECT_GE(sh->ret[0], 0) << "before the chroot: " << strerror(sh->err[0]);
   EXPECT_EQ(sh->v[0], 2);
