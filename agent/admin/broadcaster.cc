@@ -73,10 +73,10 @@ void Broadcaster::OnDecision(const DecisionRecord& r) {
         e.path = *ev->path;
       }
     }
-    e.rule = r.rule;
+    e.rule = std::string(r.rule);
     e.action = r.action;
     e.result = r.result;
-    e.backend = r.backend;
+    e.backend = std::string(r.backend);
     e.latency_ns = r.latency_ns;
     s->queue_.push_back(std::move(e));
     s->cv_.notify_one();

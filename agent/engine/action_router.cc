@@ -26,7 +26,21 @@ ActionHandler::Outcome Substituted(const injector::Outcome& out, const std::stri
   return o;
 }
 
+// Who decided, for the decision log: "plugin:NAME", "plugin:NAME (cached)".
+std::string PluginLabel(absl::string_view name, bool cached) {
+  return absl::StrCat("plugin:", name, cached ? " (cached)" : "");
+}
+
 }  // namespace
+
+ActionRouter::ActionRouter(UnotifyInterface& unotify, injector::Injector* injector,
+                           plugin::PluginDispatcher* plugins)
+    : unotify_(unotify), injector_(injector), plugins_(plugins) {
+  if (plugins_ == nullptr) return;
+  for (const std::string& name : plugins_->Names()) {
+    cached_labels_[name] = PluginLabel(name, true);
+  }
+}
 
 void ActionRouter::Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
                           const v1::Action& action, int rule_index, const CompiledPolicy& policy,
@@ -37,15 +51,17 @@ void ActionRouter::Handle(int listener, const seccomp_notif& notif, const Syscal
 bool ActionRouter::TryQuickReply(const SyscallEvent& ev, const v1::Action& action,
                                  QuickReply* out) {
   if (action.kind_case() != v1::Action::kPlugin || plugins_ == nullptr) return false;
-  plugin::PlainDecision d;
   const std::string& name = action.plugin().name();
+  auto label = cached_labels_.find(name);
+  if (label == cached_labels_.end()) return false;  // unknown: Handle says so
+  plugin::PlainDecision d;
   if (!plugins_->DecideCached(name, ev, &d)) return false;
   using K = plugin::PlainDecision::Kind;
   out->reply = d.kind == K::kDeny     ? LocalReply::Deny(d.errno_code)
                : d.kind == K::kReturn ? LocalReply::Return(d.value)
                                       : LocalReply::Allow();
   out->action = d.kind == K::kDeny ? "deny" : d.kind == K::kReturn ? "return" : "allow";
-  out->backend = absl::StrCat("plugin:", name, " (cached)");
+  out->backend = label->second;
   return true;
 }
 
@@ -122,7 +138,7 @@ void ActionRouter::Execute(int listener, const seccomp_notif& notif, const Sysca
   plugins_->Decide(
       plugin_name, ev,
       [this, listener, n, evp, pol, rule_index, depth, plugin_name, done](plugin::PluginResult r) {
-        std::string who = absl::StrCat("plugin:", plugin_name, r.from_cache ? " (cached)" : "");
+        std::string who = PluginLabel(plugin_name, r.from_cache);
         switch (r.kind) {
           case plugin::PluginResult::Kind::kAction:
             return Execute(listener, n, *evp, r.action, rule_index, *pol, who, depth + 1, done);

@@ -14,6 +14,7 @@
 
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "agent/engine/apply_action.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/local_reply.h"
@@ -27,14 +28,14 @@ class ActionRouter : public ActionHandler {
  public:
   // `plugins` may be null (no plugins declared). Neither is owned.
   ActionRouter(UnotifyInterface& unotify, injector::Injector* injector,
-               plugin::PluginDispatcher* plugins)
-      : unotify_(unotify), injector_(injector), plugins_(plugins) {}
+               plugin::PluginDispatcher* plugins);
 
   void Handle(int listener, const seccomp_notif& notif, const SyscallEvent& ev,
               const v1::Action& action, int rule_index, const CompiledPolicy& policy,
               Done done) override;
   // A plugin rule whose decision is in the dispatcher's cache and is a
-  // plain reply (allow, deny, return): the engine sends it.
+  // plain reply (allow, deny, return): the engine sends it. Allocates
+  // nothing (the log's backend label is built once per plugin).
   bool TryQuickReply(const SyscallEvent& ev, const v1::Action& action, QuickReply* out) override;
 
  private:
@@ -54,6 +55,8 @@ class ActionRouter : public ActionHandler {
   UnotifyInterface& unotify_;
   injector::Injector* injector_;
   plugin::PluginDispatcher* plugins_;
+  // "plugin:NAME (cached)" of every plugin, for QuickReply::backend.
+  absl::flat_hash_map<std::string, std::string> cached_labels_;
 };
 
 }  // namespace seccomp_agent

@@ -133,10 +133,10 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
   }
   j["args"] = std::move(args);
   if (!r.policy.empty()) j["policy"] = r.policy;
-  j["rule"] = r.rule;
+  j["rule"] = std::string(r.rule);
   j["action"] = r.action;
   j["result"] = r.result;
-  if (!r.backend.empty()) j["backend"] = r.backend;
+  if (!r.backend.empty()) j["backend"] = std::string(r.backend);
   j["latency_ns"] = r.latency_ns;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -26,6 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/fd.h"
 #include "agent/engine/token_bucket.h"
@@ -35,12 +36,15 @@ namespace seccomp_agent {
 
 struct DecisionRecord {
   const SyscallEvent* event = nullptr;
-  std::string policy;      // "NAME@VERSION" of the policy that decided; "" unnamed
-  std::string rule;        // rule name, "default" or "runtime-init"
-  std::string action;      // "allow", "deny", "return", "log", ...
-  std::string result;      // "continue", "EPERM", "0", "task-gone", ...
-  std::string backend;     // injector backend for substitutions, else ""
-  int64_t latency_ns = 0;  // from NOTIF_RECV to the reply
+  std::string policy;  // "NAME@VERSION" of the policy that decided; "" unnamed
+  std::string action;  // "allow", "deny", "return", "log", ...
+  std::string result;  // "continue", "EPERM", "0", "task-gone", ...
+  // Like `event`, valid only while the record is being recorded: they point
+  // into the policy, the handler's outcome or its labels (a decision
+  // allocates no copy of a rule name or a plugin's label).
+  absl::string_view rule;     // rule name, "default" or "runtime-init"
+  absl::string_view backend;  // injector backend, "plugin:NAME (cached)", ..., else ""
+  int64_t latency_ns = 0;     // from NOTIF_RECV to the reply
 };
 
 struct DecisionLogOptions {

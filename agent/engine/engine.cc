@@ -674,7 +674,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   DecisionRecord rec;
   rec.event = &ev;
   rec.policy = bound->Label();
-  rec.rule = std::string(v.rule);
+  rec.rule = v.rule;  // in the policy, which `bound` keeps
   rec.action = ActionKindName(action);
   bool force_log = false;
 
@@ -699,8 +699,8 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   ActionHandler::QuickReply quick;
   if (!local && handler != nullptr && handler->TryQuickReply(ev, action, &quick)) {
     local = std::move(quick.reply);
-    rec.backend = std::move(quick.backend);
-    rec.action = std::move(quick.action);
+    rec.backend = quick.backend;
+    rec.action.assign(quick.action.data(), quick.action.size());
   }
   if (local) {
     resp = local->Resp(n.id);
@@ -739,7 +739,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   SendAndRecord(*e, resp, rec, t0);
   if (decision_log_ == nullptr && force_log) {
     spdlog::info("log: container {} pid {} {} {} rule {}", e->info.id, ev.pid, ev.syscall,
-                 ev.path.value_or(""), rec.rule);
+                 ev.path.value_or(""), std::string(rec.rule));
   }
 }
 
@@ -837,6 +837,7 @@ void Engine::Finish(const std::shared_ptr<Pending>& p, absl::StatusOr<ActionHand
   DecisionRecord& rec = p->rec;
   if (out.ok()) {
     rec.result = out->result;
+    // `out` lives until Record below is done.
     rec.backend = out->backend;
     if (!out->rule.empty()) rec.rule = out->rule;
     if (!out->action.empty()) rec.action = out->action;

@@ -42,6 +42,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/common/fd.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/local_reply.h"
@@ -80,9 +81,13 @@ class ActionHandler {
                       Done done) = 0;
   // A reply the engine sends itself, as for a local rule.
   struct QuickReply {
-    LocalReply reply;     // allow, deny or return (local_reply.h)
-    std::string action;   // for the decision log: "allow", "deny", "return"
-    std::string backend;  // for the decision log ("plugin:NAME (cached)")
+    LocalReply reply;  // allow, deny or return (local_reply.h)
+    // For the decision log: "allow", "deny", "return" and the backend
+    // ("plugin:NAME (cached)"). Both must outlive the handler's decision:
+    // string literals or strings the handler owns (nothing is allocated
+    // for a cache hit's log record).
+    absl::string_view action;
+    absl::string_view backend;
   };
   // Optional fast path, asked by the leader BEFORE it hands off leadership:
   // true and `*out` when `action` has a plain answer at once, without

@@ -44,6 +44,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/engine/decision_log.h"
 #include "agent/engine/engine.h"
@@ -61,7 +62,7 @@ class InternTable {
     count_.store(1);
   }
   // Index of `name`, adding it if there is room; 0 ("other") when full.
-  int Intern(const std::string& name) {
+  int Intern(absl::string_view name) {
     int n = count_.load(std::memory_order_acquire);
     for (int i = 1; i < n; ++i) {
       if (names_[i] == name) return i;
@@ -72,7 +73,7 @@ class InternTable {
       if (names_[i] == name) return i;
     }
     if (n >= N) return 0;
-    names_[n] = name;  // published by the release store below
+    names_[n] = std::string(name);  // published by the release store below
     count_.store(n + 1, std::memory_order_release);
     return n;
   }

@@ -7,8 +7,7 @@ namespace v1 = ::seccompagent::v1;
 DecisionCache::DecisionCache(size_t capacity, NowFn now)
     : capacity_(capacity), now_(now ? std::move(now) : NowFn([] { return MonoClock::now(); })) {}
 
-DecisionCache::Entry* DecisionCache::Find(absl::string_view key) {
-  const MonoClock::time_point now = now_();
+DecisionCache::Entry* DecisionCache::Find(absl::string_view key, MonoClock::time_point now) {
   auto it = map_.find(key);
   if (it == map_.end()) return nullptr;
   if (it->second->expiry <= now) {
@@ -16,21 +15,23 @@ DecisionCache::Entry* DecisionCache::Find(absl::string_view key) {
     map_.erase(it);
     return nullptr;
   }
-  lru_.splice(lru_.begin(), lru_, it->second);
+  if (it->second != lru_.begin()) lru_.splice(lru_.begin(), lru_, it->second);
   return &*it->second;
 }
 
 bool DecisionCache::Get(absl::string_view key, std::shared_ptr<const v1::Decision>* out) {
+  const MonoClock::time_point now = now_();
   std::lock_guard<std::mutex> l(mu_);
-  Entry* e = Find(key);
+  Entry* e = Find(key, now);
   if (e == nullptr) return false;
   *out = e->decision;
   return true;
 }
 
-bool DecisionCache::GetPlain(absl::string_view key, PlainDecision* out, bool* other) {
+bool DecisionCache::GetPlain(absl::string_view key, MonoClock::time_point now, PlainDecision* out,
+                             bool* other) {
   std::lock_guard<std::mutex> l(mu_);
-  Entry* e = Find(key);
+  Entry* e = Find(key, now);
   if (other != nullptr) *other = e != nullptr && !e->is_plain;
   if (e == nullptr || !e->is_plain) return false;
   *out = e->plain;

@@ -33,7 +33,14 @@ class DecisionCache {
   // The engine's fast path: true only for a plain decision (allow, deny,
   // return, no_opinion), copied out by value. Allocates nothing. `*other`
   // (when given) says whether a live entry that is not plain was there.
-  bool GetPlain(absl::string_view key, PlainDecision* out, bool* other = nullptr);
+  bool GetPlain(absl::string_view key, PlainDecision* out, bool* other = nullptr) {
+    return GetPlain(key, Now(), out, other);
+  }
+  // The same at `now` (a time read from Now() for several lookups: one
+  // clock read per decision).
+  bool GetPlain(absl::string_view key, MonoClock::time_point now, PlainDecision* out,
+                bool* other = nullptr);
+  MonoClock::time_point Now() const { return now_(); }
   // Stores `d` for `ttl` from now, evicting the least recently used entry
   // when full. Capacity 0 stores nothing.
   void Put(absl::string_view key, const ::seccompagent::v1::Decision& d, MonoClock::duration ttl);
@@ -49,7 +56,7 @@ class DecisionCache {
   };
   // The live entry of `key` (now the most recent), or null (an expired
   // one is dropped). mu_ held.
-  Entry* Find(absl::string_view key);
+  Entry* Find(absl::string_view key, MonoClock::time_point now);
   const size_t capacity_;
   const NowFn now_;
   mutable std::mutex mu_;

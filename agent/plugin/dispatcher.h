@@ -178,6 +178,8 @@ class PluginDispatcher {
 
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;
+  // The plugins' names (fixed at Create).
+  std::vector<std::string> Names() const;
 
   class Impl;
 
