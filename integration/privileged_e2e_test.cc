@@ -478,6 +478,31 @@ TEST_P(PrivilegedE2ETest, SetxattrEscapeAttemptsSetNothingOutsideTheRoot) {
   rmdir(host.c_str());
 }
 
+// An fd on a file the task cannot reach from its root: the task (in a user
+// namespace of its own, which uid 1000 may make) opens a directory it owns,
+// chroots into a jail beside it and asks for fsetxattr on the inherited fd.
+// The directory is the task's own, so only the reach check (its mount is
+// not listed in the jailed task's mountinfo) refuses; the control, the same
+// fd without the chroot, is set.
+TEST_P(PrivilegedE2ETest, SetxattrOnAnFdOutsideTheTasksRootIsRefused) {
+  ProcessResult r =
+      Run("xattr-reach",
+          "mkdir -p /tmp/jail/bin /tmp/outside /tmp/control && cp /bin/xattr_probe /tmp/jail/bin/ "
+          "|| exit 3; "
+          "unshare -r sh -c 'exec 3</tmp/control; xattr_probe fsetfd trusted.overlay.opaque y 3'; "
+          "echo control=$?; "
+          "unshare -r sh -c 'exec 3</tmp/outside; "
+          "chroot /tmp/jail /bin/xattr_probe fsetfd trusted.overlay.opaque y 3'; echo jailed=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("control=0")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("jailed=1")) << r.out << r.err;
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/control", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/outside", "trusted.overlay.opaque"), "<ENODATA>");
+  std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 2);
+  ASSERT_EQ(ds.size(), 2u) << agent_->Stderr();
+  EXPECT_EQ(ds[1]["result"], "EPERM (the file's mount is not one the task sees from its root)");
+}
+
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,
                          ::testing::Values(Runtime::kRunc, Runtime::kCrun),
                          [](const auto& info) { return std::string(RuntimeName(info.param)); });

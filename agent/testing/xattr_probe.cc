@@ -1,10 +1,11 @@
 // setxattr(2), lsetxattr(2) and fsetxattr(2) as the container's process
 // calls them, for integration:privileged_e2e_test (busybox has no
 // setfattr). Usage:
-//   xattr_probe set|lset|fset|fsetpath NAME VALUE PATH [FLAGS]
+//   xattr_probe set|lset|fset|fsetpath|fsetfd NAME VALUE PATH [FLAGS]
 // set: setxattr(PATH); lset: lsetxattr(PATH); fset: fsetxattr on PATH
 // opened O_RDONLY|O_NONBLOCK (a FIFO does not block the open); fsetpath:
-// fsetxattr on an O_PATH|O_NOFOLLOW fd. VALUE "@N": N bytes of 'a'. FLAGS:
+// fsetxattr on an O_PATH|O_NOFOLLOW fd; fsetfd: fsetxattr on the inherited
+// fd numbered PATH. VALUE "@N": N bytes of 'a'. FLAGS:
 // a number (1 XATTR_CREATE, 2 XATTR_REPLACE). Prints "setxattr: 0" or
 // "setxattr: ERRNO_NAME" and exits with 0 or the errno.
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: %s set|lset|fset|fsetpath NAME VALUE PATH [FLAGS]\n", argv[0]);
+    fprintf(stderr, "usage: %s set|lset|fset|fsetpath|fsetfd NAME VALUE PATH [FLAGS]\n", argv[0]);
     return 64;
   }
   const std::string how = argv[1];
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
     r = setxattr(path, name, value.data(), value.size(), flags);
   } else if (how == "lset") {
     r = lsetxattr(path, name, value.data(), value.size(), flags);
+  } else if (how == "fsetfd") {
+    r = fsetxattr(atoi(path), name, value.data(), value.size(), flags);
   } else if (how == "fset" || how == "fsetpath") {
     const int fd = how == "fset" ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
                                  : open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
