@@ -416,7 +416,10 @@ TEST_P(PrivilegedE2ETest, SetxattrTrustedOverlayOnWhatTheContainerOwns) {
   EXPECT_EQ(ds[1]["result"], "EPERM (trusted.foo is not in allow_names)");
   EXPECT_EQ(ds[2]["result"], "EPERM (uid 1000 does not own the file (owner 0))");
   EXPECT_EQ(ds[3]["result"], "EPERM (uid 1000 does not own the file (owner 0))");
-  EXPECT_THAT(ds[4]["result"].get<std::string>(), HasSubstr("0 (set trusted.overlay.redirect"));
+  EXPECT_THAT(ds[4]["result"].get<std::string>(),
+              testing::MatchesRegex("0 \\(set trusted.overlay.redirect=\"r\" \\(1 bytes\\) on fd "
+                                    "[0-9]+: dir inode [0-9]+ uid 1000\\)"));
+  EXPECT_THAT(ds[5]["result"].get<std::string>(), HasSubstr(" on symlink inode "));
   EXPECT_THAT(ds[6]["result"].get<std::string>(), HasSubstr("EEXIST (trusted.overlay.opaque"));
   EXPECT_THAT(ds[6]["result"].get<std::string>(), HasSubstr("XATTR_CREATE"));
   EXPECT_EQ(ds[8]["result"], "E2BIG (name, size or flags)");

@@ -566,8 +566,8 @@ std::string CheckXattrTarget(int fd, bool symlink_ok, const TaskCreds& creds,
   if (!FindMount(mountinfo, stx.stx_mnt_id).found) {
     return "the file's mount is not one the task sees from its root";
   }
-  *note = absl::StrFormat("%s inode %u uid %u", type == S_IFDIR ? "dir" : "file", stx.stx_ino,
-                          stx.stx_uid);
+  const char* kind = type == S_IFDIR ? "dir" : type == S_IFLNK ? "symlink" : "file";
+  *note = absl::StrFormat("%s inode %u uid %u", kind, stx.stx_ino, stx.stx_uid);
   return "";
 }
 
@@ -601,6 +601,7 @@ absl::StatusOr<Outcome> SetXattrAsTask(UnotifyInterface& u, int listener,
   if (!refusal.empty()) {
     return Reply(u, listener, notif.id, 0, EPERM, absl::StrCat("EPERM (", refusal, ")"));
   }
+  if (req.by_fd) note = absl::StrCat("fd ", req.fd, ": ", note);
   // In the agent's root (its own /proc), as the task plus CAP_SYS_ADMIN.
   creds.grant_caps = uint64_t{1} << CAP_SYS_ADMIN;
   const std::string via = absl::StrCat("/proc/thread-self/fd/", target.fd.get());
