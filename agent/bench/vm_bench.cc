@@ -37,21 +37,7 @@
 #include <thread>
 #include <vector>
 
-#ifndef SECCOMP_ADDFD_FLAG_SEND
-#define SECCOMP_ADDFD_FLAG_SEND (1UL << 1)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FLAG_INJECTED
-#define SECCOMP_USER_NOTIF_FLAG_INJECTED (1UL << 1)
-struct seccomp_notif_inject {
-  __u64 id;
-  __u64 nr;
-  __u64 args[6];
-  __u64 buf;
-  __u32 buf_size;
-  __u32 args_in_buf_mask;
-};
-#define SECCOMP_IOCTL_NOTIF_INJECT SECCOMP_IOW(5, struct seccomp_notif_inject)
-#endif
+#include "agent/seccomp/uapi.h"
 
 namespace {
 
