@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,7 +92,12 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
         agent_->socket_path(),
         std::nullopt,
         {"sysinfo", "mknod", "mknodat", "mount", "setxattr", "lsetxattr", "fsetxattr"}};
-    cfg.user = std::make_pair(1000u, 1000u);
+    // Root in a user namespace of its own, or uid 1000 in the host's.
+    if (userns_host_id_.has_value()) {
+      cfg.userns_host_id = userns_host_id_;
+    } else {
+      cfg.user = std::make_pair(1000u, 1000u);
+    }
     cfg.no_capabilities = true;
     cfg.memory_limit = k256MiB;
     cfg.rootfs_propagation = std::move(rootfs_propagation);
@@ -104,6 +110,7 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     EXPECT_TRUE(s.ok()) << s;
     s = container_->Install(Runfile("agent/testing/xattr_probe_static"), "/bin/xattr_probe");
     EXPECT_TRUE(s.ok()) << s;
+    if (before_run_) before_run_();
     ProcessResult r = container_->Run(absl::Seconds(60));
     EXPECT_FALSE(r.exit.timed_out) << r.Describe() << "\nagent:\n" << agent_->Stderr();
     return r;
@@ -129,6 +136,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
 
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<Container> container_;
+  std::optional<uint32_t> userns_host_id_;
+  std::function<void()> before_run_;  // after the rootfs is made, before the container runs
   std::string id_;
 };
 
@@ -504,6 +513,36 @@ TEST_P(PrivilegedE2ETest, SetxattrOnAnFdOutsideTheTasksRootIsRefused) {
   std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 2);
   ASSERT_EQ(ds.size(), 2u) << agent_->Stderr();
   EXPECT_EQ(ds[1]["result"], "EPERM (the file's mount is not one the task sees from its root)");
+}
+
+// Root in a user namespace (host ids 200000..), the case overlayfs in a
+// container was made for: its own files are owned by its mapped root and
+// get the attribute; a directory the host made in its rootfs (owned by the
+// host's root, unmapped there) does not, nor does an unlisted name.
+TEST_P(PrivilegedE2ETest, SetxattrForRootInAUserNamespace) {
+  constexpr uint32_t kHostId = 200000;
+  userns_host_id_ = kHostId;
+  before_run_ = [this] { ASSERT_EQ(mkdir((Rootfs() + "/tmp/hostowned").c_str(), 0777), 0); };
+  ProcessResult r = Run("xattr-userns",
+                        "echo uid=$(id -u); mkdir /tmp/upper || exit 3; "
+                        "xattr_probe set trusted.overlay.opaque y /tmp/upper; echo opaque=$?; "
+                        "xattr_probe set trusted.overlay.opaque y /tmp/hostowned; echo host=$?; "
+                        "xattr_probe set trusted.foo y /tmp/upper; echo foo=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"uid=0", "opaque=0", "host=1", "foo=1"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  struct stat st;
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/upper").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kHostId);
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(HostXattr(Rootfs() + "/tmp/hostowned", "trusted.overlay.opaque"), "<ENODATA>");
+  std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 3);
+  ASSERT_EQ(ds.size(), 3u) << agent_->Stderr();
+  EXPECT_THAT(ds[0]["result"].get<std::string>(), HasSubstr("on dir inode "));
+  EXPECT_THAT(ds[0]["result"].get<std::string>(), HasSubstr(" uid 200000)"));
+  EXPECT_EQ(ds[1]["result"], "EPERM (uid 200000 does not own the file (owner 0))");
+  EXPECT_EQ(ds[2]["result"], "EPERM (trusted.foo is not in allow_names)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,

@@ -36,6 +36,31 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
+// A user namespace in `spec` mapping container ids 0..65535 to host ids
+// `host_id`..: the rootfs chowned to them, `dirs` (the bundle's parents)
+// searchable by the mapped root.
+absl::Status UserNamespace(uint32_t host_id, const std::vector<std::string>& dirs,
+                           const std::string& rootfs, nlohmann::json& spec) {
+  spec["linux"]["namespaces"].push_back({{"type", "user"}});
+  const nlohmann::json map =
+      nlohmann::json::array({{{"containerID", 0}, {"hostID", host_id}, {"size", 65536}}});
+  spec["linux"]["uidMappings"] = map;
+  spec["linux"]["gidMappings"] = map;
+  for (const std::string& d : dirs) {
+    if (chmod(d.c_str(), 0711) != 0) return ErrnoStatus(errno, "chmod " + d);
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(rootfs, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (lchown(it->path().c_str(), host_id, host_id) != 0) {
+      return ErrnoStatus(errno, "lchown " + it->path().string());
+    }
+  }
+  if (ec) return absl::InternalError("walk " + rootfs + ": " + ec.message());
+  if (lchown(rootfs.c_str(), host_id, host_id) != 0) return ErrnoStatus(errno, "lchown " + rootfs);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* RuntimeName(Runtime r) { return r == Runtime::kRunc ? "runc" : "crun"; }
@@ -145,6 +170,11 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime, co
   if (config.memory_limit.has_value()) {
     j["linux"]["resources"]["memory"] = {{"limit", *config.memory_limit}};
   }
+  if (config.userns_host_id.has_value()) {
+    c->userns_host_id_ = config.userns_host_id;
+    SA_RETURN_IF_ERROR(
+        UserNamespace(*config.userns_host_id, {c->dir_.path(), c->bundle_}, c->rootfs_, j));
+  }
   if (config.host_pid_namespace) {
     nlohmann::json& ns = j["linux"]["namespaces"];
     ns.erase(std::remove_if(ns.begin(), ns.end(),
@@ -217,6 +247,9 @@ absl::Status Container::Install(const std::string& from, const std::string& to) 
         absl::StrCat("copy ", from, " to ", dst.string(), ": ", ec.message()));
   }
   if (chmod(dst.c_str(), 0755) != 0) return ErrnoStatus(errno, "chmod " + dst.string());
+  if (userns_host_id_.has_value() && chown(dst.c_str(), *userns_host_id_, *userns_host_id_) != 0) {
+    return ErrnoStatus(errno, "chown " + dst.string());
+  }
   return absl::OkStatus();
 }
 

@@ -71,6 +71,10 @@ struct ContainerConfig {
   std::optional<int64_t> memory_limit;
   // linux.rootfsPropagation ("shared", "slave", "private", ...) when set.
   std::optional<std::string> rootfs_propagation;
+  // A user namespace of its own when set: container ids 0..65535 are host
+  // ids N..N+65535, and the root filesystem (and what Install copies) is
+  // chowned to them, as an image unpacked for a user namespace is.
+  std::optional<uint32_t> userns_host_id;
 };
 
 // One container: its temp dir holds bundle/config.json, bundle/rootfs and
@@ -106,6 +110,7 @@ class Container {
   std::string id_;
   TempDir dir_;
   std::string bundle_, rootfs_, state_root_;
+  std::optional<uint32_t> userns_host_id_;
 };
 
 // The syscalls the end-to-end bundles trap (SCMP_ACT_NOTIFY).
