@@ -395,11 +395,15 @@ TEST_P(PrivilegedE2ETest, SetxattrTrustedOverlayOnWhatTheContainerOwns) {
                         "xattr_probe set trusted.overlay.big @65537 /tmp/upper; echo big=$?; "
                         "xattr_probe set trusted.overlay.opaque y rel; echo rel=$?; "
                         "xattr_probe set user.plain v /tmp/upper; echo user=$?; "
-                        "xattr_probe fsetpath trusted.overlay.opaque y /tmp/upper; echo opath=$?");
+                        "xattr_probe fsetpath trusted.overlay.opaque y /tmp/upper; echo opath=$?; "
+                        "xattr_probe set trusted.overlay.opaque y /tmp/upper 4; echo badflags=$?; "
+                        "long=trusted.overlay.$(head -c 240 /dev/zero | tr '\\0' a); "
+                        "xattr_probe set $long y /tmp/upper; echo longname=$?");
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
-  // 0 done; 1 EPERM; 17 EEXIST; 61 ENODATA; 7 E2BIG; 9 EBADF.
-  for (const char* want : {"opaque=0", "foo=1", "etc=1", "tmp=1", "fset=0", "lset=0", "create=17",
-                           "replace=61", "big=7", "rel=0", "user=0", "opath=9"}) {
+  // 0 done; 1 EPERM; 17 EEXIST; 61 ENODATA; 7 E2BIG; 9 EBADF; 22 EINVAL; 34 ERANGE.
+  for (const char* want :
+       {"opaque=0", "foo=1", "etc=1", "tmp=1", "fset=0", "lset=0", "create=17", "replace=61",
+        "big=7", "rel=0", "user=0", "opath=9", "badflags=22", "longname=34"}) {
     EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
   }
   EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.opaque"), "y");
@@ -413,8 +417,8 @@ TEST_P(PrivilegedE2ETest, SetxattrTrustedOverlayOnWhatTheContainerOwns) {
   EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "trusted.overlay.origin"), "<ENODATA>");
   EXPECT_EQ(HostXattr(Rootfs() + "/tmp/upper", "user.plain"), "v");  // the kernel's own call
 
-  std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 12);
-  ASSERT_EQ(ds.size(), 12u) << agent_->Stderr();
+  std::vector<nlohmann::json> ds = DecisionsOf("overlay-xattrs", 14);
+  ASSERT_EQ(ds.size(), 14u) << agent_->Stderr();
   EXPECT_EQ(ds[0]["action"], "setxattr");
   EXPECT_EQ(ds[0]["backend"], "agent");
   EXPECT_EQ(ds[0]["args"]["path"], "/tmp/upper");
@@ -434,6 +438,8 @@ TEST_P(PrivilegedE2ETest, SetxattrTrustedOverlayOnWhatTheContainerOwns) {
   EXPECT_EQ(ds[8]["result"], "E2BIG (name, size or flags)");
   EXPECT_EQ(ds[10]["result"], "continue (user.plain is not a trusted.* name)");
   EXPECT_EQ(ds[11]["result"], "EBADF (lookup)");
+  EXPECT_EQ(ds[12]["result"], "EINVAL (name, size or flags)");
+  EXPECT_EQ(ds[13]["result"], "ERANGE (name, size or flags)");
 }
 
 // Each line tries to get an attribute set outside the container's root or
