@@ -64,6 +64,8 @@ rules:
         allow:
           - {fstype: proc}
           - {fstype: tmpfs, options: [size, mode]}
+          - {bind: {from_glob: "/tmp/src/**", to_glob: "/mnt/**"}}
+          - {bind: {from_glob: "/tmp/src/**", to_glob: "/tmp/dst/**"}}
   - name: overlay-xattrs
     match: {syscalls: [setxattr, lsetxattr, fsetxattr]}
     action: {setxattr: {allow_names: ["trusted.overlay.*"]}}
@@ -302,7 +304,7 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
   EXPECT_EQ(ds[0]["args"]["path"], "/mnt");
   EXPECT_EQ(ds[0]["result"], "0 (mounted proc nosuid nodev subset=pid)");
   EXPECT_EQ(ds[1]["result"], "EPERM (fstype ext4 is not in the allow list)");
-  EXPECT_EQ(ds[2]["result"], "EPERM (flag MS_BIND is not allowed)");
+  EXPECT_EQ(ds[2]["result"], "EPERM (bind / -> /tmp matches no bind entry)");
   EXPECT_EQ(ds[3]["result"], "EPERM (option uid is not listed for tmpfs)");
   EXPECT_EQ(ds[4]["result"], "EPERM (flag MS_REMOUNT is not allowed)");
   EXPECT_EQ(ds[5]["result"], "0 (mounted tmpfs nosuid nodev size=1m mode=700)");
@@ -549,6 +551,143 @@ TEST_P(PrivilegedE2ETest, SetxattrForRootInAUserNamespace) {
   EXPECT_THAT(ds[0]["result"].get<std::string>(), HasSubstr(" uid 200000)"));
   EXPECT_EQ(ds[1]["result"], "EPERM (uid 200000 does not own the file (owner 0))");
   EXPECT_EQ(ds[2]["result"], "EPERM (trusted.foo is not in allow_names)");
+}
+
+// The host's mount table, one line per mount (mount ids and points).
+std::string HostMountTable() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, out;
+  while (std::getline(in, line)) out += line.substr(0, line.find(" - ")) + "\n";
+  return out;
+}
+
+// mount_probe's flags.
+constexpr char kBind[] = "4096";       // MS_BIND
+constexpr char kRecBind[] = "20480";   // MS_BIND | MS_REC
+constexpr char kRoRemount[] = "4129";  // MS_REMOUNT | MS_BIND | MS_RDONLY
+
+// A bind whose resolved source and target match a bind entry is made in the
+// container's mount namespace (nosuid, nodev), a bind remount makes it
+// read-only, MS_REC carries the mounts beneath the source, and nothing of it
+// shows on the host.
+TEST_P(PrivilegedE2ETest, BindAllowedByTheGlobsWorksInsideInvisibleOutside) {
+  const std::string before = HostMountTable();
+  const std::string script = absl::StrCat(
+      "mkdir -p /tmp/src/sub /tmp/dst && echo hello > /tmp/src/sub/f; ",
+      "mount_probe none /tmp/src /mnt ", kBind, "; echo bind=$?; ", "echo read=$(cat /mnt/sub/f); ",
+      "grep ' /mnt ' /proc/self/mountinfo; ", "mount_probe none none /mnt ", kRoRemount,
+      "; echo remount=$?; ", "touch /mnt/new 2>/dev/null; echo write=$?; ",
+      // A relative source from the cwd, onto a file.
+      "cd /tmp/src && echo data > file && touch /tmp/dst/file; ",
+      "mount_probe none file /tmp/dst/file ", kBind, "; echo file=$?; ",
+      "echo filedata=$(cat /tmp/dst/file); ",
+      // Mounts beneath the source: refused without MS_REC (the bind would
+      // uncover them), carried with it.
+      "mkdir -p /tmp/src/m /tmp/dst/r /tmp/dst/n && mount_probe tmpfs t /tmp/src/m 0 && "
+      "echo under > /tmp/src/m/u; ",
+      "mount_probe none /tmp/src /tmp/dst/n ", kBind, "; echo norec=$?; ",
+      "mount_probe none /tmp/src /tmp/dst/r ", kRecBind, "; echo rec=$?; ",
+      "echo recdata=$(cat /tmp/dst/r/m/u)");
+  ProcessResult r = Run("bind", script);
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"bind=0", "read=hello", "remount=0", "write=1", "file=0",
+                           "filedata=data", "norec=1", "rec=0", "recdata=under"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_THAT(r.out, testing::ContainsRegex(" /mnt [^\n]*nosuid,nodev")) << r.out;
+  // Invisible outside: the host's mount table is unchanged, the rootfs's
+  // /mnt is still the empty directory.
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+  struct stat st;
+  EXPECT_NE(lstat((Rootfs() + "/mnt/sub").c_str(), &st), 0);
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 6);
+  ASSERT_EQ(ds.size(), 6u) << agent_->Stderr();
+  EXPECT_EQ(ds[0]["result"], "0 (bound /tmp/src -> /mnt nosuid nodev)");
+  EXPECT_EQ(ds[1]["result"], "0 (remounted /mnt ro nosuid nodev)");
+  EXPECT_EQ(ds[2]["result"], "0 (bound /tmp/src/file -> /tmp/dst/file nosuid nodev)");
+  EXPECT_EQ(ds[3]["result"], "0 (mounted tmpfs nosuid nodev)");
+  EXPECT_THAT(ds[4]["result"].get<std::string>(),
+              HasSubstr("EPERM (mounts lie beneath the source (/tmp/src/m)"));
+  EXPECT_EQ(ds[5]["result"], "0 (bound /tmp/src -> /tmp/dst/r nosuid nodev rec)");
+}
+
+// Sources that are outside the globs, that reach a path outside them through
+// a symlink, "..", /proc/self/root or /proc/1/root, or that are a FIFO or a
+// device node: each is refused, nothing is mounted, no host file shows.
+TEST_P(PrivilegedE2ETest, BindEscapeAttemptsMountNothing) {
+  const std::string before = HostMountTable();
+  const std::string script = absl::StrCat(
+      "mkdir -p /tmp/src /tmp/dst/d; touch /tmp/dst/f; ", "mount_probe none /etc /mnt ", kBind,
+      "; echo outside=$?; ", "ln -s /etc /tmp/src/abs; mount_probe none /tmp/src/abs /mnt ", kBind,
+      "; echo abs=$?; ",
+      "ln -s ../../../../../etc /tmp/src/rel; mount_probe none /tmp/src/rel /mnt ", kBind,
+      "; echo rel=$?; ", "mount_probe none /tmp/src/../../../../../.. /mnt ", kBind,
+      "; echo dotdot=$?; ", "mount_probe none /proc/self/root /mnt ", kBind, "; echo selfroot=$?; ",
+      "mount_probe none /proc/1/root/etc /mnt ", kBind, "; echo initroot=$?; ",
+      "ln -s /proc/1/root /tmp/src/pr; mount_probe none /tmp/src/pr /mnt ", kBind,
+      "; echo linkroot=$?; ",
+      // A target outside the globs, and one reached through a symlink.
+      "mount_probe none /tmp/src /etc ", kBind, "; echo totarget=$?; ",
+      "ln -s /etc /tmp/dst/etc; mount_probe none /tmp/src /tmp/dst/etc ", kBind,
+      "; echo tolink=$?; ", "mkfifo /tmp/src/fifo; mount_probe none /tmp/src/fifo /tmp/dst/f ",
+      kBind, "; echo fifo=$?; ",
+      "mknod /tmp/src/null c 1 3; mount_probe none /tmp/src/null /tmp/dst/f ", kBind,
+      "; echo dev=$?; ",
+      "mkfifo /tmp/dst/fifo; echo x > /tmp/src/x; mount_probe none /tmp/src/x /tmp/dst/fifo ",
+      kBind, "; echo tofifo=$?; ",
+      "echo mounts=$(grep -c -e ' /mnt ' -e ' /tmp/dst' -e ' /etc ' /proc/self/mountinfo)");
+  ProcessResult r = Run("bind-escape", script);
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want :
+       {"outside=1", "abs=1", "rel=1", "dotdot=1", "selfroot=1", "initroot=1", "linkroot=1",
+        "totarget=1", "tolink=1", "fifo=1", "dev=1", "tofifo=1", "mounts=0"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+  struct stat st;
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/src/fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 12);
+  ASSERT_EQ(ds.size(), 12u) << agent_->Stderr();
+  const char* const want[] = {
+      "EPERM (bind /etc -> /mnt matches no bind entry)",
+      "EPERM (bind /etc -> /mnt matches no bind entry)",
+      "EPERM (bind /etc -> /mnt matches no bind entry)",
+      "EPERM (bind / -> /mnt matches no bind entry)",
+      "EPERM (bind / -> /mnt matches no bind entry)",
+      "EPERM (bind /etc -> /mnt matches no bind entry)",
+      "EPERM (bind / -> /mnt matches no bind entry)",
+      "EPERM (bind /tmp/src -> /etc matches no bind entry)",
+      "EPERM (bind /tmp/src -> /etc matches no bind entry)",
+      "EPERM (the source is a FIFO: only a directory or a regular file is bound)",
+      "EPERM (the source is a character device: only a directory or a regular file is bound)",
+      "EPERM (the target is a FIFO)",
+  };
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(ds[i]["result"], want[i]) << i;
+}
+
+// A bind onto a shared mount would propagate to its peers (the host's):
+// refused as the other mounts are (crun honours rootfsPropagation shared).
+TEST_P(PrivilegedE2ETest, BindOnASharedMountIsRefused) {
+  const std::string before = HostMountTable();
+  ProcessResult r = Run(
+      "bind-shared",
+      absl::StrCat("mkdir -p /tmp/src; mount_probe none /tmp/src /mnt ", kBind, "; echo bind=$?"),
+      "shared");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 1);
+  ASSERT_EQ(ds.size(), 1u) << agent_->Stderr();
+  if (GetParam() == Runtime::kCrun) {
+    EXPECT_THAT(r.out, HasSubstr("bind=1")) << r.out;
+    EXPECT_EQ(ds[0]["result"],
+              "EPERM (the target's mount is shared: a mount would propagate to its peers)");
+  } else {
+    EXPECT_THAT(r.out, HasSubstr("bind=0")) << r.out;  // runc 1.1.5: the root is private
+  }
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,

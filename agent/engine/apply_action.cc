@@ -1,6 +1,7 @@
 #include "agent/engine/apply_action.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/common/status.h"
 #include "agent/engine/substitute_plan.h"
+#include "agent/injector/bind_mount.h"
 #include "agent/injector/privileged.h"
 #include "agent/policy/privileged_rules.h"
 #include "agent/seccomp/task_memory.h"
@@ -90,12 +92,70 @@ absl::StatusOr<Outcome> ApplyMknod(UnotifyInterface& u, int listener, const secc
   return injector::CreateNode(u, listener, notif, req);
 }
 
+// A bind mount (MS_BIND): both paths are resolved as the kernel resolves
+// them for the task (in its root, from its cwd, every symlink followed in
+// the root; task_path.h), the rule's bind entries decide on those
+// (privileged_rules.h DecideBind), the injector binds exactly them
+// (injector/bind_mount.h). The source is read once, here.
+absl::StatusOr<Outcome> ApplyBind(UnotifyInterface& u, int listener, const seccomp_notif& notif,
+                                  const SyscallEvent& ev, const v1::Mount& rule) {
+  auto refuse = [&](const std::string& why) {
+    return injector::ReplyPrivileged(u, listener, notif.id, false, EPERM,
+                                     absl::StrCat("EPERM (", why, ")"));
+  };
+  BindCall call;
+  call.flags = notif.data.args[3];
+  const bool remount = (call.flags & MS_REMOUNT) != 0;
+  if (std::string why = BindFlagsRefusal(rule, call.flags); !why.empty()) return refuse(why);
+  if (!ev.path.has_value()) return ErrnoStatus(EFAULT, "mount: the target was not read");
+  absl::StatusOr<std::string> target = ResolveTaskPath(ev.pid, AT_FDCWD, *ev.path, true);
+  if (!target.ok()) {
+    return refuse(
+        absl::StrCat("target not resolved in the task's root: ", target.status().message()));
+  }
+  call.target = *std::move(target);
+  if (!remount) {
+    absl::StatusOr<std::string> raw = ReadTaskString(ev.pid, notif.data.args[0], PATH_MAX);
+    if (!raw.ok()) {
+      return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
+                                       "EFAULT (source unreadable)");
+    }
+    absl::StatusOr<std::string> source = ResolveTaskPath(ev.pid, AT_FDCWD, *raw, true);
+    if (!source.ok()) {
+      return refuse(absl::StrCat("source ", *raw,
+                                 " not resolved in the task's root: ", source.status().message()));
+    }
+    call.source = *std::move(source);
+  }
+  BindVerdict v = DecideBind(rule, call);
+  if (!v.plan) return refuse(v.refusal);
+  injector::BindRequest req;
+  req.source = call.source;
+  req.target = call.target;
+  req.remount = v.plan->remount;
+  req.recursive = v.plan->recursive;
+  req.attrs = v.plan->attrs;
+  std::vector<std::string> words;
+  if (!remount) words = {call.source, "->"};
+  words.push_back(call.target);
+  for (const auto& [bit, name] : {std::pair{MOUNT_ATTR_RDONLY, "ro"},
+                                  {MOUNT_ATTR_NOSUID, "nosuid"},
+                                  {MOUNT_ATTR_NODEV, "nodev"},
+                                  {MOUNT_ATTR_NOEXEC, "noexec"}}) {
+    if (req.attrs & bit) words.push_back(name);
+  }
+  if (req.recursive) words.push_back("rec");
+  req.what = absl::StrJoin(words, " ");
+  return injector::BindInTask(u, listener, notif, req);
+}
+
 // mount: the allow list decides the type, flags and options
 // (privileged_rules.h DecideMount); the injector mounts
 // (injector/privileged.h). fstype and data are read once, here: the agent
 // mounts its copies.
 absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const seccomp_notif& notif,
                                    const SyscallEvent& ev, const v1::Mount& rule) {
+  if (IsBindCall(notif.data.args[3])) return ApplyBind(u, listener, notif, ev, rule);
   MountCall call;
   call.flags = notif.data.args[3];
   absl::StatusOr<std::string> fstype = ReadTaskString(ev.pid, notif.data.args[2], 64);

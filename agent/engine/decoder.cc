@@ -45,7 +45,7 @@ bool FollowsLast(const SyscallEvent& ev, int which) {
   if (s == "open") return open_follows(1);
   if (s == "openat") return open_follows(2);
   if (s == "creat" || s == "openat2" || s == "chmod" || s == "chown" || s == "truncate" ||
-      s == "execve" || s == "fchmodat" || s == "setxattr") {
+      s == "execve" || s == "fchmodat" || s == "setxattr" || s == "mount") {
     return true;
   }
   if (s == "fchownat") return !flag_at(4, AT_SYMLINK_NOFOLLOW);

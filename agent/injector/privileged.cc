@@ -28,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
+#include "agent/injector/privileged_util.h"
 #include "agent/injector/task_context.h"
 
 namespace seccomp_agent::injector {
@@ -114,36 +115,6 @@ ino_t PidNsInode(pid_t pid) {
   struct stat st;
   if (stat(absl::StrCat("/proc/", pid, "/ns/pid").c_str(), &st) != 0) return 0;
   return st.st_ino;
-}
-
-absl::StatusOr<Outcome> Reply(UnotifyInterface& u, int listener, uint64_t id, uint32_t flags,
-                              int error, std::string result) {
-  seccomp_notif_resp resp;
-  memset(&resp, 0, sizeof(resp));
-  resp.id = id;
-  resp.flags = flags;
-  resp.error = -error;
-  absl::Status s = u.Send(listener, resp);
-  Outcome o;
-  o.backend = kBackendAgent;
-  if (ErrnoOf(s) == ENOENT) {
-    o.task_gone = true;
-    o.result = "task-gone";
-    return o;
-  }
-  if (!s.ok()) return s;
-  o.known_value = true;
-  o.error = error;
-  o.result = std::move(result);
-  return o;
-}
-
-Outcome Gone() {
-  Outcome o;
-  o.backend = kBackendAgent;
-  o.task_gone = true;
-  o.result = "task-gone";
-  return o;
 }
 
 }  // namespace
@@ -308,49 +279,6 @@ absl::StatusOr<Outcome> CreateNode(UnotifyInterface& u, int listener, const secc
 
 namespace {
 
-ino_t NsInode(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return 0;
-  return st.st_ino;
-}
-
-// The optional fields of `mnt_id`'s line in a mountinfo text: found and
-// whether "shared:" is among them.
-struct MountInfoLine {
-  bool found = false;
-  bool shared = false;
-};
-
-MountInfoLine FindMount(absl::string_view text, uint64_t mnt_id) {
-  MountInfoLine r;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    uint64_t id = 0;
-    if (f.size() < 7 || !absl::SimpleAtoi(f[0], &id) || id != mnt_id) continue;
-    r.found = true;
-    for (size_t i = 6; i < f.size() && f[i] != "-"; ++i) {
-      if (absl::StartsWith(f[i], "shared:")) r.shared = true;
-    }
-    return r;
-  }
-  return r;
-}
-
-absl::StatusOr<std::string> ReadAll(const std::string& path, size_t cap) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > cap) return ErrnoStatus(EFBIG, absl::StrCat("read ", path));
-  }
-}
-
 // Runs in the child (a fork of a threaded process: raw syscalls only, no
 // allocation). `pidns`: the task's pid namespace, for procfs. Returns 0 or
 // an errno.
@@ -377,17 +305,6 @@ int MountAt(const MountRequest& req, int target, int pidns) {
   return 0;
 }
 
-pid_t RawFork() { return static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ECHILD;
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return EINTR;  // killed
-}
-
 }  // namespace
 
 absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const seccomp_notif& notif,
@@ -399,37 +316,14 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
   SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, relative));
 
   // The namespaces, opened before the id check (the fds pin them).
-  const std::string ns = absl::StrCat("/proc/", tid, "/ns/");
-  if (NsInode(ns + "mnt") == 0) return Gone();
-  if (NsInode(ns + "mnt") == NsInode("/proc/self/ns/mnt")) {
-    return Reply(u, listener, notif.id, 0, EPERM,
-                 "EPERM (the task shares the agent's mount namespace)");
-  }
-  struct NsFd {
-    const char* name;
-    int type;
-    UniqueFd fd;
-  };
-  std::vector<NsFd> nss;
-  if (NsInode(ns + "user") != NsInode("/proc/self/ns/user"))
-    nss.push_back({"user", CLONE_NEWUSER, {}});
-  nss.push_back({"mnt", CLONE_NEWNS, {}});
-  nss.push_back({"net", CLONE_NEWNET, {}});
-  nss.push_back({"ipc", CLONE_NEWIPC, {}});
-  for (NsFd& n : nss) {
-    n.fd.reset(open((ns + n.name).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!n.fd) {
-      if (!u.IdValid(listener, notif.id).ok()) return Gone();
-      return ErrnoStatus(errno, absl::StrCat("open ", ns, n.name));
-    }
-  }
-  UniqueFd pidns(open((ns + "pid").c_str(), O_RDONLY | O_CLOEXEC));
+  SA_ASSIGN_OR_RETURN(TaskMounts mounts, PrepareTaskMounts(u, listener, notif, true));
+  if (mounts.done) return *std::move(mounts.done);
+  const std::string pidns_path = absl::StrCat("/proc/", tid, "/ns/pid");
+  UniqueFd pidns(open(pidns_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!pidns) {
     if (!u.IdValid(listener, notif.id).ok()) return Gone();
-    return ErrnoStatus(errno, absl::StrCat("open ", ns, "pid"));
+    return ErrnoStatus(errno, absl::StrCat("open ", pidns_path));
   }
-  SA_ASSIGN_OR_RETURN(std::string mountinfo,
-                      ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
 
   // The target, looked up as the task.
   int lookup_err = 0;
@@ -451,35 +345,16 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
     return Reply(u, listener, notif.id, 0, lookup_err,
                  absl::StrCat(ErrnoName(lookup_err), " (target lookup)"));
   }
-  struct statx stx;
-  if (statx(target.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 ||
-      !(stx.stx_mask & STATX_MNT_ID)) {
-    return ErrnoStatus(errno ? errno : ENOSYS, "statx STATX_MNT_ID");
-  }
-  const MountInfoLine line = FindMount(mountinfo, stx.stx_mnt_id);
-  if (!line.found) {
-    return Reply(u, listener, notif.id, 0, EINVAL,
-                 "EINVAL (the target is not in the task's mount namespace)");
-  }
-  if (line.shared) {
-    return Reply(u, listener, notif.id, 0, EPERM,
-                 "EPERM (the target's mount is shared: a mount would propagate to its peers)");
-  }
+  MountInfoLine line;
+  SA_ASSIGN_OR_RETURN(std::optional<Outcome> refused,
+                      CheckTaskMount(u, listener, notif.id, mounts.mountinfo, target.get(),
+                                     "target", /*refuse_shared=*/true, &line));
+  if (refused) return *std::move(refused);
   if (!u.IdValid(listener, notif.id).ok()) return Gone();  // before the side effect
 
-  // Raw syscalls only from here in the children (the agent is threaded).
-  const pid_t child = RawFork();
-  if (child < 0) return ErrnoStatus(errno, "clone");
-  if (child == 0) {
-    // Not ptrace-able from a user namespace it joins (its mm stays the
-    // agent's, owned by the initial user namespace).
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) _exit(errno);
-    for (const NsFd& n : nss) {
-      if (setns(n.fd.get(), n.type) != 0) _exit(errno);
-    }
-    _exit(MountAt(req, target.get(), pidns.get()));
-  }
-  const int err = WaitExit(child);
+  // Raw syscalls only in the child (the agent is threaded).
+  const int err =
+      RunInNamespaces(mounts.nss, [&] { return MountAt(req, target.get(), pidns.get()); });
   if (err != 0) {
     return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", req.what, ")"));
   }

@@ -77,6 +77,14 @@ std::string FlagName(uint64_t bit) {
       return "MS_MANDLOCK";
     case MS_LAZYTIME:
       return "MS_LAZYTIME";
+    case MS_NOATIME:
+      return "MS_NOATIME";
+    case MS_NODIRATIME:
+      return "MS_NODIRATIME";
+    case MS_RELATIME:
+      return "MS_RELATIME";
+    case MS_STRICTATIME:
+      return "MS_STRICTATIME";
     default:
       return absl::StrCat("0x", absl::Hex(bit));
   }
@@ -114,6 +122,26 @@ std::optional<ActionProblem> CheckMknod(const v1::Mknod& m) {
   return std::nullopt;
 }
 
+namespace {
+
+std::optional<ActionProblem> CheckBindEntry(const v1::MountType& t, const std::string& at) {
+  if (!t.fstype().empty() || !t.options().empty()) {
+    return ActionProblem{at + ".bind", "a bind entry has no fstype and no options"};
+  }
+  for (const auto& [field, glob] :
+       {std::pair{"from_glob", &t.bind().from_glob()}, {"to_glob", &t.bind().to_glob()}}) {
+    const std::string where = absl::StrCat(at, ".bind.", field);
+    if (glob->empty() || (*glob)[0] != '/') {
+      return ActionProblem{where, "must be an absolute path glob"};
+    }
+    absl::StatusOr<PathGlob> g = PathGlob::Compile(*glob);
+    if (!g.ok()) return ActionProblem{where, std::string(g.status().message())};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<ActionProblem> CheckMount(const v1::Mount& m) {
   if (m.allow().empty()) {
     return ActionProblem{"allow",
@@ -122,6 +150,10 @@ std::optional<ActionProblem> CheckMount(const v1::Mount& m) {
   for (int i = 0; i < m.allow_size(); ++i) {
     const v1::MountType& t = m.allow(i);
     const std::string at = absl::StrCat("allow[", i, "]");
+    if (t.has_bind()) {
+      if (std::optional<ActionProblem> p = CheckBindEntry(t, at)) return p;
+      continue;
+    }
     bool known = false;
     for (absl::string_view k : kMountableTypes) known |= t.fstype() == k;
     if (!known) {
@@ -239,6 +271,85 @@ XattrVerdict DecideXattrName(const v1::Setxattr& x, absl::string_view name) {
     if (glob.ok() && glob->Matches(name)) return XattrVerdict::kSet;
   }
   return XattrVerdict::kRefuse;
+}
+
+bool IsBindCall(uint64_t flags) {
+  if ((flags & 0xffff0000u) == MS_MGC_VAL) flags &= 0xffffu;
+  return (flags & MS_BIND) != 0;
+}
+
+namespace {
+
+// The flags a bind (or bind remount) may carry, and the attribute each
+// adds; the kernel ignores the per-mount ones on a bind, the agent applies
+// them (they only restrict).
+constexpr FlagAttr kBindFlags[] = {
+    {MS_BIND, 0},
+    {MS_SILENT, 0},
+    {MS_RDONLY, MOUNT_ATTR_RDONLY},
+    {MS_NOSUID, MOUNT_ATTR_NOSUID},
+    {MS_NODEV, MOUNT_ATTR_NODEV},
+    {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+};
+
+bool GlobMatches(const std::string& glob, const std::string& path) {
+  absl::StatusOr<PathGlob> g = PathGlob::Compile(glob);
+  return g.ok() && g->Matches(path);
+}
+
+// The plan's flags part (bind or remount, recursive, attributes), or why not.
+std::string PlanBindFlags(const v1::Mount& m, uint64_t flags, BindPlan* plan) {
+  bool any = false;
+  for (const v1::MountType& t : m.allow()) any |= t.has_bind();
+  if (!any) return "flag MS_BIND is not allowed";
+  if ((flags & 0xffff0000u) == MS_MGC_VAL) flags &= 0xffffu;
+  plan->remount = (flags & MS_REMOUNT) != 0;
+  plan->recursive = !plan->remount && (flags & MS_REC) != 0;
+  flags &= ~static_cast<uint64_t>(plan->remount ? MS_REMOUNT : MS_REC);
+  plan->attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  for (uint64_t bit = 1; bit != 0 && flags != 0; bit <<= 1) {
+    if (!(flags & bit)) continue;
+    flags &= ~bit;
+    bool ok = false;
+    for (const FlagAttr& f : kBindFlags) {
+      if (f.flag == bit) {
+        plan->attrs |= f.attr;
+        ok = true;
+      }
+    }
+    if (!ok) return absl::StrCat("flag ", FlagName(bit), " is not allowed on a bind mount");
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string BindFlagsRefusal(const v1::Mount& m, uint64_t flags) {
+  BindPlan plan;
+  return PlanBindFlags(m, flags, &plan);
+}
+
+BindVerdict DecideBind(const v1::Mount& m, const BindCall& call) {
+  BindVerdict v;
+  BindPlan plan;
+  v.refusal = PlanBindFlags(m, call.flags, &plan);
+  if (!v.refusal.empty()) return v;
+  for (const v1::MountType& t : m.allow()) {
+    if (!t.has_bind() || !GlobMatches(t.bind().to_glob(), call.target)) continue;
+    if (!plan.remount && !GlobMatches(t.bind().from_glob(), call.source)) continue;
+    plan.entry = &t;
+    break;
+  }
+  if (plan.entry == nullptr) {
+    v.refusal = plan.remount ? absl::StrCat("bind remount of ", absl::CEscape(call.target),
+                                            " matches no bind entry")
+                             : absl::StrCat("bind ", absl::CEscape(call.source), " -> ",
+                                            absl::CEscape(call.target), " matches no bind entry");
+    return v;
+  }
+  if (plan.entry->readonly()) plan.attrs |= MOUNT_ATTR_RDONLY;
+  v.plan = plan;
+  return v;
 }
 
 DeviceRequest DecodeMknod(uint64_t mode_arg, uint64_t dev_arg) {

@@ -91,6 +91,44 @@ inline constexpr absl::string_view kTrustedPrefix = "trusted.";
 enum class XattrVerdict { kSet, kContinue, kRefuse };
 XattrVerdict DecideXattrName(const v1::Setxattr& x, absl::string_view name);
 
+// Whether mount(2)'s flags ask for a bind mount or a bind remount (MS_BIND
+// set): those are decided by DecideBind, everything else by DecideMount.
+bool IsBindCall(uint64_t flags);
+
+// A bind mount call with its paths resolved in the task's root as the
+// kernel would resolve them for the task (source "" for a remount).
+struct BindCall {
+  uint64_t flags = 0;
+  std::string source;
+  std::string target;
+};
+
+// What the agent does for an allowed bind: clone the source (recursively
+// with MS_REC) and attach it at the target, or for a remount
+// (MS_REMOUNT|MS_BIND) add mount attributes to the mount at the target.
+// `attrs` are only ever set, never cleared: NOSUID and NODEV always, RDONLY
+// when asked or when the entry is readonly, NOEXEC when asked.
+struct BindPlan {
+  const v1::MountType* entry = nullptr;
+  bool remount = false;
+  bool recursive = false;
+  uint64_t attrs = 0;
+};
+
+// The plan when a bind entry of `m` matches both paths (a remount: the
+// target), else why not ("flag MS_BIND is not allowed" when `m` has no bind
+// entry, "flag MS_MOVE is not allowed on a bind mount", "bind /a -> /b
+// matches no bind entry").
+struct BindVerdict {
+  std::optional<BindPlan> plan;
+  std::string refusal;
+};
+BindVerdict DecideBind(const v1::Mount& m, const BindCall& call);
+
+// DecideBind's refusal that depends on the flags alone ("" when the flags
+// may be a bind of `m`): checked before the paths are resolved.
+std::string BindFlagsRefusal(const v1::Mount& m, uint64_t flags);
+
 }  // namespace seccomp_agent
 
 #endif  // SECCOMP_AGENT_POLICY_PRIVILEGED_RULES_H_

@@ -225,5 +225,88 @@ TEST(PrivilegedRulesTest, SetxattrNameVerdicts) {
   EXPECT_EQ(DecideXattrName(x, "TRUSTED.overlay.opaque"), XattrVerdict::kContinue);
 }
 
+v1::Mount WithBinds() {
+  v1::Mount m = ProcAndTmpfs();
+  v1::MountType* b = m.add_allow();
+  b->mutable_bind()->set_from_glob("/srv/data/**");
+  b->mutable_bind()->set_to_glob("/mnt/*");
+  v1::MountType* ro = m.add_allow();
+  ro->mutable_bind()->set_from_glob("/etc/ro/**");
+  ro->mutable_bind()->set_to_glob("/ro");
+  ro->set_readonly(true);
+  return m;
+}
+
+TEST(PrivilegedRulesTest, BindEntriesAreChecked) {
+  EXPECT_FALSE(CheckMount(WithBinds()).has_value());
+  v1::Mount m = WithBinds();
+  m.mutable_allow(3)->set_fstype("proc");  // one or the other
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind");
+  m = WithBinds();
+  m.mutable_allow(3)->add_options("size");
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind");
+  m = WithBinds();
+  m.mutable_allow(3)->mutable_bind()->set_from_glob("srv/**");  // relative
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind.from_glob");
+  m = WithBinds();
+  m.mutable_allow(3)->mutable_bind()->clear_to_glob();
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind.to_glob");
+  m = WithBinds();
+  m.mutable_allow(3)->mutable_bind()->set_to_glob("/mnt/a**");  // ** inside a component
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind.to_glob");
+  m = WithBinds();
+  m.mutable_allow(3)->mutable_bind()->set_from_glob("/srv/[a");
+  EXPECT_EQ(CheckMount(m)->field, "allow[3].bind.from_glob");
+}
+
+TEST(PrivilegedRulesTest, BindDecision) {
+  EXPECT_TRUE(IsBindCall(MS_BIND));
+  EXPECT_TRUE(IsBindCall(MS_MGC_VAL | MS_BIND | MS_REC));
+  EXPECT_TRUE(IsBindCall(MS_REMOUNT | MS_BIND | MS_RDONLY));
+  EXPECT_FALSE(IsBindCall(MS_REMOUNT | MS_RDONLY));
+  EXPECT_FALSE(IsBindCall(0));
+  const v1::Mount m = WithBinds();
+  // Both paths match one entry: always nosuid, nodev.
+  BindVerdict v = DecideBind(m, {MS_BIND, "/srv/data/a", "/mnt/x"});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_EQ(v.plan->entry, &m.allow(3));
+  EXPECT_FALSE(v.plan->remount);
+  EXPECT_FALSE(v.plan->recursive);
+  EXPECT_EQ(v.plan->attrs, uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV});
+  v = DecideBind(m, {MS_MGC_VAL | MS_BIND | MS_REC | MS_NOEXEC, "/srv/data", "/mnt/x"});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_TRUE(v.plan->recursive);
+  EXPECT_EQ(v.plan->attrs, uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC});
+  // A readonly entry is read-only whatever the task asks.
+  v = DecideBind(m, {MS_BIND, "/etc/ro/f", "/ro"});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_TRUE(v.plan->attrs & MOUNT_ATTR_RDONLY);
+  // A remount only names the target, and only adds attributes.
+  v = DecideBind(m, {MS_REMOUNT | MS_BIND | MS_RDONLY, "", "/mnt/x"});
+  ASSERT_TRUE(v.plan.has_value()) << v.refusal;
+  EXPECT_TRUE(v.plan->remount);
+  EXPECT_EQ(v.plan->attrs, uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY});
+  // Refusals name what did not match.
+  EXPECT_EQ(DecideBind(m, {MS_BIND, "/etc", "/mnt/x"}).refusal,
+            "bind /etc -> /mnt/x matches no bind entry");
+  EXPECT_EQ(DecideBind(m, {MS_BIND, "/srv/data/a", "/mnt/x/y"}).refusal,
+            "bind /srv/data/a -> /mnt/x/y matches no bind entry");
+  EXPECT_EQ(DecideBind(m, {MS_BIND, "/srv/data/a", "/ro"}).refusal,  // one entry must hold both
+            "bind /srv/data/a -> /ro matches no bind entry");
+  EXPECT_EQ(DecideBind(m, {MS_REMOUNT | MS_BIND, "", "/etc"}).refusal,
+            "bind remount of /etc matches no bind entry");
+  EXPECT_EQ(DecideBind(m, {MS_BIND | MS_MOVE, "/srv/data", "/mnt/x"}).refusal,
+            "flag MS_MOVE is not allowed on a bind mount");
+  EXPECT_EQ(DecideBind(m, {MS_BIND | MS_SHARED, "/srv/data", "/mnt/x"}).refusal,
+            "flag MS_SHARED is not allowed on a bind mount");
+  EXPECT_EQ(DecideBind(m, {MS_REMOUNT | MS_BIND | MS_REC, "", "/mnt/x"}).refusal,
+            "flag MS_REC is not allowed on a bind mount");
+  EXPECT_EQ(DecideBind(m, {MS_BIND | MS_NOATIME, "/srv/data", "/mnt/x"}).refusal,
+            "flag MS_NOATIME is not allowed on a bind mount");
+  // Without a bind entry, as before.
+  EXPECT_EQ(DecideBind(ProcAndTmpfs(), {MS_BIND, "/srv/data", "/mnt/x"}).refusal,
+            "flag MS_BIND is not allowed");
+}
+
 }  // namespace
 }  // namespace seccomp_agent
