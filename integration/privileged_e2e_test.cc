@@ -690,6 +690,68 @@ TEST_P(PrivilegedE2ETest, BindOnASharedMountIsRefused) {
   EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
 }
 
+// The uid-1000 cases again as root in a user namespace (host ids 300000..,
+// no capabilities): sysinfo shows the cgroup's limit, a listed node is made
+// and owned by the container's root as mapped (300000 on the host, never
+// the host's root), an unlisted one is EPERM, proc mounts inside and not
+// outside, ext4 is EPERM; a bind allowed by the globs is made (the child
+// joins the container's user namespace), /proc/1/root as its source is not.
+TEST_P(PrivilegedE2ETest, RootInAUserNamespaceGetsTheSameAnswers) {
+  constexpr uint32_t kHostId = 300000;
+  userns_host_id_ = kHostId;
+  const std::string before = HostMountTable();
+  ProcessResult r = Run("userns",
+                        "echo uid=$(id -u); free; uptime; "
+                        "mknod /tmp/null c 1 3 || exit 3; echo lost > /tmp/null || exit 4; "
+                        "echo size=$(wc -c < /tmp/null); echo owner=$(stat -c %u:%g /tmp/null); "
+                        "mknod /tmp/sda b 8 0; echo sda=$?; "
+                        "mount_probe proc proc /mnt; echo proc=$?; "
+                        "echo init=$(cat /mnt/1/comm); test -e /mnt/sys; echo sys=$?; "
+                        "grep ' /mnt ' /proc/self/mountinfo; "
+                        "mkdir /tmp/e; mount_probe ext4 /dev/x /tmp/e; echo ext4=$?; "
+                        "mkdir -p /tmp/src /tmp/dst/b && echo hi > /tmp/src/f; "
+                        "mount_probe none /tmp/src /tmp/dst/b 4096; echo bind=$?; "
+                        "echo bound=$(cat /tmp/dst/b/f); "
+                        "mount_probe none /proc/1/root /tmp/dst/b 4096; echo initroot=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want :
+       {"uid=0", "size=0", "owner=0:0", "sda=1", "proc=0", "init=sh", "sys=1", "ext4=1"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_THAT(r.out, testing::ContainsRegex("Mem: +262144")) << r.out;
+  EXPECT_THAT(r.out, testing::ContainsRegex("up +[01] min")) << r.out;
+  EXPECT_THAT(r.out, testing::ContainsRegex(" /mnt [^\n]*nosuid,nodev[^\n]* - proc proc "))
+      << r.out;
+  // The node as the host sees it: the container's root as mapped.
+  struct stat st;
+  ASSERT_EQ(lstat((Rootfs() + "/tmp/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(major(st.st_rdev), 1u);
+  EXPECT_EQ(minor(st.st_rdev), 3u);
+  EXPECT_EQ(st.st_uid, kHostId);
+  EXPECT_EQ(st.st_gid, kHostId);
+  EXPECT_NE(st.st_uid, 0u);
+  EXPECT_NE(lstat((Rootfs() + "/tmp/sda").c_str(), &st), 0);
+  // Invisible outside.
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+  EXPECT_NE(lstat((Rootfs() + "/mnt/1").c_str(), &st), 0);
+  std::vector<nlohmann::json> nodes = DecisionsOf("harmless-devices", 2);
+  ASSERT_EQ(nodes.size(), 2u) << agent_->Stderr();
+  EXPECT_THAT(nodes[0]["result"].get<std::string>(),
+              HasSubstr("0 (created c 1:3 mode 0644 uid 300000 gid 300000)"));
+  EXPECT_EQ(nodes[1]["result"], "EPERM (b 8:0 is not in the allow list)");
+  std::vector<nlohmann::json> mounts = DecisionsOf("virtual-mounts", 4);
+  ASSERT_EQ(mounts.size(), 4u) << agent_->Stderr();
+  EXPECT_EQ(mounts[0]["result"], "0 (mounted proc nosuid nodev subset=pid)");
+  EXPECT_EQ(mounts[1]["result"], "EPERM (fstype ext4 is not in the allow list)");
+  EXPECT_EQ(mounts[2]["result"], "0 (bound /tmp/src -> /tmp/dst/b nosuid nodev)");
+  EXPECT_EQ(mounts[3]["result"], "EPERM (bind / -> /tmp/dst/b matches no bind entry)");
+  std::vector<nlohmann::json> infos = DecisionsOf("sysinfo-from-cgroup", 2);
+  ASSERT_GE(infos.size(), 2u) << agent_->Stderr();
+  EXPECT_THAT(infos[0]["result"].get<std::string>(), HasSubstr("totalram 268435456 "));
+}
+
 INSTANTIATE_TEST_SUITE_P(Runtimes, PrivilegedE2ETest,
                          ::testing::Values(Runtime::kRunc, Runtime::kCrun),
                          [](const auto& info) { return std::string(RuntimeName(info.param)); });
