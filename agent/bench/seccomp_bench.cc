@@ -565,19 +565,12 @@ struct Result {
   double pinned = 0, unpinned = 0;  // medians
   double pinned_min = 0;            // the fastest pinned run: least disturbed by other load
   // CPU time of this process (the supervisor's or engine's threads; the
-  // workload is another process) per trapped call, median of the pinned
-  // runs: what a case costs the supervisor, less sensitive to other load
-  // than wall time.
+  // workload is another process) per trapped call while the workload's loop
+  // ran (LastLoopCpuNs: not the setup, e.g. a plugin dispatcher's connect
+  // and warm-up calls), median of the pinned runs: what a case costs the
+  // supervisor, less sensitive to other load than wall time.
   double cpu_pinned = 0;
 };
-
-// User + system CPU time of this process so far, ns.
-double ProcessCpuNs() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  auto ns = [](const timeval& t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; };
-  return ns(ru.ru_utime) + ns(ru.ru_stime);
-}
 
 // ----------------------------------------------------------------- scaling
 
@@ -965,9 +958,8 @@ int Main() {
         o.workload = c.workload;
         o.iterations = (c.workload == Workload::kGetppid ? iters : iters / 2) / c.iter_div;
         o.cpu = pinned ? 0 : -1;
-        const double cpu0 = ProcessCpuNs();
         auto ns = c.run(o);
-        cpu[c.name].push_back((ProcessCpuNs() - cpu0) / o.iterations);
+        cpu[c.name].push_back(LastLoopCpuNs() / o.iterations);
         if (!ns.ok()) {
           fprintf(stderr, "%s: %s\n", c.name.c_str(), std::string(ns.status().message()).c_str());
           StopPlugin(plugin_cache);

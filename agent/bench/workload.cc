@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -164,7 +165,23 @@ absl::StatusOr<Child> SpawnWorkload(const ChildOptions& o) {
   return c;
 }
 
+namespace {
+
+double ProcessCpuNs() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  auto ns = [](const timeval& t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; };
+  return ns(ru.ru_utime) + ns(ru.ru_stime);
+}
+
+// StartChild and FinishChild run on the bench's main thread.
+double g_loop_cpu_start_ns = 0;
+double g_loop_cpu_ns = 0;
+
+}  // namespace
+
 void StartChild(Child& c) {
+  g_loop_cpu_start_ns = ProcessCpuNs();
   char b = 'G';
   (void)!write(c.go.get(), &b, 1);
 }
@@ -172,11 +189,14 @@ void StartChild(Child& c) {
 absl::StatusOr<double> FinishChild(Child& c) {
   double ns = 0;
   ssize_t n = read(c.result.get(), &ns, sizeof(ns));
+  g_loop_cpu_ns = ProcessCpuNs() - g_loop_cpu_start_ns;
   int status = 0;
   waitpid(c.pid, &status, 0);
   c.pid = -1;
   if (n != sizeof(ns)) return absl::InternalError(absl::StrCat("workload died, status ", status));
   return ns;
 }
+
+double LastLoopCpuNs() { return g_loop_cpu_ns; }
 
 }  // namespace seccomp_agent::bench

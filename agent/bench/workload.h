@@ -51,6 +51,10 @@ absl::StatusOr<Child> SpawnWorkload(const ChildOptions& opts);
 void StartChild(Child& c);
 // Waits for the child's result; returns mean ns per iteration.
 absl::StatusOr<double> FinishChild(Child& c);
+// CPU time (user + system) of this process from the last StartChild to the
+// last FinishChild, ns: what serving the loop cost, without the setup and
+// teardown around it (a plugin dispatcher's connect and warm-up calls).
+double LastLoopCpuNs();
 
 }  // namespace seccomp_agent::bench
 
