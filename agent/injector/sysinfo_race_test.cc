@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -83,7 +84,7 @@ TEST(SysinfoWriteTest, LandsOnlyInTheTasksOwnPrivateMemory) {
   auto* sh = static_cast<Shared*>(
       mmap(nullptr, sizeof(Shared) * 4, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(sh, MAP_FAILED);
-  new (sh) Shared[4];
+  for (int i = 0; i < 4; ++i) new (&sh[i]) Shared;
   auto child = testing::TrappedChild::Spawn({"sysinfo"}, [sh, file, page] {
     auto call = [](void* buf, Shared* s) {
       long r = syscall(SYS_sysinfo, buf);

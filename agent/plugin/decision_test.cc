@@ -377,6 +377,21 @@ TEST(PrivilegedDecisionTest, MountListIsChecked) {
               ::testing::HasSubstr("mount.allow[1].fstype: \"ext4\" is not one the agent mounts"));
 }
 
+TEST(PrivilegedDecisionTest, MountBindEntriesAreChecked) {
+  v1::Decision d;
+  v1::MountBind* b = d.mutable_mount()->add_allow()->mutable_bind();
+  b->set_from_glob("/data/**");
+  b->set_to_glob("/mnt/**");
+  EXPECT_TRUE(Validate(d, EventNamed("mount")).ok());
+  b->set_from_glob("data/**");
+  EXPECT_THAT(Validate(d, EventNamed("mount")).message(),
+              ::testing::HasSubstr("mount.allow[0].bind.from_glob: must be an absolute path glob"));
+  b->set_from_glob("/data/**");
+  d.mutable_mount()->mutable_allow(0)->set_fstype("proc");
+  EXPECT_THAT(Validate(d, EventNamed("mount")).message(),
+              ::testing::HasSubstr("mount.allow[0].bind: a bind entry has no fstype"));
+}
+
 TEST(PrivilegedDecisionTest, SetxattrNamesAreChecked) {
   v1::Decision d;
   d.mutable_setxattr()->add_allow_names("trusted.overlay.*");
