@@ -109,7 +109,22 @@ check_function_length() {
   fi
 }
 
-CHECKS=(links layering format function_length)
+# The agent reads /proc and /sys with agent/common/read_file.h, never with
+# a stream iterator: a failed read (ESRCH once the task has exited) throws
+# from std::istreambuf_iterator and ends the agent (it did, in the VM's
+# restart case). Tests, benches and examples may use streams.
+check_no_stream_reads() {
+  local hits
+  hits=$(git grep -n 'istreambuf_iterator' -- 'agent/*.cc' 'agent/*.h' 'oci-hook/*.cc' \
+    ':!*_test.cc' ':!agent/bench/*' ':!agent/testing/*' ':!agent/plugin/examples/*' || true)
+  if [[ -z "$hits" ]]; then
+    pass no-stream-reads
+  else
+    fail no-stream-reads "std::istreambuf_iterator in agent code (use agent/common/read_file.h): $(echo $hits)"
+  fi
+}
+
+CHECKS=(links layering format function_length no_stream_reads)
 [[ $# -gt 0 ]] && CHECKS=("$@")
 for c in "${CHECKS[@]}"; do
   if [[ $(type -t "check_$c") != function ]]; then

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "agent/common/fd.h"
+#include "agent/common/read_file.h"
 #include "agent/common/status.h"
 #include "gtest/gtest.h"
 
@@ -53,6 +54,30 @@ TEST(Status, ErrnoNames) {
   EXPECT_EQ(ErrnoFromString("ENOPE"), -1);
   EXPECT_EQ(ErrnoFromString("0"), -1);
   EXPECT_EQ(ErrnoFromString("4096"), -1);
+}
+
+TEST(ReadWholeFile, ReadsToTheEndAndGrows) {
+  // A text longer than the first 4 KiB buffer, in a pipe-free regular file.
+  char tmpl[] = "/tmp/read-file-XXXXXX";
+  UniqueFd fd(mkstemp(tmpl));
+  ASSERT_TRUE(fd);
+  const std::string big(10000, 'x');
+  ASSERT_EQ(write(fd.get(), big.data(), big.size()), static_cast<ssize_t>(big.size()));
+  std::string text = "stale";
+  ASSERT_TRUE(ReadWholeFile(AT_FDCWD, tmpl, text).ok());
+  EXPECT_EQ(text, big);
+  unlink(tmpl);
+  EXPECT_NE(ReadFileOrEmpty(AT_FDCWD, "/proc/self/status").find("Tgid:"), std::string::npos);
+}
+
+// Errors are statuses, never exceptions (a libstdc++ stream read that fails
+// throws from an istreambuf_iterator: the agent died reading the status
+// file of a task that had exited).
+TEST(ReadWholeFile, ErrorsAreStatusesNotExceptions) {
+  std::string text;
+  EXPECT_EQ(ErrnoOf(ReadWholeFile(AT_FDCWD, "/proc/self/nonexistent", text)), ENOENT);
+  EXPECT_EQ(ErrnoOf(ReadWholeFile(AT_FDCWD, "/proc/self", text)), EISDIR);
+  EXPECT_EQ(ReadFileOrEmpty(AT_FDCWD, "/proc/self"), "");
 }
 
 }  // namespace

@@ -16,8 +16,6 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -28,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/log.h"
 #include "agent/common/proc_text.h"
+#include "agent/common/read_file.h"
 #include "agent/common/status.h"
 #include "agent/common/unix_socket.h"
 #include "agent/seccomp/unotify.h"
@@ -113,10 +112,8 @@ absl::StatusOr<std::pair<std::string, UniqueFd>> RecvMessage(int sock) {
 }
 
 std::string WchanOf(pid_t tid) {
-  std::ifstream f(absl::StrCat("/proc/", tid, "/wchan"));
-  std::string w;
-  std::getline(f, w);
-  return w;
+  std::string w = ReadFileOrEmpty(AT_FDCWD, absl::StrCat("/proc/", tid, "/wchan"));
+  return w.substr(0, w.find('\n'));
 }
 
 namespace {
@@ -135,9 +132,7 @@ bool WchanNamesFunctions() {
   for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
     pid_t tid;
     if (!absl::SimpleAtoi(t.path().filename().string(), &tid)) continue;
-    std::ifstream f(t.path() / "stat");
-    std::string stat;
-    std::getline(f, stat);
+    const std::string stat = ReadFileOrEmpty(AT_FDCWD, t.path() / "stat");
     std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
     if (fields.empty() || fields[0] != "S") continue;
     const std::string w = WchanOf(tid);
@@ -160,9 +155,8 @@ std::map<pid_t, uint64_t> SeccompWaits(pid_t init_pid) {
       pid_t tid;
       if (!absl::SimpleAtoi(t.path().filename().string(), &tid)) continue;
       if (WchanOf(tid).find("seccomp") == std::string::npos) continue;
-      std::ifstream f(t.path() / "status");
-      const std::string status((std::istreambuf_iterator<char>(f)),
-                               std::istreambuf_iterator<char>());
+      // The task may exit meanwhile: its file then reads as nothing.
+      const std::string status = ReadFileOrEmpty(AT_FDCWD, t.path() / "status");
       std::optional<absl::string_view> sw = StatusField(status, "voluntary_ctxt_switches");
       uint64_t n = 0;
       if (sw && absl::SimpleAtoi(*sw, &n)) out[tid] = n;
@@ -194,9 +188,7 @@ bool SignalPidfd(int pidfd, int sig) {
 
 // /proc/<pid>/stat's state letter ('\0' when unreadable).
 char StateOf(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat;
-  std::getline(f, stat);
+  const std::string stat = ReadFileOrEmpty(AT_FDCWD, absl::StrCat("/proc/", pid, "/stat"));
   std::vector<absl::string_view> fields = StatFieldsAfterComm(stat);
   return fields.empty() || fields[0].empty() ? '\0' : fields[0][0];
 }
@@ -205,8 +197,7 @@ char StateOf(pid_t pid) {
 std::set<pid_t> ProcessesOf(const std::vector<pid_t>& tids) {
   std::set<pid_t> procs;
   for (pid_t tid : tids) {
-    std::ifstream f(absl::StrCat("/proc/", tid, "/status"));
-    const std::string status((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string status = ReadFileOrEmpty(AT_FDCWD, absl::StrCat("/proc/", tid, "/status"));
     std::optional<absl::string_view> tgid_text = StatusField(status, "Tgid");
     int tgid;
     if (tgid_text && absl::SimpleAtoi(*tgid_text, &tgid)) procs.insert(tgid);

@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/proc_text.h"
+#include "agent/common/read_file.h"
 #include "agent/common/status.h"
 #include "agent/seccomp/task_path.h"
 
@@ -63,30 +64,13 @@ bool FourthId(absl::string_view value, uint32_t* out) {
 // a single_open seq_file, generated at once, so a read that returns less
 // than asked has returned the rest of it (no second read to see EOF). This
 // is on every emulated call; the buffer is the thread's own, reused.
-absl::Status ReadStatus(const char* path, std::string& text) {
-  UniqueFd f(open(path, O_RDONLY | O_CLOEXEC));
-  if (!f) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
-  if (text.size() < 4096) text.resize(4096);
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(f.get(), text.data() + len, text.size() - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    len += static_cast<size_t>(n);
-    if (n == 0 || len < text.size()) break;
-    text.resize(text.size() * 2);  // many groups: a longer text
-  }
-  text.resize(len);
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<TaskCreds> ReadTaskCreds(pid_t tid) {
   char path[48];
   snprintf(path, sizeof(path), "/proc/%d/status", static_cast<int>(tid));
   thread_local std::string text;
-  SA_RETURN_IF_ERROR(ReadStatus(path, text));
+  SA_RETURN_IF_ERROR(ReadWholeFile(AT_FDCWD, path, text));
   TaskCreds c;
   c.tid = tid;
   int seen = 0;

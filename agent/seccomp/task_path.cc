@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/common/proc_text.h"
+#include "agent/common/read_file.h"
 #include "agent/common/fd.h"
 #include "agent/common/status.h"
 
@@ -41,14 +42,6 @@ std::string Join(const std::vector<std::string>& names) {
 std::string ReadLinkAt(int dirfd, const char* name) {
   char buf[4096];
   ssize_t n = readlinkat(dirfd, name, buf, sizeof(buf));
-  return n <= 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
-}
-
-std::string ReadText(int dirfd, const std::string& name) {
-  UniqueFd f(openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!f) return "";
-  char buf[4096];
-  ssize_t n = read(f.get(), buf, sizeof(buf) - 1);
   return n <= 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
 }
 
@@ -113,13 +106,14 @@ std::string StartTime(const std::string& stat) {
 // them: its tgid (and tid) in that procfs's pid namespace, recognised by the
 // process's start time.
 absl::StatusOr<std::vector<std::string>> TaskSelf(const Task& t, int proc_root, bool thread) {
-  const std::string status = ReadText(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/status"));
+  const std::string status = ReadFileOrEmpty(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/status"));
   const std::vector<std::string> tgids = NsIds(status, "NStgid");
   const std::vector<std::string> tids = NsIds(status, "NSpid");
-  const std::string start = StartTime(ReadText(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/stat")));
+  const std::string start =
+      StartTime(ReadFileOrEmpty(AT_FDCWD, absl::StrCat("/proc/", t.pid, "/stat")));
   for (size_t i = tgids.size(); i-- > 0 && i < tids.size();) {
     const std::string path = absl::StrCat(tgids[i], "/task/", tids[i], "/stat");
-    if (!start.empty() && StartTime(ReadText(proc_root, path)) == start) {
+    if (!start.empty() && StartTime(ReadFileOrEmpty(proc_root, path)) == start) {
       if (!thread) return std::vector<std::string>{tgids[i]};
       return std::vector<std::string>{tgids[i], "task", tids[i]};
     }

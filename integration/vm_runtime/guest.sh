@@ -267,8 +267,13 @@ echo RESULT iterations=$i fake=$fake denied=$denied redirected=$red enosys=$enos
 	sleep 1
 	mark=$(wc -l <$DECLOG)
 	start_agent /run/sa/agent2.log
-	check "$1 restart: the new agent restored the container from the holder" \
-		"wait_for 'grep -q \"container $CID restored from holder\" /run/sa/agent2.log' 300"
+	if wait_for "grep -q \"container $CID restored from holder\" /run/sa/agent2.log" 300; then
+		ok "$1 restart: the new agent restored the container from the holder"
+	else
+		notok "$1 restart: the new agent restored the container from the holder"
+		echo "# the new agent's log:"
+		tail -n 40 /run/sa/agent2.log | sed 's/^/#   /'
+	fi
 	wait_for "[ \"\$(n_mkdir)\" -ge $((before + 40)) ]" 1200
 	touch "$DIR/rootfs/tmp/stop"
 	wait $CPID
