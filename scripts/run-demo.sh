@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 source scripts/as-root.sh "$@"
+source scripts/lib/busybox_rootfs.sh
 bash scripts/install-deps.sh
 
 echo "== building //agent:seccomp-agent"
@@ -39,14 +40,9 @@ trap cleanup EXIT
 
 # busybox rootfs and a bundle whose seccomp listener goes to the agent.
 ROOTFS="$WORK/bundle/rootfs"
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,root} "$WORK/state"
-chmod 1777 "$ROOTFS/tmp"
-cp /usr/bin/busybox "$ROOTFS/bin/busybox"
-for applet in $(/usr/bin/busybox --list); do
-  [[ $applet == busybox ]] || ln -sf busybox "$ROOTFS/bin/$applet"
-done
+busybox_rootfs "$ROOTFS" root
+mkdir -p "$WORK/state"
 echo "demo-container" >"$ROOTFS/etc/hostname"
-echo "root:x:0:0:root:/root:/bin/sh" >"$ROOTFS/etc/passwd"
 echo "root:x:0:" >"$ROOTFS/etc/group"
 runc spec --bundle "$WORK/bundle"
 

@@ -19,6 +19,7 @@
 #   agent/bench/workload_bench.sh [--rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/lib/busybox_rootfs.sh
 ROOT=$(pwd)
 ROUNDS=3
 for a in "$@"; do
@@ -47,13 +48,8 @@ trap cleanup EXIT
 
 # Rootfs: busybox, the archive, a page to serve.
 ROOTFS="$WORK/rootfs"
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,etc,data,www} "$WORK/state" "$WORK/src"
-chmod 1777 "$ROOTFS/tmp"
-cp /usr/bin/busybox "$ROOTFS/bin/busybox"
-for applet in $(/usr/bin/busybox --list); do
-  [[ $applet == busybox ]] || ln -sf busybox "$ROOTFS/bin/$applet"
-done
-echo "root:x:0:0:root:/root:/bin/sh" >"$ROOTFS/etc/passwd"
+busybox_rootfs "$ROOTFS" data www
+mkdir -p "$WORK/state" "$WORK/src"
 echo "<html>seccomp-agent workload bench</html>" >"$ROOTFS/www/index.html"
 for d in $(seq 0 49); do
   mkdir "$WORK/src/d$d"
