@@ -370,7 +370,6 @@ constexpr int64_t kFuseSuperMagic = 0x65735546;
 struct XattrTarget {
   UniqueFd fd;
   int error = 0;
-  std::string refusal;  // non-empty: EPERM, naming the check
 };
 
 absl::StatusOr<XattrTarget> LookUpXattrTarget(const XattrRequest& req, const TaskCreds& creds,
@@ -422,10 +421,10 @@ XattrTarget TaskXattrFd(int task_fd, const TaskCreds& creds) {
 std::string CheckXattrTarget(int fd, bool symlink_ok, const TaskCreds& creds,
                              absl::string_view mountinfo, std::string* note) {
   struct statx stx;
-  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_UID | STATX_INO | STATX_MNT_ID, &stx) != 0 ||
-      !(stx.stx_mask & STATX_MNT_ID)) {
-    return absl::StrCat("statx: ", ErrnoName(errno ? errno : ENOSYS));
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_UID | STATX_INO | STATX_MNT_ID, &stx) != 0) {
+    return absl::StrCat("statx: ", ErrnoName(errno));
   }
+  if (!(stx.stx_mask & STATX_MNT_ID)) return "statx gave no mount id";
   const mode_t type = stx.stx_mode & S_IFMT;
   if (type != S_IFDIR && type != S_IFREG && !(symlink_ok && type == S_IFLNK)) {
     return absl::StrFormat("the file is not a directory or regular file (mode %06o)", stx.stx_mode);
@@ -454,7 +453,7 @@ absl::StatusOr<Outcome> SetXattrAsTask(UnotifyInterface& u, int listener,
   SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(tid));
   XattrTarget target;
   if (req.by_fd) {
-    target = req.fd < 0 ? XattrTarget{{}, EBADF, ""} : TaskXattrFd(req.fd, creds);
+    target = req.fd < 0 ? XattrTarget{{}, EBADF} : TaskXattrFd(req.fd, creds);
   } else {
     SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, !req.path.empty() && req.path[0] != '/'));
     SA_ASSIGN_OR_RETURN(target, LookUpXattrTarget(req, creds, fs));
