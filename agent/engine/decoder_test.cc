@@ -5,6 +5,7 @@
 #include <linux/audit.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -85,6 +86,28 @@ TEST(Decoder, RelativePathResolvedAgainstCwdAndDirfd) {
   a.args[0] = reinterpret_cast<uint64_t>(abs);
   DecodeEvent(a, kNeedPath, 4096);
   EXPECT_EQ(a.abs_path, "/a/b");  // absolute paths are resolved too (task_path.h)
+}
+
+// The path a setxattr rule matches is the file the kernel would set the
+// attribute on: setxattr follows a final symlink, lsetxattr does not.
+TEST(Decoder, SetxattrFollowsTheLastSymlinkLsetxattrDoesNot) {
+  char dir[] = "/tmp/decoder-xattr-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string target = std::string(dir) + "/t";
+  const std::string link = std::string(dir) + "/l";
+  ASSERT_EQ(mkdir(target.c_str(), 0700), 0);
+  ASSERT_EQ(symlink("t", link.c_str()), 0);
+  SyscallEvent set = Ev("setxattr");
+  set.args[0] = reinterpret_cast<uint64_t>(link.c_str());
+  EXPECT_TRUE(DecodeEvent(set, kNeedPath, 4096));
+  EXPECT_EQ(set.abs_path, target);
+  SyscallEvent lset = Ev("lsetxattr");
+  lset.args[0] = reinterpret_cast<uint64_t>(link.c_str());
+  EXPECT_TRUE(DecodeEvent(lset, kNeedPath, 4096));
+  EXPECT_EQ(lset.abs_path, link);
+  unlink(link.c_str());
+  rmdir(target.c_str());
+  rmdir(dir);
 }
 
 TEST(Decoder, RenamePaths) {
