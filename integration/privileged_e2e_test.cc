@@ -690,6 +690,42 @@ TEST_P(PrivilegedE2ETest, BindOnASharedMountIsRefused) {
   EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
 }
 
+// A non-recursive bind of a source with mounts beneath it is refused by
+// path (the mountinfo read before the source is opened), so a peer process
+// swaps (RENAME_EXCHANGE) the empty /tmp/src/a with a directory whose "m"
+// is covered by a tmpfs, without pause, during 500 binds of /tmp/src/a:
+// whichever directory is bound, the file under the tmpfs never shows at the
+// target (the clone carries the mounts beneath it whatever the check saw).
+TEST_P(PrivilegedE2ETest, BindSourceSwappedAfterTheMountCheckUncoversNothing) {
+  const std::string before = HostMountTable();
+  ProcessResult r = Run("bind-swap",
+                        "mkdir -p /tmp/src/a /tmp/other/d/m /tmp/dst/t || exit 3; "
+                        "echo covered > /tmp/other/d/m/secret; "
+                        "mount_probe tmpfs t /tmp/other/d/m 0 size=1m || exit 4; "
+                        "test -e /tmp/other/d/m/secret && exit 5; "
+                        "mount_probe swaprace 500 /tmp/src/a /tmp/other/d /tmp/dst/t "
+                        "/tmp/dst/t/m/secret");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr(" uncovered=0")) << r.out << r.err;
+  // A race that never bound proves nothing.
+  EXPECT_THAT(r.out, testing::ContainsRegex("bound=[1-9]")) << r.out << r.err;
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+}
+
+// Each mount the agent makes is the agent's work and memory, not the
+// container's: a container stacking tmpfs mounts without end (the kernel's
+// only bound is fs.mount-max, 100,000 per namespace) stops at the agent's
+// cap on the mounts in its namespace (kMaxTaskMounts, 1000) with EPERM.
+TEST_P(PrivilegedE2ETest, MountFloodStopsAtTheCap) {
+  ProcessResult r = Run("mount-flood",
+                        "mkdir /tmp/f || exit 3; mount_probe flood 1100 /tmp/f; "
+                        "echo total=$(wc -l < /proc/self/mountinfo)");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("error=EPERM")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("total=1000\n")) << r.out << r.err;
+}
+
 // The uid-1000 cases again as root in a user namespace (host ids 300000..,
 // no capabilities): sysinfo shows the cgroup's limit, a listed node is made
 // and owned by the container's root as mapped (300000 on the host, never

@@ -66,11 +66,19 @@ int BindAt(const BindRequest& req, int source, int target) {
   if (req.remount) {
     return mount_setattr(target, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0 ? 0 : errno;
   }
-  const unsigned rec = req.recursive ? AT_RECURSIVE : 0;
-  const int tree = open_tree(source, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | rec);
+  // Always the whole tree: a bind without MS_REC was refused when the
+  // mountinfo showed mounts beneath the source's path, but that was read
+  // before the source was opened, and a peer that swaps (RENAME_EXCHANGE)
+  // another directory in at that path between the two gets a clone without
+  // the mounts that cover its files. With nothing beneath, both clones are
+  // the same.
+  const int tree =
+      open_tree(source, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
   if (tree < 0) return errno;
   attr.propagation = MS_PRIVATE;
-  if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) != 0) return errno;
+  if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
+    return errno;
+  }
   if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
     return errno;
   }
@@ -120,7 +128,8 @@ absl::StatusOr<Outcome> BindInTask(UnotifyInterface& u, int listener, const secc
   const pid_t tid = static_cast<pid_t>(notif.pid);
   SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(tid));
   SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, false));
-  SA_ASSIGN_OR_RETURN(TaskMounts mounts, PrepareTaskMounts(u, listener, notif, false));
+  SA_ASSIGN_OR_RETURN(TaskMounts mounts,
+                      PrepareTaskMounts(u, listener, notif, false, !req.remount));
   if (mounts.done) return *std::move(mounts.done);
   auto refuse = [&](int err, const std::string& why) {
     return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", why, ")"));

@@ -23,11 +23,15 @@
 //      e.g. the runtime's masks over /proc); a remount's target must be a
 //      mount's root (EINVAL, as the kernel says);
 //   4. NOTIF_ID_VALID, then a non-dumpable child joins the namespaces and
-//      runs open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE]) of the source fd
-//      (the kernel refuses a source outside the child's, i.e. the task's,
-//      mount namespace), mount_setattr (nosuid, nodev, and ro/noexec when
-//      asked; private: no propagation to or from the source's peers) and
-//      move_mount onto the target fd. A remount is mount_setattr on the
+//      runs open_tree(OPEN_TREE_CLONE | AT_RECURSIVE) of the source fd,
+//      with or without MS_REC (step 3's check is by path, read before the
+//      source was opened: a directory swapped in at the path between the
+//      two must not lose the mounts beneath it; with none beneath, both
+//      clones are the same; the kernel refuses a source outside the
+//      child's, i.e. the task's, mount namespace), mount_setattr over the
+//      whole clone (nosuid, nodev, and ro/noexec when asked; private: no
+//      propagation to or from the source's peers) and move_mount onto the
+//      target fd. A remount is mount_setattr on the
 //      target that only sets attributes, never clears one.
 #ifndef SECCOMP_AGENT_INJECTOR_BIND_MOUNT_H_
 #define SECCOMP_AGENT_INJECTOR_BIND_MOUNT_H_
@@ -47,9 +51,9 @@ struct BindRequest {
   std::string source;  // absolute, resolved in the task's root; unused for a remount
   std::string target;  // absolute, resolved in the task's root
   bool remount = false;
-  bool recursive = false;
-  uint64_t attrs = 0;  // MOUNT_ATTR_* to set
-  std::string what;    // for the decision log, e.g. "/srv/a -> /mnt/a nosuid nodev"
+  bool recursive = false;  // MS_REC: mounts beneath the source are allowed
+  uint64_t attrs = 0;      // MOUNT_ATTR_* to set
+  std::string what;        // for the decision log, e.g. "/srv/a -> /mnt/a nosuid nodev"
 };
 
 // Binds (or remounts) as described above and replies 0 or the errno.

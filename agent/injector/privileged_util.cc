@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -131,7 +132,8 @@ absl::StatusOr<std::vector<NsFd>> OpenTaskNamespaces(pid_t tid, bool net_ipc) {
 }
 
 absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
-                                             const seccomp_notif& notif, bool net_ipc) {
+                                             const seccomp_notif& notif, bool net_ipc,
+                                             bool adds_mount) {
   const pid_t tid = static_cast<pid_t>(notif.pid);
   TaskMounts m;
   const std::string mnt = absl::StrCat("/proc/", tid, "/ns/mnt");
@@ -152,6 +154,14 @@ absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
   }
   m.nss = *std::move(nss);
   SA_ASSIGN_OR_RETURN(m.mountinfo, ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
+  const size_t count =
+      static_cast<size_t>(std::count(m.mountinfo.begin(), m.mountinfo.end(), '\n'));
+  if (adds_mount && count >= kMaxTaskMounts) {
+    SA_ASSIGN_OR_RETURN(
+        m.done, Reply(u, listener, notif.id, 0, EPERM,
+                      absl::StrCat("EPERM (the task's mount namespace holds ", count,
+                                   " mounts, the agent adds none past ", kMaxTaskMounts, ")")));
+  }
   return m;
 }
 

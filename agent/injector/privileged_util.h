@@ -61,17 +61,26 @@ struct NsFd {
 };
 absl::StatusOr<std::vector<NsFd>> OpenTaskNamespaces(pid_t tid, bool net_ipc);
 
+// The most mounts a task's mount namespace may hold (as its mountinfo
+// lists them) for the agent to add one more. Every mount the agent makes is
+// made by the agent's child, not charged to the container, and the
+// kernel's only bound is fs.mount-max (100,000 per namespace); a runtime
+// gives a container a few dozen.
+inline constexpr size_t kMaxTaskMounts = 1000;
+
 // What every mount for a task needs, taken before NOTIF_ID_VALID: its
 // namespaces (OpenTaskNamespaces) and its /proc/TID/mountinfo. `done` is set
 // (the reply sent, or the task gone) when the agent must not mount for the
-// task: it shares the agent's mount namespace (EPERM).
+// task: it shares the agent's mount namespace (EPERM), or, with
+// `adds_mount`, its namespace already holds kMaxTaskMounts mounts (EPERM).
 struct TaskMounts {
   std::vector<NsFd> nss;
   std::string mountinfo;
   std::optional<Outcome> done;
 };
 absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
-                                             const seccomp_notif& notif, bool net_ipc);
+                                             const seccomp_notif& notif, bool net_ipc,
+                                             bool adds_mount);
 
 // The mount `fd` (the `what`: "target", "source") is on must be one of the task's (in `mountinfo`:
 // EINVAL otherwise) and, with `refuse_shared`, not shared (EPERM: a mount on it would propagate to
