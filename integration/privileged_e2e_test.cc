@@ -12,6 +12,7 @@
 //  * escape attempts against mknod (symlinks, "..", /proc magic links, a
 //    FIFO or device at the name or in the path) create nothing outside the
 //    container's root and never block the agent.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -724,6 +725,79 @@ TEST_P(PrivilegedE2ETest, MountFloodStopsAtTheCap) {
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
   EXPECT_THAT(r.out, HasSubstr("error=EPERM")) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("total=1000\n")) << r.out << r.err;
+}
+
+// setxattr on files the container reaches but does not own: a hard link
+// (made by the host in the image, and one the container tries itself) to a
+// root-owned file, by path and by fd, and a directory it owns named
+// through the shell's /proc/PID/fd magic link (ELOOP) or /proc/self/fd (the
+// agent's thread is nobody in the container's /proc: ENOENT): nothing gets
+// the attribute.
+TEST_P(PrivilegedE2ETest, SetxattrThroughHardAndMagicLinksIsRefused) {
+  before_run_ = [this] {
+    std::ofstream(Rootfs() + "/tmp/hostfile") << "host\n";
+    ASSERT_EQ(link((Rootfs() + "/tmp/hostfile").c_str(), (Rootfs() + "/tmp/hl").c_str()), 0);
+  };
+  ProcessResult r =
+      Run("xattr-links",
+          "x='xattr_probe set trusted.overlay.opaque y'; "
+          "$x /tmp/hl; echo hl=$?; "
+          "ln /etc/passwd /tmp/pw 2>/dev/null; $x /tmp/pw; echo pw=$?; "
+          "exec 3</tmp/hl; xattr_probe fsetfd trusted.overlay.opaque y 3; echo fd=$?; "
+          "mkdir /tmp/mine; exec 4</tmp/mine; $x /proc/$$/fd/4; echo magic=$?; "
+          "$x /proc/self/fd/4; echo selffd=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  for (const char* want : {"hl=1", "fd=1", "magic=40", "selffd=2"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  EXPECT_THAT(r.out, testing::ContainsRegex("pw=[12]\n")) << r.out << r.err;  // EPERM or no link
+  for (const char* f : {"/tmp/hostfile", "/etc/passwd", "/tmp/mine"}) {
+    EXPECT_EQ(HostXattr(Rootfs() + f, "trusted.overlay.opaque"), "<ENODATA>") << f;
+  }
+}
+
+// A peer process swaps (RENAME_EXCHANGE, without pause) a directory the
+// container owns with a symlink while the agent works on the name: 300
+// setxattr of /tmp/own (the symlink leads to /etc, root's) and 300 mknod
+// under /tmp/pd (the symlink climbs "../../.." to /tmp/e2e-priv-flip-out,
+// which is the host's /tmp if anything resolved outside the root). Each
+// call gets the directory or the symlink, never more: /etc gets no
+// attribute, no node lands outside the container's root.
+TEST_P(PrivilegedE2ETest, SymlinkFlipsDuringTheCallStayInside) {
+  const std::string host_out = "/tmp/e2e-priv-flip-out";
+  rmdir(host_out.c_str());
+  ProcessResult r =
+      Run("flip",
+          "mkdir /tmp/own /tmp/pd /tmp/e2e-priv-flip-out && ln -s /etc /tmp/lnk && "
+          "ln -s ../../../../../../tmp/e2e-priv-flip-out /tmp/pl || exit 3; "
+          "mount_probe swap /tmp/own /tmp/lnk & p=$!; ok=0; no=0; "
+          "for i in $(seq 300); do "
+          "if xattr_probe set trusted.overlay.opaque y /tmp/own >/dev/null; then ok=$((ok+1)); "
+          "else no=$((no+1)); fi; done; kill $p; echo xattr ok=$ok no=$no; "
+          "mount_probe swap /tmp/pd /tmp/pl & p=$!; ok=0; no=0; "
+          "for i in $(seq 300); do "
+          "if mknod /tmp/pd/n$i c 1 3 2>/dev/null; then ok=$((ok+1)); else no=$((no+1)); fi; done; "
+          "kill $p; echo mknod ok=$ok no=$no");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, testing::ContainsRegex("xattr ok=[1-9]")) << r.out << r.err;
+  EXPECT_THAT(r.out, testing::ContainsRegex("mknod ok=[1-9]")) << r.out << r.err;
+  EXPECT_EQ(HostXattr(Rootfs() + "/etc", "trusted.overlay.opaque"), "<ENODATA>");
+  struct stat st;
+  EXPECT_NE(lstat(host_out.c_str(), &st), 0) << host_out << " exists on the host";
+  // Every node the agent made is in the container's directory or at the
+  // symlink's end inside the root (the swap leaves the directory at either
+  // name).
+  int nodes = 0;
+  for (const char* d : {"/tmp/pd", "/tmp/pl", "/tmp/e2e-priv-flip-out"}) {
+    DIR* dir = opendir((Rootfs() + d).c_str());  // a symlink on the host: not followed below
+    if (dir == nullptr || lstat((Rootfs() + d).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      if (dir != nullptr) closedir(dir);
+      continue;
+    }
+    while (struct dirent* e = readdir(dir)) nodes += e->d_name[0] == 'n';
+    closedir(dir);
+  }
+  EXPECT_EQ(nodes, 300);
 }
 
 // The uid-1000 cases again as root in a user namespace (host ids 300000..,

@@ -12,6 +12,9 @@
 // RENAME_EXCHANGE) without pause while this process binds SOURCE onto
 // TARGET (MS_BIND, no MS_REC) N times and after each bind that works looks
 // for CHECK; prints "swaprace: bound=B refused=R uncovered=U".
+//   mount_probe swap A B
+// swaps A and B (renameat2 RENAME_EXCHANGE) without pause until killed
+// (a peer for races run from the shell).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -67,6 +70,9 @@ int SwapRace(long n, const char* source, const char* other, const char* target, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && strcmp(argv[1], "swap") == 0) {
+    for (;;) syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], RENAME_EXCHANGE);
+  }
   if (argc == 4 && strcmp(argv[1], "flood") == 0) return Flood(atol(argv[2]), argv[3]);
   if (argc == 7 && strcmp(argv[1], "swaprace") == 0) {
     return SwapRace(atol(argv[2]), argv[3], argv[4], argv[5], argv[6]);
