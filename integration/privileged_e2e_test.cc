@@ -273,7 +273,10 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
           "mount_probe tmpfs t /tmp 0 size=1m,uid=0; echo uid=$?; "
           "mount_probe proc proc /mnt 32; echo remount=$?; "
           "mkdir /tmp/t && mount_probe tmpfs t /tmp/t 0 size=1m,mode=700; echo tmpfs=$?; "
-          "grep ' /tmp/t ' /proc/self/mountinfo");
+          "grep ' /tmp/t ' /proc/self/mountinfo; "
+          // busybox `unshare -m`'s first call: a propagation change with no
+          // type (NULL) is EPERM for its flag, not EFAULT for the type.
+          "mount_probe - none / 278528; echo private=$?");
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
   EXPECT_THAT(r.out, HasSubstr("init=sh"));
   // Only the container's processes (sh and the current child or two).
@@ -290,6 +293,7 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
   EXPECT_THAT(r.out, HasSubstr("uid=1"));
   EXPECT_THAT(r.out, HasSubstr("remount=1"));
   EXPECT_THAT(r.out, HasSubstr("tmpfs=0"));
+  EXPECT_THAT(r.out, HasSubstr("private=1"));  // EPERM
   EXPECT_THAT(r.out, testing::ContainsRegex(
                          " /tmp/t [^\n]*nosuid,nodev[^\n]* - tmpfs tmpfs [^\n]*mode=700"))
       << r.out;
@@ -298,8 +302,8 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
   EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
   struct stat st;
   EXPECT_NE(lstat((Rootfs() + "/mnt/1").c_str(), &st), 0);
-  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 6);
-  ASSERT_EQ(ds.size(), 6u) << agent_->Stderr();
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 7);
+  ASSERT_EQ(ds.size(), 7u) << agent_->Stderr();
   EXPECT_EQ(ds[0]["action"], "mount");
   EXPECT_EQ(ds[0]["backend"], "agent");
   EXPECT_EQ(ds[0]["args"]["path"], "/mnt");
@@ -309,6 +313,7 @@ TEST_P(PrivilegedE2ETest, MountProcInsideInvisibleOutside) {
   EXPECT_EQ(ds[3]["result"], "EPERM (option uid is not listed for tmpfs)");
   EXPECT_EQ(ds[4]["result"], "EPERM (flag MS_REMOUNT is not allowed)");
   EXPECT_EQ(ds[5]["result"], "0 (mounted tmpfs nosuid nodev size=1m mode=700)");
+  EXPECT_EQ(ds[6]["result"], "EPERM (flag MS_REC is not allowed)");
 }
 
 // Targets that try to put the mount outside the container's root or on

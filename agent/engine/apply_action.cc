@@ -158,12 +158,15 @@ absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const secc
   if (IsBindCall(notif.data.args[3])) return ApplyBind(u, listener, notif, ev, rule);
   MountCall call;
   call.flags = notif.data.args[3];
-  absl::StatusOr<std::string> fstype = ReadTaskString(ev.pid, notif.data.args[2], 64);
-  if (!fstype.ok()) {
-    return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
-                                     "EFAULT (fstype unreadable)");
+  // No type (NULL): a propagation change or a remount, which the flags refuse.
+  if (notif.data.args[2] != 0) {
+    absl::StatusOr<std::string> fstype = ReadTaskString(ev.pid, notif.data.args[2], 64);
+    if (!fstype.ok()) {
+      return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
+                                       "EFAULT (fstype unreadable)");
+    }
+    call.fstype = *std::move(fstype);
   }
-  call.fstype = *std::move(fstype);
   if (notif.data.args[4] != 0) {
     absl::StatusOr<std::string> data = ReadTaskString(ev.pid, notif.data.args[4], 4095);
     if (!data.ok()) {

@@ -2,7 +2,8 @@
 // integration:privileged_e2e_test (busybox mount refuses to run as a
 // non-root user before it calls mount). Usage:
 //   mount_probe FSTYPE SOURCE TARGET [FLAGS [DATA]]
-// FLAGS: a number (strtoull base 0). Prints "mount: 0" or "mount: ERRNO_NAME"
+// FSTYPE "-": a NULL type. FLAGS: a number (strtoull base 0). Prints
+// "mount: 0" or "mount: ERRNO_NAME"
 // and exits with 0 or the errno.
 //   mount_probe flood N TARGET
 // stacks N tmpfs mounts (size=1m) on TARGET, stopping at the first failure;
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
   }
   const unsigned long flags = argc > 4 ? strtoul(argv[4], nullptr, 0) : 0;
   const char* data = argc > 5 ? argv[5] : nullptr;
-  if (mount(argv[2], argv[3], argv[1], flags, data) == 0) {
+  const char* fstype = strcmp(argv[1], "-") == 0 ? nullptr : argv[1];
+  if (mount(argv[2], argv[3], fstype, flags, data) == 0) {
     printf("mount: 0\n");
     return 0;
   }
