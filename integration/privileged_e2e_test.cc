@@ -805,6 +805,45 @@ TEST_P(PrivilegedE2ETest, SymlinkFlipsDuringTheCallStayInside) {
   EXPECT_EQ(nodes, 300);
 }
 
+// A bind source named through /proc/self/fd (an fd on /etc, one inside the
+// globs, the task's stdout), paths past PATH_MAX for mount, mknod and
+// setxattr, and setxattr on a procfs directory the task owns (its own pid
+// directory under a proc the agent mounted): only the bind the globs allow
+// is made, by the path the fd resolves to.
+TEST_P(PrivilegedE2ETest, FdLinksLongPathsAndProcfsAreRefused) {
+  const std::string before = HostMountTable();
+  ProcessResult r =
+      Run("fd-long-proc",
+          "mkdir -p /tmp/src/d /tmp/p && echo in > /tmp/src/d/f || exit 3; "
+          "exec 3</etc; mount_probe none /proc/self/fd/3 /mnt 4096; echo fdetc=$?; "
+          "mount_probe none /proc/self/fd/1 /mnt 4096; echo fdout=$?; "
+          "exec 4</tmp/src/d; mount_probe none /proc/self/fd/4 /mnt 4096; echo fdsrc=$?; "
+          "echo got=$(cat /mnt/f); "
+          "l=$(printf '/x%.0s' $(seq 2100)); "
+          "mount_probe tmpfs t $l 0 size=1m; echo longmount=$?; "
+          "mknod $l c 1 3 2>/dev/null; echo longmknod=$?; "
+          "xattr_probe set trusted.overlay.opaque y $l; echo longxattr=$?; "
+          "mount_probe proc proc /tmp/p || exit 4; echo owner=$(stat -c %u /tmp/p/1); "
+          "xattr_probe set trusted.overlay.opaque y /tmp/p/1; echo procxattr=$?");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  // Past PATH_MAX the engine refuses before the agent acts (EPERM, where the
+  // kernel would say ENAMETOOLONG).
+  for (const char* want : {"fdetc=1", "fdout=1", "fdsrc=0", "got=in", "longmount=1", "longmknod=1",
+                           "longxattr=1", "owner=1000", "procxattr=1"}) {
+    EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
+  }
+  std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 5);
+  ASSERT_EQ(ds.size(), 5u) << agent_->Stderr();
+  EXPECT_EQ(ds[0]["result"], "EPERM (bind /etc -> /mnt matches no bind entry)");
+  EXPECT_THAT(ds[1]["result"].get<std::string>(), HasSubstr("EPERM (bind pipe:["));
+  EXPECT_EQ(ds[2]["result"], "0 (bound /tmp/src/d -> /mnt nosuid nodev)");
+  std::vector<nlohmann::json> xs = DecisionsOf("overlay-xattrs", 2);
+  ASSERT_EQ(xs.size(), 2u) << agent_->Stderr();
+  EXPECT_EQ(xs[1]["result"], "EPERM (the file is on procfs or FUSE)");
+  EXPECT_EQ(HostMountTable(), before);
+  EXPECT_EQ(HostMountsUnder(Rootfs()), 0);
+}
+
 // The uid-1000 cases again as root in a user namespace (host ids 300000..,
 // no capabilities): sysinfo shows the cgroup's limit, a listed node is made
 // and owned by the container's root as mapped (300000 on the host, never
