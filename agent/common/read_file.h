@@ -1,7 +1,7 @@
 // Reading a whole small file (a /proc or /sys text) with read(2): no
 // streams, no exceptions (a libstdc++ stream read that fails, e.g. with
-// ESRCH on the /proc file of a task that exits meanwhile, throws from an
-// istreambuf_iterator and took the agent down), any length.
+// ESRCH on the /proc file of a task that exits meanwhile, throws from an input
+// stream iterator and took the agent down), any length.
 #ifndef SECCOMP_AGENT_COMMON_READ_FILE_H_
 #define SECCOMP_AGENT_COMMON_READ_FILE_H_
 
