@@ -8,26 +8,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "agent/plugin/testing/fake_plugin.h"
 #include "agent/plugin/testing/test_util.h"
 #include "agent/seccomp/unotify.h"
+#include "agent/testing/allocations.h"
 #include "gtest/gtest.h"
-
-// Allocations of this thread while g_counting is set.
-namespace {
-thread_local bool g_counting = false;
-thread_local int g_allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (g_counting) ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace seccomp_agent {
 namespace {
@@ -87,17 +73,18 @@ TEST_F(ActionRouterTest, AQuickReplyAllocatesNothing) {
   EXPECT_FALSE(router_->TryQuickReply(ev_, action_, &q)) << "empty cache";
   ASSERT_EQ(DecideSync(*plugins_, kPlugin, ev_).result.kind, plugin::PluginResult::Kind::kAction);
   ASSERT_TRUE(router_->TryQuickReply(ev_, action_, &q));  // this thread's key buffer grows once
-  g_allocations = 0;
-  g_counting = true;
-  int hits = 0;
-  for (int i = 0; i < 100; ++i) {
-    ActionHandler::QuickReply r;
-    hits += router_->TryQuickReply(ev_, action_, &r);
-    q = std::move(r);
+  int hits = 0, allocations = -1;
+  {
+    testing::CountAllocations counted;
+    for (int i = 0; i < 100; ++i) {
+      ActionHandler::QuickReply r;
+      hits += router_->TryQuickReply(ev_, action_, &r);
+      q = std::move(r);
+    }
+    allocations = counted.count();
   }
-  g_counting = false;
   EXPECT_EQ(hits, 100);
-  EXPECT_EQ(g_allocations, 0);
+  EXPECT_EQ(allocations, 0);
   EXPECT_EQ(q.action, "deny");
   EXPECT_EQ(q.backend, "plugin:a-plugin-name-longer-than-sixteen (cached)");
   EXPECT_EQ(q.reply.Resp(7).error, -EACCES);

@@ -4,24 +4,9 @@
 #include <sys/syscall.h>
 
 #include <cstdlib>
-#include <new>
 
+#include "agent/testing/allocations.h"
 #include "gtest/gtest.h"
-
-// Allocations of this thread while g_counting is set (the hit path must
-// make none).
-namespace {
-thread_local bool g_counting = false;
-thread_local int g_allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  if (g_counting) ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace seccomp_agent::plugin {
 namespace {
@@ -126,17 +111,19 @@ TEST(DecisionCache, APlainHitAllocatesNothing) {
   const ValidationContext vctx = ContextFor(ev, nullptr);
   PlainDecision p;
   ASSERT_TRUE(c.GetPlain(key, &p) && PlainValid(p, vctx));  // statics made once
-  g_allocations = 0;
-  g_counting = true;
   bool hit = false;
-  for (int i = 0; i < 100; ++i) {
-    FillSyscallContainerKey(&key, plugin, ev);
-    hit = c.GetPlain(key, &p) && PlainValid(p, vctx);
+  int allocations = -1;
+  {
+    testing::CountAllocations counted;  // the hit path must make none
+    for (int i = 0; i < 100; ++i) {
+      FillSyscallContainerKey(&key, plugin, ev);
+      hit = c.GetPlain(key, &p) && PlainValid(p, vctx);
+    }
+    allocations = counted.count();
   }
-  g_counting = false;
   EXPECT_TRUE(hit);
   EXPECT_EQ(p.value, 7);
-  EXPECT_EQ(g_allocations, 0);
+  EXPECT_EQ(allocations, 0);
 }
 
 TEST(PlainDecision, ValidatedLikeTheProto) {
