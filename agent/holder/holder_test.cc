@@ -349,7 +349,13 @@ TEST_F(HolderTest, StopContRestartsAnOrphanedNotificationWithANewId) {
   ASSERT_EQ(list->size(), 1u);
   int l = (*list)[0].listener.get();
   EXPECT_FALSE(WaitReadable(l, 0)) << "the received notification came back";
-  auto waiting = TasksWaitingOnSeccompNotification(child->pid());
+  // The RECV may come before the task is asleep in its wait (wchan "0"
+  // while it still runs on the other CPU): wait until it is.
+  std::vector<pid_t> waiting;
+  WaitFor([&] {
+    waiting = TasksWaitingOnSeccompNotification(child->pid());
+    return !waiting.empty();
+  });
   RecordProperty("wchan_of_orphan", WchanOf(child->pid()));
   ASSERT_EQ(waiting.size(), 1u) << "wchan: " << WchanOf(child->pid());
   // An orphan never wakes: a later look sees the same switch count.
