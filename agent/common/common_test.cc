@@ -70,6 +70,17 @@ TEST(ReadWholeFile, ReadsToTheEndAndGrows) {
   EXPECT_NE(ReadFileOrEmpty(AT_FDCWD, "/proc/self/status").find("Tgid:"), std::string::npos);
 }
 
+// procfs returns short reads before the end (a mountinfo past its first
+// page came back cut at ~4 KiB): the whole text is read, to read(2)'s 0.
+TEST(ReadWholeFile, ReadsAProcfsTextPastItsFirstPage) {
+  std::string maps;
+  ASSERT_TRUE(ReadWholeFile(AT_FDCWD, "/proc/self/maps", maps).ok());
+  ASSERT_GT(maps.size(), 4096u) << "too short to show it";
+  const std::string last = "[vsyscall]\n";  // x86_64's last mapping
+  EXPECT_EQ(maps.substr(maps.size() - last.size()), last)
+      << "the last entry is missing: " << maps.substr(maps.size() - 100);
+}
+
 // Errors are statuses, never exceptions (a libstdc++ stream read that fails
 // throws from an istreambuf_iterator: the agent died reading the status
 // file of a task that had exited).

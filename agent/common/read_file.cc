@@ -11,8 +11,9 @@
 
 namespace seccomp_agent {
 
-absl::Status ReadWholeFile(int dirfd, const char* path, std::string& text) {
-  UniqueFd f(openat(dirfd, path, O_RDONLY | O_CLOEXEC));
+absl::Status ReadWholeFile(int dirfd, const char* path, std::string& text, size_t max_bytes,
+                           int open_flags) {
+  UniqueFd f(openat(dirfd, path, O_RDONLY | O_CLOEXEC | open_flags));
   if (!f) return ErrnoStatus(errno ? errno : ESRCH, absl::StrCat("open ", path));
   if (text.size() < 4096) text.resize(4096);
   size_t len = 0;
@@ -21,10 +22,11 @@ absl::Status ReadWholeFile(int dirfd, const char* path, std::string& text) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
     len += static_cast<size_t>(n);
-    // procfs and sysfs fill the buffer unless the text ends: a short read
-    // is the end (one read(2) for a status file, not two).
-    if (n == 0 || len < text.size()) break;
-    text.resize(text.size() * 2);  // e.g. a status file with many groups
+    if (len > max_bytes) return ErrnoStatus(EFBIG, absl::StrCat("read ", path));
+    // To the end (read returns 0): procfs does return short reads before
+    // it (a mountinfo past its first page), so a short one is no end.
+    if (n == 0) break;
+    if (len == text.size()) text.resize(text.size() * 2);
   }
   text.resize(len);
   return absl::OkStatus();

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "agent/common/fd.h"
+#include "agent/common/read_file.h"
 #include "agent/common/status.h"
 
 namespace seccomp_agent::injector {
@@ -20,20 +20,11 @@ namespace {
 // v1's "no limit" is PAGE_COUNTER_MAX pages; anything this large is none.
 constexpr uint64_t kNoLimit = uint64_t{1} << 62;
 
+// A cgroup or /proc text, at most 1 MiB, never through a final symlink.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1 << 20)) return ErrnoStatus(EFBIG, absl::StrCat("read ", path));
-  }
-  return out;
+  std::string text;
+  SA_RETURN_IF_ERROR(ReadWholeFile(AT_FDCWD, path.c_str(), text, 1 << 20, O_NOFOLLOW));
+  return text;
 }
 
 // A number file ("max" -> none). Missing file: NotFound.

@@ -463,8 +463,7 @@ absl::StatusOr<Outcome> SetXattrAsTask(UnotifyInterface& u, int listener,
     return Reply(u, listener, notif.id, 0, target.error,
                  absl::StrCat(ErrnoName(target.error), " (lookup)"));
   }
-  absl::StatusOr<std::string> mountinfo =
-      ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20);
+  absl::StatusOr<std::string> mountinfo = ReadMountInfo(tid);
   if (!mountinfo.ok()) {
     if (!u.IdValid(listener, notif.id).ok()) return Gone();
     return mountinfo.status();

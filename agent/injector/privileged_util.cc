@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/read_file.h"
 #include "agent/common/status.h"
 #include "agent/injector/privileged.h"
 
@@ -98,19 +99,11 @@ std::vector<std::string> MountPoints(absl::string_view text) {
   return out;
 }
 
-absl::StatusOr<std::string> ReadAll(const std::string& path, size_t cap) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
-    if (n == 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > cap) return ErrnoStatus(EFBIG, absl::StrCat("read ", path));
-  }
+absl::StatusOr<std::string> ReadMountInfo(pid_t tid) {
+  std::string text;
+  SA_RETURN_IF_ERROR(
+      ReadWholeFile(AT_FDCWD, absl::StrCat("/proc/", tid, "/mountinfo").c_str(), text, 16 << 20));
+  return text;
 }
 
 absl::StatusOr<std::vector<NsFd>> OpenTaskNamespaces(pid_t tid, bool net_ipc) {
@@ -153,7 +146,7 @@ absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
     return nss.status();
   }
   m.nss = *std::move(nss);
-  SA_ASSIGN_OR_RETURN(m.mountinfo, ReadAll(absl::StrCat("/proc/", tid, "/mountinfo"), 16 << 20));
+  SA_ASSIGN_OR_RETURN(m.mountinfo, ReadMountInfo(tid));
   const size_t count =
       static_cast<size_t>(std::count(m.mountinfo.begin(), m.mountinfo.end(), '\n'));
   if (adds_mount && count >= kMaxTaskMounts) {

@@ -47,8 +47,8 @@ MountInfoLine FindMount(absl::string_view text, uint64_t mnt_id);
 // Every mount point of a mountinfo text, unescaped (\040 -> ' ').
 std::vector<std::string> MountPoints(absl::string_view text);
 
-// A whole /proc file, at most `cap` bytes (EFBIG past it).
-absl::StatusOr<std::string> ReadAll(const std::string& path, size_t cap);
+// /proc/TID/mountinfo, at most 16 MiB (EFBIG past it).
+absl::StatusOr<std::string> ReadMountInfo(pid_t tid);
 
 // The task's namespaces a mount needs, opened from /proc/TID/ns/* (the fds
 // pin them: a reused pid cannot substitute another process's): its user
