@@ -38,7 +38,7 @@ ActionRouter::ActionRouter(UnotifyInterface& unotify, injector::Injector* inject
     : unotify_(unotify), injector_(injector), plugins_(plugins) {
   if (plugins_ == nullptr) return;
   for (const std::string& name : plugins_->Names()) {
-    cached_labels_[name] = PluginLabel(name, true);
+    quick_[name] = QuickPlugin{plugins_->Find(name), PluginLabel(name, true)};
   }
 }
 
@@ -52,16 +52,16 @@ bool ActionRouter::TryQuickReply(const SyscallEvent& ev, const v1::Action& actio
                                  QuickReply* out) {
   if (action.kind_case() != v1::Action::kPlugin || plugins_ == nullptr) return false;
   const std::string& name = action.plugin().name();
-  auto label = cached_labels_.find(name);
-  if (label == cached_labels_.end()) return false;  // unknown: Handle says so
+  auto quick = quick_.find(name);
+  if (quick == quick_.end()) return false;  // unknown: Handle says so
   plugin::PlainDecision d;
-  if (!plugins_->DecideCached(name, ev, &d)) return false;
+  if (!plugins_->DecideCached(quick->second.plugin, ev, &d)) return false;
   using K = plugin::PlainDecision::Kind;
   out->reply = d.kind == K::kDeny     ? LocalReply::Deny(d.errno_code)
                : d.kind == K::kReturn ? LocalReply::Return(d.value)
                                       : LocalReply::Allow();
   out->action = d.kind == K::kDeny ? "deny" : d.kind == K::kReturn ? "return" : "allow";
-  out->backend = label->second;
+  out->backend = quick->second.label;
   return true;
 }
 

@@ -55,8 +55,13 @@ class ActionRouter : public ActionHandler {
   UnotifyInterface& unotify_;
   injector::Injector* injector_;
   plugin::PluginDispatcher* plugins_;
-  // "plugin:NAME (cached)" of every plugin, for QuickReply::backend.
-  absl::flat_hash_map<std::string, std::string> cached_labels_;
+  // Per plugin name: the dispatcher's plugin (found once) and
+  // "plugin:NAME (cached)" for QuickReply::backend.
+  struct QuickPlugin {
+    plugin::PluginState* plugin;
+    std::string label;
+  };
+  absl::flat_hash_map<std::string, QuickPlugin> quick_;
 };
 
 }  // namespace seccomp_agent

@@ -634,6 +634,7 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
   ActionHandler* const handler = bound->handler != nullptr ? bound->handler : handler_;
 
   SyscallEvent ev = EventOf(e->info, n);
+  ev.received_ns = t0;
   // Every resolution in the task's root for this call (decode, a redirect
   // target, the emulated open) shares one open of /proc/PID/root.
   CallRoot root(ev.pid);

@@ -56,6 +56,10 @@ struct SyscallEvent {
   std::string syscall;                       // libseccomp name, e.g. "mkdirat"
   uint64_t args[6] = {0, 0, 0, 0, 0, 0};
   uint64_t instruction_pointer = 0;
+  // When the agent received the notification: steady_clock nanoseconds
+  // since its epoch (0: not known). The one clock read of a decision;
+  // a plugin cache lookup checks expiry against it.
+  int64_t received_ns = 0;
 
   // True while the container's runtime (e.g. `runc init`) has not exec'd the
   // workload yet and this task is the runtime's own process. Such calls

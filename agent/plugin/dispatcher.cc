@@ -200,7 +200,11 @@ class PluginDispatcher::Impl : public CallSink {
   void StartHealth();
 
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
-  bool DecideCached(const std::string& name, const SyscallEvent& ev, PlainDecision* out);
+  bool DecideCached(PluginState* p, const SyscallEvent& ev, PlainDecision* out);
+  PluginState* Find(const std::string& name) const {
+    auto it = plugins_.find(name);
+    return it == plugins_.end() ? nullptr : it->second.get();
+  }
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;
   std::vector<std::string> Names() const {
@@ -451,21 +455,21 @@ bool PluginDispatcher::Impl::CacheHit(PluginState* p, const SyscallEvent& ev,
 // The same lookup, for plain answers only. An entry that would answer
 // Decide with something else (no_opinion, a substitution) is not skipped
 // for a later key: the caller goes on with Decide, which finds it.
-bool PluginDispatcher::Impl::DecideCached(const std::string& name, const SyscallEvent& ev,
+bool PluginDispatcher::Impl::DecideCached(PluginState* p, const SyscallEvent& ev,
                                           PlainDecision* out) {
   if (shutting_down_.load(std::memory_order_relaxed)) return false;
-  auto it = plugins_.find(name);
-  if (it == plugins_.end()) return false;
-  PluginState* p = it->second.get();
-  // One clock read: both keys' expiry is checked at the same instant. The
-  // lookup takes well under a microsecond, so a hit is counted in the first
-  // latency bucket unmeasured (StatsFor); the engine's decision latency
-  // includes it.
-  const MonoClock::time_point now = cache_.Now();
+  // Both keys' expiry is checked at one instant: when the engine received
+  // the notification (its clock read), else now. The lookup takes well
+  // under a microsecond, so a hit is counted in the first latency bucket
+  // unmeasured (StatsFor); the engine's decision latency includes it.
+  const MonoClock::time_point now =
+      ev.received_ns > 0 && !opts_.now
+          ? MonoClock::time_point(std::chrono::nanoseconds(ev.received_ns))
+          : cache_.Now();
   const ValidationContext vctx = ContextFor(ev, &opts_.redirect_roots);
   PlainDecision d;
   bool other = false;
-  if (!LookUp(name, ev,
+  if (!LookUp(p->cfg.name(), ev,
               [&](absl::string_view key) {
                 return other || (cache_.GetPlain(key, now, &d, &other) && PlainValid(d, vctx));
               }) ||
@@ -675,8 +679,16 @@ void PluginDispatcher::Decide(const std::string& name, const SyscallEvent& ev, D
 
 bool PluginDispatcher::DecideCached(const std::string& name, const SyscallEvent& ev,
                                     PlainDecision* out) {
-  return impl_->DecideCached(name, ev, out);
+  PluginState* p = impl_->Find(name);
+  return p != nullptr && impl_->DecideCached(p, ev, out);
 }
+
+bool PluginDispatcher::DecideCached(PluginState* plugin, const SyscallEvent& ev,
+                                    PlainDecision* out) {
+  return impl_->DecideCached(plugin, ev, out);
+}
+
+PluginState* PluginDispatcher::Find(const std::string& name) const { return impl_->Find(name); }
 
 std::vector<PluginStats> PluginDispatcher::Stats() const { return impl_->Stats(); }
 std::vector<std::string> PluginDispatcher::Names() const { return impl_->Names(); }

@@ -46,6 +46,8 @@
 
 namespace seccomp_agent::plugin {
 
+struct PluginState;  // the dispatcher's own, per plugin (plugin_state.h)
+
 // Why a plugin call produced no decision.
 enum class ErrorKind {
   kNone = 0,
@@ -175,6 +177,14 @@ class PluginDispatcher {
   // nothing: the engine's leader answers cache hits itself, like a local
   // rule, instead of handing off leadership.
   bool DecideCached(const std::string& name, const SyscallEvent& ev, PlainDecision* out);
+  // The same for a plugin found once with Find (the engine's fast path
+  // resolves a plugin's name once per dispatcher, not once per call).
+  // Expiry is checked at `ev.received_ns` when set (no clock read here)
+  // unless Options::now is given.
+  bool DecideCached(PluginState* plugin, const SyscallEvent& ev, PlainDecision* out);
+  // The plugin named `name`, for DecideCached; valid as long as this
+  // dispatcher; null when there is none.
+  PluginState* Find(const std::string& name) const;
 
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;

@@ -63,9 +63,10 @@ class DispatcherTest : public ::testing::TestWithParam<bool> {
     return pc;
   }
 
-  std::unique_ptr<PluginDispatcher> Make(const v1::PluginConfig& pc) {
+  // `skewed_clock` false: the dispatcher's own clock (no Options::now).
+  std::unique_ptr<PluginDispatcher> Make(const v1::PluginConfig& pc, bool skewed_clock = true) {
     DispatcherOptions o;
-    o.now = [this] { return std::chrono::steady_clock::now() + skew_.load(); };
+    if (skewed_clock) o.now = [this] { return std::chrono::steady_clock::now() + skew_.load(); };
     o.log = [this](LogLevel, const std::string& line) {
       std::lock_guard<std::mutex> l(log_mu_);
       log_.push_back(line);
@@ -511,6 +512,30 @@ TEST_P(DispatcherTest, DecideCachedAnswersPlainHitsOnly) {
   EXPECT_EQ(s.cache_hits, 1u);
   EXPECT_EQ(s.cache_misses, 1u);
   EXPECT_EQ(s.decisions, 2u);
+}
+
+// The engine's fast path: the plugin found once, expiry checked at the
+// time the engine received the notification (no clock read of its own).
+TEST_P(DispatcherTest, DecideCachedChecksExpiryWhenTheEventWasReceived) {
+  fake_.set_responder(
+      [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
+  auto d = Make(Config(), /*skewed_clock=*/false);
+  PluginState* p = d->Find("fake");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(d->Find("nope"), nullptr);
+  ASSERT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kAction);
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  SyscallEvent ev = ev_;
+  PlainDecision r;
+  ev.received_ns = 0;  // not known: the dispatcher reads the clock
+  EXPECT_TRUE(d->DecideCached(p, ev, &r));
+  ev.received_ns = now_ns;
+  EXPECT_TRUE(d->DecideCached(p, ev, &r));
+  ev.received_ns = now_ns + int64_t{11} * 1000 * 1000 * 1000;  // past the 10 s TTL
+  EXPECT_FALSE(d->DecideCached(p, ev, &r)) << "expired at the time the event was received";
+  EXPECT_EQ(Stats(*d).cache_hits, 2u);
 }
 
 TEST_P(DispatcherTest, CacheTtlExpires) {
