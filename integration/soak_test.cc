@@ -139,7 +139,7 @@ rules:
   const pid_t pid = (*agent)->pid();
 
   const std::string launcher = Runfile("agent/tools/notify-launcher");
-  const std::string workload = Runfile("agent/testing/fault_workload");
+  const std::string workload = Runfile("agent/testing/fault_workload_static");
   const std::string socket = (*agent)->socket_path();
   int launched = 0;
   long ops = 0, bad = 0, failed = 0;
