@@ -97,6 +97,10 @@ uint64_t DecisionLog::rotations() const {
   return rotations_;
 }
 
+std::string PolicyLabel(absl::string_view name, uint64_t version) {
+  return name.empty() ? std::string() : absl::StrCat(name, "@", version);
+}
+
 std::string DecisionLog::Format(const DecisionRecord& r) {
   const SyscallEvent& ev = *r.event;
   nlohmann::json j;
@@ -132,7 +136,7 @@ std::string DecisionLog::Format(const DecisionRecord& r) {
     args["raw"] = raw;
   }
   j["args"] = std::move(args);
-  if (!r.policy.empty()) j["policy"] = r.policy;
+  if (!r.policy_name.empty()) j["policy"] = PolicyLabel(r.policy_name, r.policy_version);
   j["rule"] = std::string(r.rule);
   j["action"] = r.action;
   j["result"] = r.result;

@@ -34,9 +34,15 @@
 
 namespace seccomp_agent {
 
+// "NAME@VERSION" of a named policy; "" for the unnamed one.
+std::string PolicyLabel(absl::string_view name, uint64_t version);
+
 struct DecisionRecord {
   const SyscallEvent* event = nullptr;
-  std::string policy;  // "NAME@VERSION" of the policy that decided; "" unnamed
+  // The policy that decided (the log shows PolicyLabel of them); valid,
+  // like `rule`, only while the record is being recorded.
+  absl::string_view policy_name;  // "" unnamed
+  uint64_t policy_version = 0;
   std::string action;  // "allow", "deny", "return", "log", ...
   std::string result;  // "continue", "EPERM", "0", "task-gone", ...
   // Like `event`, valid only while the record is being recorded: they point

@@ -132,9 +132,7 @@ void CountEffect(ContainerStats& stats, ActionHandler::Effect effect) {
 
 }  // namespace
 
-std::string BoundPolicy::Label() const {
-  return name.empty() ? std::string() : absl::StrCat(name, "@", version);
-}
+std::string BoundPolicy::Label() const { return PolicyLabel(name, version); }
 
 const char* RateLimitActionName(RateLimitAction a) {
   return a == RateLimitAction::kDeny ? "deny" : "delay";
@@ -674,7 +672,8 @@ void Engine::Decide(const std::shared_ptr<Entry>& e, const seccomp_notif& n,
 
   DecisionRecord rec;
   rec.event = &ev;
-  rec.policy = bound->Label();
+  rec.policy_name = bound->name;  // `bound` outlives the record, as for `rule`
+  rec.policy_version = bound->version;
   rec.rule = v.rule;  // in the policy, which `bound` keeps
   rec.action = ActionKindName(action);
   bool force_log = false;
