@@ -826,10 +826,10 @@ TEST_P(PrivilegedE2ETest, FdLinksLongPathsAndProcfsAreRefused) {
           "mount_probe proc proc /tmp/p || exit 4; echo owner=$(stat -c %u /tmp/p/1); "
           "xattr_probe set trusted.overlay.opaque y /tmp/p/1; echo procxattr=$?");
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
-  // Past PATH_MAX the engine refuses before the agent acts (EPERM, where the
-  // kernel would say ENAMETOOLONG).
-  for (const char* want : {"fdetc=1", "fdout=1", "fdsrc=0", "got=in", "longmount=1", "longmknod=1",
-                           "longxattr=1", "owner=1000", "procxattr=1"}) {
+  // Past PATH_MAX the call fails before the agent acts, as the kernel fails
+  // it: ENAMETOOLONG (36; busybox mknod exits 1 on any error).
+  for (const char* want : {"fdetc=1", "fdout=1", "fdsrc=0", "got=in", "longmount=36", "longmknod=1",
+                           "longxattr=36", "owner=1000", "procxattr=1"}) {
     EXPECT_THAT(r.out, HasSubstr(want)) << r.out << r.err;
   }
   std::vector<nlohmann::json> ds = DecisionsOf("virtual-mounts", 5);
@@ -837,8 +837,10 @@ TEST_P(PrivilegedE2ETest, FdLinksLongPathsAndProcfsAreRefused) {
   EXPECT_EQ(ds[0]["result"], "EPERM (bind /etc -> /mnt matches no bind entry)");
   EXPECT_THAT(ds[1]["result"].get<std::string>(), HasSubstr("EPERM (bind pipe:["));
   EXPECT_EQ(ds[2]["result"], "0 (bound /tmp/src/d -> /mnt nosuid nodev)");
+  EXPECT_EQ(ds[3]["result"], "ENAMETOOLONG (path unreadable)");
   std::vector<nlohmann::json> xs = DecisionsOf("overlay-xattrs", 2);
   ASSERT_EQ(xs.size(), 2u) << agent_->Stderr();
+  EXPECT_EQ(xs[0]["result"], "ENAMETOOLONG (path unreadable)");
   EXPECT_EQ(xs[1]["result"], "EPERM (the file is on procfs or FUSE)");
   EXPECT_EQ(HostMountTable(), before);
   EXPECT_EQ(HostMountsUnder(Rootfs()), 0);

@@ -18,6 +18,7 @@
 #include "agent/engine/substitute_plan.h"
 #include "agent/injector/bind_mount.h"
 #include "agent/injector/privileged.h"
+#include "agent/policy/policy.h"
 #include "agent/policy/privileged_rules.h"
 #include "agent/seccomp/task_memory.h"
 #include "agent/seccomp/task_path.h"
@@ -117,8 +118,9 @@ absl::StatusOr<Outcome> ApplyBind(UnotifyInterface& u, int listener, const secco
   if (!remount) {
     absl::StatusOr<std::string> raw = ReadTaskString(ev.pid, notif.data.args[0], PATH_MAX);
     if (!raw.ok()) {
-      return injector::ReplyPrivileged(u, listener, notif.id, false, EFAULT,
-                                       "EFAULT (source unreadable)");
+      const int err = ErrnoOf(raw.status()) == ENAMETOOLONG ? ENAMETOOLONG : EFAULT;
+      return injector::ReplyPrivileged(u, listener, notif.id, false, err,
+                                       absl::StrCat(ErrnoName(err), " (source unreadable)"));
     }
     absl::StatusOr<std::string> source = ResolveTaskPath(ev.pid, AT_FDCWD, *raw, true);
     if (!source.ok()) {
@@ -274,6 +276,13 @@ absl::StatusOr<Outcome> ApplyAction(injector::Injector& injector, int listener,
                                     const seccomp_notif& notif, const SyscallEvent& ev,
                                     const v1::Action& action,
                                     const std::vector<std::string>& redirect_roots) {
+  // A path the agent could not read fails as the kernel fails it (EFAULT,
+  // or ENAMETOOLONG past PATH_MAX), not with the engine's fallback errno.
+  if ((ActionNeeds(action) & kNeedPath) && !ev.path.has_value() &&
+      (ev.path_errno == EFAULT || ev.path_errno == ENAMETOOLONG)) {
+    return injector.Refuse(listener, notif.id, ev.path_errno, "policy",
+                           absl::StrCat(ErrnoName(ev.path_errno), " (path unreadable)"));
+  }
   if (action.kind_case() == v1::Action::kSysinfo) {
     return injector::AnswerSysinfo(injector.unotify(), listener, notif,
                                    ev.container != nullptr ? ev.container->init_pid : 0);

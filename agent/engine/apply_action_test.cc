@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/common/status.h"
+#include "agent/engine/decoder.h"
 #include "agent/testing/trapped_child.h"
 #include "gtest/gtest.h"
 
@@ -116,6 +117,59 @@ TEST(Redirect, MapsOnTheResolvedPathAndNeverEscapesItsRoot) {
   };
   for (const RedirectCase& c : cases) RunRedirect(c, a, roots);
   (void)system((std::string("rm -rf ") + dir).c_str());
+}
+
+// A path the agent cannot read (past PATH_MAX, or not mapped): the call
+// fails with the errno the kernel gives for it, not the fallback errno.
+// The decoder reads the path as the engine does; each case's expected
+// errno is what the kernel itself answers this process.
+TEST(Redirect, AnUnreadablePathFailsAsTheKernelFailsIt) {
+  v1::Action a;
+  (*a.mutable_redirect_open()->mutable_exact())["/etc/hosts"] = "/etc/hostname";
+  static const std::string kLong(PATH_MAX + 16, 'a');
+  struct Case {
+    const char* name;
+    const char* path;
+  };
+  for (const Case& c : {Case{"past PATH_MAX", kLong.c_str()},
+                        Case{"unmapped", reinterpret_cast<const char*>(uintptr_t{8})}}) {
+    SCOPED_TRACE(c.name);
+    errno = 0;
+    ASSERT_EQ(syscall(SYS_openat, AT_FDCWD, c.path, O_RDONLY), -1);
+    const int kernel_errno = errno;
+    auto* sh = static_cast<Shared*>(
+        mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(sh, MAP_FAILED);
+    const char* path = c.path;
+    auto child = testing::TrappedChild::Spawn({"openat"}, [sh, path] {
+      sh->ret[0] = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+      sh->err[0] = sh->ret[0] < 0 ? errno : 0;
+      return 0;
+    });
+    ASSERT_TRUE(child.ok()) << child.status();
+    child->Start();
+    auto n = child->RecvNotification();
+    ASSERT_TRUE(n.ok()) << n.status();
+    SyscallEvent ev;
+    ev.pid = static_cast<pid_t>(n->pid);
+    ev.arch = n->data.arch;
+    ev.nr = n->data.nr;
+    ev.syscall = "openat";
+    for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+    DecodeEvent(ev, kNeedPath, 0);
+    EXPECT_FALSE(ev.path.has_value());
+    EXPECT_EQ(ev.path_errno, kernel_errno) << ev.decode_error;
+    injector::InjectorOptions o;
+    o.mode = injector::Mode::kEmulate;
+    injector::Injector inj(o, DefaultUnotify());
+    auto out = ApplyAction(inj, child->listener(), *n, ev, a, {"/etc"});
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->result, absl::StrCat(ErrnoName(kernel_errno), " (path unreadable)"));
+    EXPECT_EQ(child->Wait(), 0);
+    EXPECT_EQ(sh->ret[0], -1);
+    EXPECT_EQ(sh->err[0], kernel_errno) << "the task got " << ErrnoName(sh->err[0]);
+    munmap(sh, sizeof(Shared));
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/status.h"
 #include "agent/model/syscall_args.h"
 #include "agent/seccomp/syscall_names.h"
 #include "agent/seccomp/task_memory.h"
@@ -142,6 +143,7 @@ bool DecodeEvent(SyscallEvent& ev, uint32_t needs, size_t max_write_capture) {
       if (!text) ev.abs_path = Resolve(ev, *ev.path, d1, 1);
     } else {
       NoteError(ev, "path", p.status());
+      ev.path_errno = ErrnoOf(p.status());
     }
     if (l->path2 >= 0) {
       auto p2 = ReadTaskString(ev.pid, Arg(ev, l->path2), PATH_MAX);

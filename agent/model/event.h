@@ -83,6 +83,9 @@ struct SyscallEvent {
   std::optional<std::string> write_bytes;  // bytes of write (up to a cap)
   std::optional<uint64_t> write_count;     // the count argument of write
   std::string decode_error;                // non-empty when a requested read failed
+  // Why `path` could not be read (EFAULT: unreadable memory, ENAMETOOLONG:
+  // no NUL within PATH_MAX, ...); 0 when it was read or not asked for.
+  int path_errno = 0;
 };
 
 }  // namespace seccomp_agent

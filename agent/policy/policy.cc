@@ -48,6 +48,8 @@ namespace {
 
 constexpr size_t kMaxPolicyBytes = 4 << 20;
 
+}  // namespace
+
 uint32_t ActionNeeds(const v1::Action& a) {
   switch (a.kind_case()) {
     case v1::Action::kRedirectOpen:
@@ -70,8 +72,6 @@ uint32_t ActionNeeds(const v1::Action& a) {
       return kNeedNothing;
   }
 }
-
-}  // namespace
 
 CompiledPolicy::~CompiledPolicy() = default;
 

@@ -47,6 +47,10 @@ namespace seccomp_agent {
 // The schema's C++ namespace (package seccompagent.v1).
 namespace v1 = ::seccompagent::v1;
 
+// DecodeNeeds bits that carrying out `action` needs of a call (the path a
+// redirect maps, the sockaddr a rewrite reads, ...).
+uint32_t ActionNeeds(const v1::Action& action);
+
 class CompiledPolicy {
  public:
   // Reads, decodes and validates a policy file. Errors name the file, the
