@@ -51,8 +51,8 @@ using ::testing::Not;
 bool InstallWorkload(const Container& c) {
   std::error_code ec;
   const std::string dst = c.rootfs() + "/bin/fw";
-  fs::copy_file(Runfile("agent/testing/fault_workload_static"), dst, fs::copy_options::overwrite_existing,
-                ec);
+  fs::copy_file(Runfile("agent/testing/fault_workload_static"), dst,
+                fs::copy_options::overwrite_existing, ec);
   if (ec) {
     ADD_FAILURE() << "copy fault_workload: " << ec.message();
     return false;
