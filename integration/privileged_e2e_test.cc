@@ -101,7 +101,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
     } else {
       cfg.user = std::make_pair(1000u, 1000u);
     }
-    cfg.no_capabilities = true;
+    cfg.no_capabilities = add_capabilities_.empty();
+    cfg.add_capabilities = add_capabilities_;
     cfg.memory_limit = k256MiB;
     cfg.rootfs_propagation = std::move(rootfs_propagation);
     auto c = Container::Create(GetParam(), id_, cfg);
@@ -140,6 +141,8 @@ class PrivilegedE2ETest : public ::testing::TestWithParam<Runtime> {
   std::unique_ptr<Agent> agent_;
   std::unique_ptr<Container> container_;
   std::optional<uint32_t> userns_host_id_;
+  // Empty: no capabilities at all; else runc's defaults and these.
+  std::vector<std::string> add_capabilities_;
   std::function<void()> before_run_;  // after the rootfs is made, before the container runs
   std::string id_;
 };
@@ -730,6 +733,36 @@ TEST_P(PrivilegedE2ETest, MountFloodStopsAtTheCap) {
   ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
   EXPECT_THAT(r.out, HasSubstr("error=EPERM")) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("total=1000\n")) << r.out << r.err;
+}
+
+// The same flood from mount namespaces the container's tasks make
+// themselves. Root in the container's user namespace with CAP_SYS_ADMIN
+// there can make mount namespaces of its own (unshare(CLONE_NEWNS)), each
+// under the per-namespace cap; the container's count of the agent's mounts
+// in namespaces other than its own stops it (kMaxNestedMounts: 1,000 over
+// the container's life). The container's own namespace keeps its own cap.
+TEST_P(PrivilegedE2ETest, MountFloodInNamespacesTheTaskMakesStopsAtTheContainersCap) {
+  userns_host_id_ = 300000;
+  add_capabilities_ = {"CAP_SYS_ADMIN"};
+  ProcessResult r = Run("mount-flood-nested",
+                        "mkdir /tmp/f || exit 3; "
+                        "mount_probe mntnsflood 600 /tmp/f; mount_probe mntnsflood 600 /tmp/f; "
+                        "mount_probe mntnsflood 1 /tmp/f; mount_probe flood 5 /tmp/f");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("flood: mounted=600 error=none\nflood: mounted=400 error=EPERM\n"
+                               "flood: mounted=0 error=EPERM\nflood: mounted=5 error=none\n"))
+      << r.out << r.err;
+}
+
+// A uid-1000 container without capabilities can make a mount namespace only
+// with a user namespace of its own; the agent's mounts there fail in the
+// kernel (EPERM: measured, for tmpfs), so none lands outside the
+// container's own namespace.
+TEST_P(PrivilegedE2ETest, MountsInAUserNamespaceTheTaskMakesAreRefused) {
+  ProcessResult r =
+      Run("mount-userns-nested", "mkdir /tmp/f || exit 3; mount_probe nsflood 3 /tmp/f");
+  ASSERT_EQ(r.exit.exit_code, 0) << r.Describe() << "\nagent:\n" << agent_->Stderr();
+  EXPECT_THAT(r.out, HasSubstr("flood: mounted=0 error=EPERM\n")) << r.out << r.err;
 }
 
 // setxattr on files the container reaches but does not own: a hard link

@@ -30,6 +30,13 @@ using injector::Substitute;
 
 namespace {
 
+// The container a mount is for: its own mount namespace is its init's, and
+// it has one count of the agent's mounts in any other (privileged_util.h).
+injector::MountScope MountScopeOf(const SyscallEvent& ev) {
+  if (ev.container == nullptr || ev.container->usage == nullptr) return {};
+  return {ev.container->init_pid, &ev.container->usage->nested_mounts};
+}
+
 // The redirect root `target` is under (longest, on a "/" border), or "".
 std::string RootOf(const std::string& target, const std::vector<std::string>& roots) {
   std::string best;
@@ -132,6 +139,7 @@ absl::StatusOr<Outcome> ApplyBind(UnotifyInterface& u, int listener, const secco
   BindVerdict v = DecideBind(rule, call);
   if (!v.plan) return refuse(v.refusal);
   injector::BindRequest req;
+  req.scope = MountScopeOf(ev);
   req.source = call.source;
   req.target = call.target;
   req.remount = v.plan->remount;
@@ -184,6 +192,7 @@ absl::StatusOr<Outcome> ApplyMount(UnotifyInterface& u, int listener, const secc
   }
   if (!ev.path.has_value()) return ErrnoStatus(EFAULT, "mount: the target was not read");
   injector::MountRequest req;
+  req.scope = MountScopeOf(ev);
   req.target = *ev.path;
   req.fstype = call.fstype;
   req.options = std::move(v.plan->options);

@@ -129,7 +129,7 @@ absl::StatusOr<Outcome> BindInTask(UnotifyInterface& u, int listener, const secc
   SA_ASSIGN_OR_RETURN(TaskCreds creds, ReadTaskCreds(tid));
   SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, false));
   SA_ASSIGN_OR_RETURN(TaskMounts mounts,
-                      PrepareTaskMounts(u, listener, notif, false, !req.remount));
+                      PrepareTaskMounts(u, listener, notif, false, !req.remount, req.scope));
   if (mounts.done) return *std::move(mounts.done);
   auto refuse = [&](int err, const std::string& why) {
     return Reply(u, listener, notif.id, 0, err, absl::StrCat(ErrnoName(err), " (", why, ")"));

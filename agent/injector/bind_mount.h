@@ -43,6 +43,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/injector/injector.h"
+#include "agent/injector/privileged_util.h"
 #include "agent/seccomp/unotify.h"
 
 namespace seccomp_agent::injector {
@@ -54,6 +55,7 @@ struct BindRequest {
   bool recursive = false;  // MS_REC: mounts beneath the source are allowed
   uint64_t attrs = 0;      // MOUNT_ATTR_* to set
   std::string what;        // for the decision log, e.g. "/srv/a -> /mnt/a nosuid nodev"
+  MountScope scope;        // the container it is for (privileged_util.h)
 };
 
 // Binds (or remounts) as described above and replies 0 or the errno.

@@ -316,7 +316,8 @@ absl::StatusOr<Outcome> MountInTask(UnotifyInterface& u, int listener, const sec
   SA_ASSIGN_OR_RETURN(TaskFs fs, OpenTaskFs(tid, relative));
 
   // The namespaces, opened before the id check (the fds pin them).
-  SA_ASSIGN_OR_RETURN(TaskMounts mounts, PrepareTaskMounts(u, listener, notif, true, true));
+  SA_ASSIGN_OR_RETURN(TaskMounts mounts,
+                      PrepareTaskMounts(u, listener, notif, true, true, req.scope));
   if (mounts.done) return *std::move(mounts.done);
   const std::string pidns_path = absl::StrCat("/proc/", tid, "/ns/pid");
   UniqueFd pidns(open(pidns_path.c_str(), O_RDONLY | O_CLOEXEC));

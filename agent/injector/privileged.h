@@ -72,6 +72,7 @@
 #include "absl/status/statusor.h"
 #include "agent/injector/cgroup_view.h"
 #include "agent/injector/injector.h"
+#include "agent/injector/privileged_util.h"
 #include "agent/seccomp/unotify.h"
 
 namespace seccomp_agent::injector {
@@ -118,6 +119,7 @@ struct MountRequest {
   std::vector<std::pair<std::string, std::string>> options;  // value "": a flag option
   uint64_t attrs = 0;
   std::string what;  // for the decision log, e.g. "proc nosuid,nodev"
+  MountScope scope;  // the container it is for (privileged_util.h)
 };
 
 // Mounts as described at the top of this file and replies 0 or the errno.

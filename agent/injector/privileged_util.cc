@@ -56,6 +56,15 @@ ino_t NsInode(const std::string& path) {
 
 namespace {
 
+// The inode of the namespace of `type` among `nss` (0: not there).
+ino_t NsFdInode(const std::vector<NsFd>& nss, int type) {
+  for (const NsFd& n : nss) {
+    struct stat st;
+    if (n.type == type && fstat(n.fd.get(), &st) == 0) return st.st_ino;
+  }
+  return 0;
+}
+
 // mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo.
 std::string Unescape(absl::string_view s) {
   std::string out;
@@ -126,7 +135,7 @@ absl::StatusOr<std::vector<NsFd>> OpenTaskNamespaces(pid_t tid, bool net_ipc) {
 
 absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
                                              const seccomp_notif& notif, bool net_ipc,
-                                             bool adds_mount) {
+                                             bool adds_mount, const MountScope& scope) {
   const pid_t tid = static_cast<pid_t>(notif.pid);
   TaskMounts m;
   const std::string mnt = absl::StrCat("/proc/", tid, "/ns/mnt");
@@ -154,6 +163,22 @@ absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
         m.done, Reply(u, listener, notif.id, 0, EPERM,
                       absl::StrCat("EPERM (the task's mount namespace holds ", count,
                                    " mounts, the agent adds none past ", kMaxTaskMounts, ")")));
+    return m;
+  }
+  // A namespace other than the container's own: the namespace the agent
+  // would mount into is the one of the fd it holds (not re-read by path).
+  if (adds_mount && scope.nested_mounts != nullptr &&
+      NsFdInode(m.nss, CLONE_NEWNS) !=
+          NsInode(absl::StrCat("/proc/", scope.container_init, "/ns/mnt"))) {
+    const uint32_t made = scope.nested_mounts->fetch_add(1, std::memory_order_relaxed);
+    if (made >= kMaxNestedMounts) {
+      SA_ASSIGN_OR_RETURN(
+          m.done,
+          Reply(u, listener, notif.id, 0, EPERM,
+                absl::StrCat("EPERM (the agent has made ", kMaxNestedMounts,
+                             " mounts in mount namespaces this container's tasks made; it adds "
+                             "none past that)")));
+    }
   }
   return m;
 }

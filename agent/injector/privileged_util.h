@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,11 +69,29 @@ absl::StatusOr<std::vector<NsFd>> OpenTaskNamespaces(pid_t tid, bool net_ipc);
 // gives a container a few dozen.
 inline constexpr size_t kMaxTaskMounts = 1000;
 
+// The most mounts the agent tries for one container in mount namespaces
+// other than the container's own (its init's): a task with CAP_SYS_ADMIN
+// in its user namespace can make as many namespaces as its pids limit
+// allows, each under kMaxTaskMounts. Counted over the container's life
+// (the agent cannot see when such a namespace and its mounts are gone).
+inline constexpr uint32_t kMaxNestedMounts = 1000;
+
+// The container a mount is for: its init (whose mount namespace is the
+// container's own) and its count of mounts in other namespaces
+// (ContainerUsage::nested_mounts). Null count: no container (a bare task
+// in a test): nothing is counted.
+struct MountScope {
+  pid_t container_init = 0;
+  std::atomic<uint32_t>* nested_mounts = nullptr;
+};
+
 // What every mount for a task needs, taken before NOTIF_ID_VALID: its
 // namespaces (OpenTaskNamespaces) and its /proc/TID/mountinfo. `done` is set
 // (the reply sent, or the task gone) when the agent must not mount for the
 // task: it shares the agent's mount namespace (EPERM), or, with
-// `adds_mount`, its namespace already holds kMaxTaskMounts mounts (EPERM).
+// `adds_mount`, its namespace already holds kMaxTaskMounts mounts, or it is
+// not the container's own and the container has had kMaxNestedMounts there
+// (EPERM).
 struct TaskMounts {
   std::vector<NsFd> nss;
   std::string mountinfo;
@@ -80,7 +99,7 @@ struct TaskMounts {
 };
 absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
                                              const seccomp_notif& notif, bool net_ipc,
-                                             bool adds_mount);
+                                             bool adds_mount, const MountScope& scope);
 
 // The mount `fd` (the `what`: "target", "source") is on must be one of the task's (in `mountinfo`:
 // EINVAL otherwise) and, with `refuse_shared`, not shared (EPERM: a mount on it would propagate to

@@ -8,13 +8,23 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace seccomp_agent {
+
+// What the agent did for a container that is bounded over the container's
+// life, whatever namespaces its tasks make.
+struct ContainerUsage {
+  // Mounts the agent was asked to add (and went on to try) in mount
+  // namespaces other than the container's own: ones its tasks made.
+  std::atomic<uint32_t> nested_mounts{0};
+};
 
 // Identity of a container, from the runtime's handoff message.
 struct ContainerInfo {
@@ -28,6 +38,9 @@ struct ContainerInfo {
   std::string pod_namespace;
   std::string pod_name;
   std::string container_name;
+  // Shared by every copy of this container's info (the engine's is a copy
+  // of the handoff's).
+  std::shared_ptr<ContainerUsage> usage = std::make_shared<ContainerUsage>();
 };
 
 // A decoded socket address.

@@ -8,6 +8,14 @@
 //   mount_probe flood N TARGET
 // stacks N tmpfs mounts (size=1m) on TARGET, stopping at the first failure;
 // prints "flood: mounted=K error=ERRNO_NAME|none".
+//   mount_probe nsflood N TARGET
+// the same from a new user and mount namespace of its own (root in it:
+// its uid and gid mapped to 0), as `unshare -rm` without the propagation
+// change busybox makes first (a mount with no type, which the agent
+// refuses).
+//   mount_probe mntnsflood N TARGET
+// the same from a new mount namespace only (needs CAP_SYS_ADMIN in the
+// caller's user namespace), as `unshare -m` without that change.
 //   mount_probe swaprace N SOURCE OTHER TARGET CHECK
 // a child swaps the directories SOURCE and OTHER (renameat2
 // RENAME_EXCHANGE) without pause while this process binds SOURCE onto
@@ -17,6 +25,7 @@
 // swaps A and B (renameat2 RENAME_EXCHANGE) without pause until killed
 // (a peer for races run from the shell).
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -25,6 +34,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <string>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 
@@ -45,6 +56,42 @@ int Flood(long n, const char* target) {
   }
   printf("flood: mounted=%ld error=%s\n", mounted, err ? strerrorname_np(err) : "none");
   return 0;
+}
+
+bool WriteFile(const char* path, const char* text) {
+  const int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t len = static_cast<ssize_t>(strlen(text));
+  const bool ok = write(fd, text, len) == len;
+  close(fd);
+  return ok;
+}
+
+int MntNsFlood(long n, const char* target) {
+  if (unshare(CLONE_NEWNS) != 0) {
+    printf("mntnsflood: unshare: %s\n", strerrorname_np(errno));
+    return 1;
+  }
+  return Flood(n, target);
+}
+
+int NsFlood(long n, const char* target) {
+  char uid_map[32], gid_map[32];
+  snprintf(uid_map, sizeof(uid_map), "0 %u 1", getuid());
+  snprintf(gid_map, sizeof(gid_map), "0 %u 1", getgid());
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+    printf("nsflood: unshare: %s\n", strerrorname_np(errno));
+    return 1;
+  }
+  for (const auto& [file, text] : {std::pair<const char*, const char*>{"setgroups", "deny"},
+                                   {"uid_map", uid_map},
+                                   {"gid_map", gid_map}}) {
+    if (!WriteFile((std::string("/proc/self/") + file).c_str(), text)) {
+      printf("nsflood: %s \"%s\": %s\n", file, text, strerrorname_np(errno));
+      return 1;
+    }
+  }
+  return Flood(n, target);
 }
 
 int SwapRace(long n, const char* source, const char* other, const char* target, const char* check) {
@@ -75,6 +122,8 @@ int main(int argc, char** argv) {
     for (;;) syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], RENAME_EXCHANGE);
   }
   if (argc == 4 && strcmp(argv[1], "flood") == 0) return Flood(atol(argv[2]), argv[3]);
+  if (argc == 4 && strcmp(argv[1], "nsflood") == 0) return NsFlood(atol(argv[2]), argv[3]);
+  if (argc == 4 && strcmp(argv[1], "mntnsflood") == 0) return MntNsFlood(atol(argv[2]), argv[3]);
   if (argc == 7 && strcmp(argv[1], "swaprace") == 0) {
     return SwapRace(atol(argv[2]), argv[3], argv[4], argv[5], argv[6]);
   }

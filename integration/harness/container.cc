@@ -163,6 +163,12 @@ absl::StatusOr<std::unique_ptr<Container>> Container::Create(Runtime runtime, co
                                     {"permitted", none},
                                     {"ambient", none}};
     j["process"]["noNewPrivileges"] = true;
+  } else {
+    for (const std::string& cap : config.add_capabilities) {
+      for (const char* set : {"bounding", "effective", "permitted"}) {
+        j["process"]["capabilities"][set].push_back(cap);
+      }
+    }
   }
   if (config.rootfs_propagation.has_value()) {
     j["linux"]["rootfsPropagation"] = *config.rootfs_propagation;

@@ -67,6 +67,9 @@ struct ContainerConfig {
   std::optional<std::pair<uint32_t, uint32_t>> user;
   // No capabilities at all (every set empty) and noNewPrivileges.
   bool no_capabilities = false;
+  // Capabilities added to runc's default set (every set but ambient), e.g.
+  // "CAP_SYS_ADMIN"; ignored with no_capabilities.
+  std::vector<std::string> add_capabilities;
   // linux.resources.memory.limit in bytes.
   std::optional<int64_t> memory_limit;
   // linux.rootfsPropagation ("shared", "slave", "private", ...) when set.
