@@ -30,6 +30,39 @@ struct Shared {
   char data[64];
 };
 
+// Zeroed memory the trapped child writes and the test reads; null if mmap
+// fails.
+Shared* MapShared() {
+  void* p =
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  memset(p, 0, sizeof(Shared));
+  return static_cast<Shared*>(p);
+}
+
+// A child whose openat of `path` traps; it writes the fd or errno and what
+// it read from the fd into `sh`.
+absl::StatusOr<testing::TrappedChild> SpawnOpener(Shared* sh, const char* path) {
+  return testing::TrappedChild::Spawn({"openat"}, [sh, path] {
+    const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_RDONLY));
+    sh->ret[0] = fd;
+    sh->err[0] = fd < 0 ? errno : 0;
+    if (fd >= 0) sh->ret[1] = read(fd, sh->data, sizeof(sh->data) - 1);
+    return 0;
+  });
+}
+
+// The event the engine builds for a trapped openat, nothing decoded yet.
+SyscallEvent OpenatEvent(const seccomp_notif& n) {
+  SyscallEvent ev;
+  ev.pid = static_cast<pid_t>(n.pid);
+  ev.arch = n.data.arch;
+  ev.nr = n.data.nr;
+  ev.syscall = "openat";
+  for (int i = 0; i < 6; i++) ev.args[i] = n.data.args[i];
+  return ev;
+}
+
 // Issue 12 item 5: a redirect_open rule never opens the original file, and
 // its target stays under the redirect root after resolution. Each case: the
 // child's openat of `requested` (what the decoder resolved it to in
@@ -43,28 +76,14 @@ struct RedirectCase {
 void RunRedirect(const RedirectCase& c, const v1::Action& a,
                  const std::vector<std::string>& roots) {
   SCOPED_TRACE(c.requested);
-  auto* sh = static_cast<Shared*>(
-      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(sh, MAP_FAILED);
-  memset(sh, 0, sizeof(Shared));
-  const std::string req = c.requested;
-  auto child = testing::TrappedChild::Spawn({"openat"}, [sh, req] {
-    int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, req.c_str(), O_RDONLY));
-    sh->ret[0] = fd;
-    sh->err[0] = fd < 0 ? errno : 0;
-    if (fd >= 0) sh->ret[1] = read(fd, sh->data, sizeof(sh->data) - 1);
-    return 0;
-  });
+  Shared* sh = MapShared();
+  ASSERT_NE(sh, nullptr);
+  auto child = SpawnOpener(sh, c.requested.c_str());
   ASSERT_TRUE(child.ok()) << child.status();
   child->Start();
   auto n = child->RecvNotification();
   ASSERT_TRUE(n.ok()) << n.status();
-  SyscallEvent ev;
-  ev.pid = static_cast<pid_t>(n->pid);
-  ev.arch = n->data.arch;
-  ev.nr = n->data.nr;
-  ev.syscall = "openat";
-  for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+  SyscallEvent ev = OpenatEvent(*n);
   ev.path = c.requested;
   ev.abs_path = c.resolved;
   injector::InjectorOptions o;
@@ -137,25 +156,14 @@ TEST(Redirect, AnUnreadablePathFailsAsTheKernelFailsIt) {
     errno = 0;
     ASSERT_EQ(syscall(SYS_openat, AT_FDCWD, c.path, O_RDONLY), -1);
     const int kernel_errno = errno;
-    auto* sh = static_cast<Shared*>(
-        mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-    ASSERT_NE(sh, MAP_FAILED);
-    const char* path = c.path;
-    auto child = testing::TrappedChild::Spawn({"openat"}, [sh, path] {
-      sh->ret[0] = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
-      sh->err[0] = sh->ret[0] < 0 ? errno : 0;
-      return 0;
-    });
+    Shared* sh = MapShared();
+    ASSERT_NE(sh, nullptr);
+    auto child = SpawnOpener(sh, c.path);
     ASSERT_TRUE(child.ok()) << child.status();
     child->Start();
     auto n = child->RecvNotification();
     ASSERT_TRUE(n.ok()) << n.status();
-    SyscallEvent ev;
-    ev.pid = static_cast<pid_t>(n->pid);
-    ev.arch = n->data.arch;
-    ev.nr = n->data.nr;
-    ev.syscall = "openat";
-    for (int i = 0; i < 6; i++) ev.args[i] = n->data.args[i];
+    SyscallEvent ev = OpenatEvent(*n);
     DecodeEvent(ev, kNeedPath, 0);
     EXPECT_FALSE(ev.path.has_value());
     EXPECT_EQ(ev.path_errno, kernel_errno) << ev.decode_error;
