@@ -175,8 +175,8 @@ absl::StatusOr<TaskMounts> PrepareTaskMounts(UnotifyInterface& u, int listener,
       SA_ASSIGN_OR_RETURN(
           m.done,
           Reply(u, listener, notif.id, 0, EPERM,
-                absl::StrCat("EPERM (the agent has made ", kMaxNestedMounts,
-                             " mounts in mount namespaces this container's tasks made; it adds "
+                absl::StrCat("EPERM (the agent has tried ", kMaxNestedMounts,
+                             " mounts in mount namespaces this container's tasks made; it tries "
                              "none past that)")));
     }
   }
