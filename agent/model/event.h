@@ -26,6 +26,12 @@ struct ContainerUsage {
   std::atomic<uint32_t> nested_mounts{0};
 };
 
+// A number no other container registration in this process has had.
+inline uint64_t NewContainerInstance() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 // Identity of a container, from the runtime's handoff message.
 struct ContainerInfo {
   std::string id;      // OCI container id (state.id)
@@ -38,8 +44,12 @@ struct ContainerInfo {
   std::string pod_namespace;
   std::string pod_name;
   std::string container_name;
-  // Shared by every copy of this container's info (the engine's is a copy
-  // of the handoff's).
+  // This registration, kept by every copy of the info (the engine's is a
+  // copy of the handoff's): a container id can come back (`runc run ID`
+  // again once the first one is deleted) as another container, with other
+  // labels, which what was decided for the first must not reach.
+  uint64_t instance = NewContainerInstance();
+  // Shared by every copy of this container's info.
   std::shared_ptr<ContainerUsage> usage = std::make_shared<ContainerUsage>();
 };
 

@@ -368,7 +368,8 @@ void FillSyscallContainerKey(std::string* k, absl::string_view plugin, const Sys
   k->clear();
   k->push_back('S');
   Put(k, plugin);
-  Put(k, ev.container != nullptr ? absl::string_view(ev.container->id) : absl::string_view());
+  // The registration, not the id (a reused id is another container).
+  PutU64(k, ev.container != nullptr ? ev.container->instance : 0);
   PutU64(k, ev.arch);
   PutU64(k, static_cast<uint64_t>(static_cast<int64_t>(ev.nr)));
 }

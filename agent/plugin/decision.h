@@ -79,7 +79,8 @@ bool AsPlain(const v1::Decision& d, PlainDecision* out);
 bool PlainValid(const PlainDecision& p, const ValidationContext& ctx);
 
 // Cache keys (bytes; opaque). Both start with the plugin name.
-// kSyscallContainer: plugin, container id, arch, nr.
+// kSyscallContainer: plugin, container (its registration:
+// ContainerInfo::instance, not the id), arch, nr.
 std::string SyscallContainerKey(absl::string_view plugin, const SyscallEvent& ev);
 // kExactArgs: the above plus everything the plugin was shown that can
 // differ between calls: the raw args (where a pointer argument the engine

@@ -567,6 +567,24 @@ TEST_P(DispatcherTest, CacheSyscallContainerScope) {
   EXPECT_EQ(fake_.requests(), 3);
 }
 
+// A container id can come back as another container (`runc run ID` again
+// after the first is deleted, with other labels): what the plugin decided
+// for the first is not the second's, whatever the hint's TTL. A copy of the
+// same registration's info (as the engine keeps) still hits.
+TEST_P(DispatcherTest, ACachedDecisionDoesNotReachANewContainerWithTheSameId) {
+  fake_.set_responder([](const v1::Notification&) {
+    return Cached(v1::CacheHint::SCOPE_SYSCALL_CONTAINER, 10000);
+  });
+  auto d = Make(Config());
+  DecideSync(*d, "fake", ev_);
+  const ContainerInfo same_registration = c1_;
+  EXPECT_TRUE(DecideSync(*d, "fake", OpenatEvent(&same_registration, "/x")).result.from_cache);
+  const ContainerInfo reused_id = Container(c1_.id);
+  EXPECT_FALSE(DecideSync(*d, "fake", OpenatEvent(&reused_id, "/x")).result.from_cache)
+      << "another container with the same id";
+  EXPECT_EQ(fake_.requests(), 2);
+}
+
 TEST_P(DispatcherTest, CachedDecisionIsRevalidated) {
   // return 5 for a write, cached for the whole syscall: fine for a 10-byte
   // write, invalid for a 2-byte one (return > count) -> ask again.
