@@ -677,12 +677,6 @@ void PluginDispatcher::Decide(const std::string& name, const SyscallEvent& ev, D
   impl_->Decide(name, ev, std::move(done));
 }
 
-bool PluginDispatcher::DecideCached(const std::string& name, const SyscallEvent& ev,
-                                    PlainDecision* out) {
-  PluginState* p = impl_->Find(name);
-  return p != nullptr && impl_->DecideCached(p, ev, out);
-}
-
 bool PluginDispatcher::DecideCached(PluginState* plugin, const SyscallEvent& ev,
                                     PlainDecision* out) {
   return impl_->DecideCached(plugin, ev, out);

@@ -169,22 +169,20 @@ class PluginDispatcher {
   // Decide must not race with the destructor.
   void Decide(const std::string& name, const SyscallEvent& ev, Done done);
 
-  // The cache alone, synchronously: true and `*out` when plugin `name` has
-  // a valid cached allow, deny or return for `ev` (counted like Decide's
-  // hit: a call, a cache hit, a decision); false otherwise, with nothing
-  // counted (then call Decide: a cached no_opinion or substitution is
-  // answered there). Never blocks, never touches the network, allocates
-  // nothing: the engine's leader answers cache hits itself, like a local
-  // rule, instead of handing off leadership.
-  bool DecideCached(const std::string& name, const SyscallEvent& ev, PlainDecision* out);
-  // The same for a plugin found once with Find (the engine's fast path
-  // resolves a plugin's name once per dispatcher, not once per call).
-  // Expiry is checked at `ev.received_ns` when set (no clock read here)
-  // unless Options::now is given.
-  bool DecideCached(PluginState* plugin, const SyscallEvent& ev, PlainDecision* out);
   // The plugin named `name`, for DecideCached; valid as long as this
-  // dispatcher; null when there is none.
+  // dispatcher; null when there is none. The engine's fast path finds a
+  // plugin once per dispatcher, not once per call.
   PluginState* Find(const std::string& name) const;
+  // The cache alone, synchronously: true and `*out` when `plugin` (from
+  // Find, never null) has a valid cached allow, deny or return for `ev`
+  // (counted like Decide's hit: a call, a cache hit, a decision); false
+  // otherwise, with nothing counted (then call Decide: a cached no_opinion
+  // or substitution is answered there). Expiry is checked at
+  // `ev.received_ns` when set (no clock read here) unless Options::now is
+  // given. Never blocks, never touches the network, allocates nothing: the
+  // engine's leader answers cache hits itself, like a local rule, instead
+  // of handing off leadership.
+  bool DecideCached(PluginState* plugin, const SyscallEvent& ev, PlainDecision* out);
 
   std::vector<PluginStats> Stats() const;
   absl::StatusOr<PluginStats> StatsFor(const std::string& name) const;

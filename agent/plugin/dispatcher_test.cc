@@ -499,11 +499,13 @@ TEST_P(DispatcherTest, DecideCachedAnswersPlainHitsOnly) {
       [](const v1::Notification&) { return Cached(v1::CacheHint::SCOPE_EXACT_ARGS, 10000); });
   auto d = Make(Config());
   PlainDecision r;
-  EXPECT_FALSE(d->DecideCached("fake", ev_, &r)) << "empty cache";
-  EXPECT_FALSE(d->DecideCached("nope", ev_, &r)) << "unknown plugin";
+  PluginState* p = d->Find("fake");
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(d->DecideCached(p, ev_, &r)) << "empty cache";
+  EXPECT_EQ(d->Find("nope"), nullptr) << "unknown plugin";
   EXPECT_EQ(Stats(*d).calls, 0u) << "a miss of DecideCached counts nothing";
   ASSERT_EQ(DecideSync(*d, "fake", ev_).result.kind, Kind::kAction);
-  ASSERT_TRUE(d->DecideCached("fake", ev_, &r));
+  ASSERT_TRUE(d->DecideCached(p, ev_, &r));
   EXPECT_EQ(r.kind, PlainDecision::Kind::kDeny);
   EXPECT_EQ(r.errno_code, 1);
   EXPECT_EQ(fake_.requests(), 1) << "a hit sends nothing";
